@@ -1,0 +1,200 @@
+"""The processes of one lab: start them, watch them, kill, pause and restart them, and make
+sure none outlives the lab.
+
+Every service is a child process (``python -m orchestrator <service> --run-dir DIR
+--host NAME``) logging to ``logs/<name>.log``. Children are reaped on ``stop()``, on
+interpreter exit (``atexit``: a kernel restart) and, when this process is killed outright,
+by the children themselves: each one exits when its parent or the bus is gone.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator import rundir
+from orchestrator.config import BusConfig
+from orchestrator.messaging.blocking import BlockingClient
+from orchestrator.messaging.tap import TraceTap
+
+__all__ = ["Cluster", "Child", "LabError"]
+
+STOP_GRACE = 3.0      # seconds a child gets after SIGTERM before SIGKILL
+_live: "weakref.WeakSet[Cluster]" = weakref.WeakSet()
+
+
+class LabError(RuntimeError):
+    """Something about the lab's processes went wrong; the message says what to do."""
+
+
+@dataclass
+class Child:
+    """One service process of the lab."""
+
+    name: str                 # ``topic.host``, e.g. ``compute.compute1``
+    service: str
+    host: str
+    proc: subprocess.Popen
+    paused: bool = False
+    started: float = field(default_factory=time.time)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+class Cluster:
+    """Starts the bus first, then services; ``stop()`` reaps them all."""
+
+    def __init__(self, run_dir: str | os.PathLike | None = None,
+                 bus: BusConfig | None = None, config: dict[str, Any] | None = None):
+        self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="conductor-lab-"))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.bus_config = bus or BusConfig()
+        self.children: dict[str, Child] = {}
+        self.endpoints: dict[str, str] = {}
+        self._client: BlockingClient | None = None
+        sections = {"bus": self.bus_config.__dict__, **(config or {})}
+        rundir.update(self.run_dir, config=sections, path=str(self.run_dir),
+                      owner_pid=os.getpid())
+        _live.add(self)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> Cluster:
+        self.start_bus()
+        return self
+
+    def start_bus(self) -> Child:
+        """Start (or restart) the bus; a restarted bus binds the ports it had before."""
+        child = self.spawn("bus", "bus")
+        deadline = time.monotonic() + 20
+        while rundir.read(self.run_dir).get("bus", {}).get("pid") != child.pid:
+            if not child.alive() or time.monotonic() > deadline:
+                raise LabError(f"the bus did not start; see "
+                               f"{rundir.log_path(self.run_dir, 'bus')}")
+            time.sleep(0.02)
+        self.endpoints = rundir.read(self.run_dir)["endpoints"]
+        return child
+
+    def spawn(self, service: str, host: str, *, wait: bool = False,
+              timeout: float = 20.0) -> Child:
+        """Start ``python -m orchestrator service --host host``; optionally wait until it
+        has registered on the bus."""
+        name = f"{service}.{host}" if service != "bus" else "bus"
+        old = self.children.get(name)
+        if old is not None and old.alive():
+            raise LabError(f"{name} is already running (pid {old.pid})")
+        log = open(rundir.log_path(self.run_dir, name), "ab")
+        cmd = [sys.executable, "-m", "orchestrator", service,
+               "--run-dir", str(self.run_dir), "--host", host]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        log.close()
+        self.children[name] = child = Child(name, service, host, proc)
+        rundir.update(self.run_dir, pids={name: proc.pid})
+        if wait:
+            self.wait_registered(name, timeout, child)
+        return child
+
+    def wait_registered(self, name: str, timeout: float = 20.0,
+                        child: Child | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            peers = {p["identity"]: p for p in self.client().control("peers")}
+            if peers.get(name, {}).get("alive"):
+                return
+            if child is not None and not child.alive():
+                raise LabError(f"{name} exited with {child.proc.returncode}; "
+                               f"see {rundir.log_path(self.run_dir, name)}")
+            if time.monotonic() > deadline:
+                raise LabError(f"{name} did not register on the bus within {timeout}s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop every child (services first, the bus last) and reap them."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        order = sorted(self.children.values(), key=lambda c: c.service == "bus")
+        for child in order:
+            if child.paused and child.alive():
+                os.kill(child.pid, signal.SIGCONT)
+            if child.alive():
+                child.proc.terminate()
+        deadline = time.monotonic() + STOP_GRACE
+        for child in order:
+            try:
+                child.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+        _live.discard(self)
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- faults on processes --------------------------------------------------------------
+    def child(self, name: str) -> Child:
+        if name not in self.children:
+            raise LabError(f"no service {name!r}; known: {', '.join(sorted(self.children))}")
+        return self.children[name]
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Kill a service the hard way (a crash, not a shutdown)."""
+        child = self.child(name)
+        if child.alive():
+            child.proc.send_signal(sig)
+            child.proc.wait(10)
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP: the process hangs; its heartbeats stop; the bus marks it down."""
+        child = self.child(name)
+        os.kill(child.pid, signal.SIGSTOP)
+        child.paused = True
+
+    def resume(self, name: str) -> None:
+        child = self.child(name)
+        os.kill(child.pid, signal.SIGCONT)
+        child.paused = False
+
+    def restart(self, name: str, wait: bool = True) -> Child:
+        child = self.child(name)
+        if child.alive():
+            self.kill(name, signal.SIGTERM)
+        if child.service == "bus":
+            return self.start_bus()
+        return self.spawn(child.service, child.host, wait=wait)
+
+    # -- talking to the bus ---------------------------------------------------------------
+    def client(self) -> BlockingClient:
+        """The lab's own connection to the bus (for control and calls)."""
+        if self._client is None:
+            if not self.endpoints:
+                raise LabError("the lab is not started")
+            self._client = BlockingClient(self.endpoints["bus"], timeout=10)
+        return self._client
+
+    def tap(self, history: bool = True) -> TraceTap:
+        return TraceTap(self.endpoints["bus"], self.endpoints["trace"],
+                        history=history).start()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for cluster in list(_live):
+        cluster.stop()

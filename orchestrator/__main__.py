@@ -1,0 +1,35 @@
+"""``python -m orchestrator <service> --run-dir DIR [--host NAME]``: run one service."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import ConfigError
+from .service import configure_logging
+from .services import SERVICES, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orchestrator",
+                                     description="Run one Conductor Lab service.")
+    parser.add_argument("service", choices=sorted(SERVICES),
+                        help="; ".join(f"{s.name}: {s.doc}" for s in SERVICES.values()))
+    parser.add_argument("--run-dir", required=True, type=Path,
+                        help="the lab's run directory (holds lab.json)")
+    parser.add_argument("--host", default="", help="server name (default: the service name)")
+    args = parser.parse_args(argv)
+    if not args.run_dir.is_dir():
+        parser.error(f"run directory {args.run_dir} does not exist")
+    host = args.host or (args.service if args.service != "bus" else "bus")
+    configure_logging(f"{args.service}.{host}")
+    try:
+        run(args.service, args.run_dir, host)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

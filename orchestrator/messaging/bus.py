@@ -1,0 +1,349 @@
+"""The broker: every message between services passes through here, so the lab can see it,
+delay it, drop it, or hold it (zguide's broker with an "Espresso" tap on the side).
+
+One ROUTER socket for services, one PUB socket for the trace tap, both on 127.0.0.1 with
+ports the OS picks, written to ``lab.json``. The loop is short: poll, ``process_frame``
+for each frame, ``tick`` for timers (heartbeats, liveness, delayed deliveries, TTLs).
+Input is never trusted: a bad frame is counted, logged and dropped, and the loop goes on.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import os
+import signal
+import time
+from collections import Counter, deque
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+
+from .. import rundir
+from ..config import BusConfig
+from . import protocol
+from .faults import FaultError, FaultTable
+from .routing import RoutingTable
+
+__all__ = ["Bus", "BUS_IDENTITY", "TRACE_FILE"]
+
+log = logging.getLogger("orchestrator.bus")
+BUS_IDENTITY = "bus.bus"
+TRACE_FILE = "trace.jsonl"
+FLUSH_INTERVAL = 0.2          # trace.jsonl is flushed this often
+DRAIN_BATCH = 256             # frames handled per poll wake-up before timers run
+HISTORY_PAGE = 5000           # trace events per history reply
+LOG_EVERY = 100               # bad frames: log the first 10, then one in LOG_EVERY
+NOBLOCK = int(zmq.NOBLOCK)    # a plain int: enum flag arithmetic shows up in profiles
+
+
+class Bus:
+    """The message broker of one lab. ``start()`` binds, ``serve()`` runs until ``stop()``."""
+
+    def __init__(self, run_dir: str | os.PathLike, config: BusConfig | None = None, *,
+                 watch_parent: bool = True):
+        self.run_dir = Path(run_dir)
+        self.config = config or BusConfig()
+        self.routes = RoutingTable(self.config.dead_after, self.config.queue_limit)
+        self.faults = FaultTable(seed=self.config.seed, hop_delay=self.config.hop_delay)
+        self.stats: Counter[str] = Counter()
+        self.history: deque[dict[str, Any]] = deque(maxlen=self.config.history_size)
+        self._delayed: list[tuple[float, int, dict, bytes, str, str]] = []
+        self._held: list[tuple[dict, bytes, str]] = []
+        self._seq = 0
+        self._unpublished: list[dict[str, Any]] = []
+        self._running = False
+        self._parent = os.getppid() if watch_parent else None
+        self._ctx = zmq.Context()
+        self.router = self._ctx.socket(zmq.ROUTER)
+        self.pub = self._ctx.socket(zmq.PUB)
+        self._trace_file: Any = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> dict[str, str]:
+        """Bind both sockets on OS-chosen ports and publish them in ``lab.json``."""
+        for sock in (self.router, self.pub):
+            sock.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.router.setsockopt(zmq.MAXMSGSIZE, 16 * self.config.max_message_bytes)
+        self.router.setsockopt(zmq.SNDHWM, 100_000)
+        self.router.setsockopt(zmq.RCVHWM, 100_000)
+        self.pub.setsockopt(zmq.SNDHWM, 100_000)
+        before = rundir.read(self.run_dir).get("endpoints", {})
+        self.router.bind(before.get("bus", "tcp://127.0.0.1:0"))
+        self.pub.bind(before.get("trace", "tcp://127.0.0.1:0"))
+        endpoints = {"bus": self.router.getsockopt_string(zmq.LAST_ENDPOINT),
+                     "trace": self.pub.getsockopt_string(zmq.LAST_ENDPOINT)}
+        self._seq = _last_seq(self.run_dir / TRACE_FILE)
+        self._trace_file = open(self.run_dir / TRACE_FILE, "a", encoding="utf-8")
+        rundir.update(self.run_dir, endpoints=endpoints,
+                      bus={"pid": os.getpid(), "started": time.time()})
+        log.info("bus up: %s, trace tap %s", endpoints["bus"], endpoints["trace"])
+        return endpoints
+
+    def serve(self) -> None:
+        self._running = True
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        next_beat = next_flush = time.monotonic()
+        while self._running:
+            now = time.monotonic()
+            wake = min(next_beat, next_flush, self._delayed[0][0] if self._delayed else now + 1)
+            if poller.poll(max(0, int((wake - now) * 1000) + 1)):
+                for _ in range(DRAIN_BATCH):
+                    try:
+                        frames = self.router.recv_multipart(NOBLOCK, copy=True)
+                    except zmq.Again:
+                        break
+                    self.process_frame(frames)
+            now = time.monotonic()
+            self._deliver_due(now)
+            if now >= next_beat:
+                next_beat = now + self.config.heartbeat_interval
+                self.tick(time.time())
+            self._publish()
+            if now >= next_flush:
+                next_flush = now + FLUSH_INTERVAL
+                self._trace_file.flush()
+        self._close()
+
+    def stop(self, *_: Any) -> None:
+        self._running = False
+
+    def _close(self) -> None:
+        self._publish()
+        if self._trace_file:
+            self._trace_file.close()
+        self.router.close(0)
+        self.pub.close(0)
+        self._ctx.term()
+
+    # -- input --------------------------------------------------------------------------
+    def process_frame(self, frames: list[bytes]) -> None:
+        """One multipart message from the ROUTER: ``[identity, envelope]``."""
+        self.stats["received"] += 1
+        if len(frames) != 2:
+            return self._bad(frames[0] if frames else b"", "bad_frames",
+                             f"{len(frames) - 1} payload frames, expected 1")
+        ident, data = frames
+        try:
+            env = protocol.decode(data, self.config.max_message_bytes)
+        except protocol.ProtocolError as exc:
+            return self._bad(ident, exc.reason, str(exc))
+        src = ident.decode("utf-8", "replace")
+        if env["src"] != src:
+            return self._bad(ident, "bad_envelope", f"src {env['src']!r} is not the sender")
+        beat = env["kind"] == "control" and env["method"] in ("register", "heartbeat")
+        if (beat or src in self.routes.peers) and self.routes.seen(src, time.time()):
+            self._on_alive(src)
+        if env["kind"] == "control":
+            return self.process_control(env)
+        self.process_message(env, data)
+
+    def _bad(self, ident: bytes, reason: str, detail: str) -> None:
+        self.stats["bad_frames"] += 1
+        self.stats[f"bad.{reason}"] += 1
+        n = self.stats["bad_frames"]
+        if n <= 10 or n % LOG_EVERY == 0:
+            log.warning("dropped bad frame #%d from %r: %s", n, ident[:64], detail)
+
+    def process_control(self, env: dict[str, Any]) -> None:
+        method, args = env["method"], env["args"]
+        if method in ("register", "heartbeat"):
+            return
+        if method == "unregister":
+            self.routes.remove(env["src"])
+            return
+        handler = getattr(self, f"control_{method}", None)
+        if env["topic"] != protocol.CONTROL_TOPIC or handler is None:
+            return self._control_reply(env, error=ValueError(f"unknown control {method!r}"))
+        try:
+            result = handler(**args)
+        except Exception as exc:  # input from outside: answer with the error, never die
+            return self._control_reply(env, error=exc)
+        self._control_reply(env, result=result)
+
+    def _control_reply(self, env: dict[str, Any], **kw: Any) -> None:
+        reply = protocol.reply_to(env, BUS_IDENTITY, **kw)
+        self._send(env["src"], protocol.encode(reply))
+
+    # -- control requests (the lab's side) -----------------------------------------------
+    def control_history(self, since: int = 0, limit: int = HISTORY_PAGE) -> dict[str, Any]:
+        events = [e for e in self.history if e["seq"] > since][:max(1, min(limit, HISTORY_PAGE))]
+        return {"events": events, "last_seq": self._seq,
+                "oldest_seq": self.history[0]["seq"] if self.history else self._seq + 1}
+
+    def control_stats(self) -> dict[str, Any]:
+        return {"counters": dict(self.stats), "queued": self.routes.queued(),
+                "held": len(self._held), "delayed": len(self._delayed), "seq": self._seq}
+
+    def control_peers(self) -> list[dict[str, Any]]:
+        return self.routes.describe()
+
+    def control_get_faults(self) -> dict[str, Any]:
+        return self.faults.describe()
+
+    def control_set_faults(self, **spec: Any) -> dict[str, Any]:
+        try:
+            self.faults.configure(spec)
+        except FaultError as exc:
+            raise ValueError(str(exc)) from None
+        self._release_held()
+        return self.faults.describe()
+
+    def control_expired(self, call: dict[str, Any]) -> bool:
+        """A caller gave up on ``call`` (the envelope it sent): make the timeout visible."""
+        env = protocol.decode(protocol.encode(call))  # validates every field
+        self._trace(env, "expired", protocol.identity(env["topic"], env["server"]),
+                    0, "call timeout")
+        return True
+
+    # -- routing ------------------------------------------------------------------------
+    def process_message(self, env: dict[str, Any], data: bytes) -> None:
+        kind, topic, server = env["kind"], env["topic"], env["server"]
+        if kind == "reply" or server:
+            return self._dispatch(env, data, protocol.identity(topic, server))
+        if kind == "fanout":
+            targets = self.routes.live(topic)
+            if not targets:
+                self._trace(env, "dropped", topic, len(data), "no live servers")
+            for dst in targets:
+                self._dispatch(env, data, dst)
+            return
+        dst = self.routes.pick(topic)
+        if dst is None:
+            return self._queue(topic, env, data, "no live server")
+        self._dispatch(env, data, dst)
+
+    def _dispatch(self, env: dict[str, Any], data: bytes, dst: str) -> None:
+        """Apply faults on the link (src -> dst), then deliver, delay or hold."""
+        if not self.faults.active():
+            return self._deliver(env, data, dst)
+        decision = self.faults.decide(env["src"], dst, env["method"])
+        if decision.drop:
+            self.stats["dropped"] += 1
+            return self._trace(env, "dropped", dst, len(data), decision.drop)
+        if decision.hold:
+            self._held.append((env, data, dst))
+            return self._trace(env, "queued", dst, len(data), "held")
+        copies = ["", "duplicate"] if decision.duplicate else [""]
+        if decision.delay > 0:
+            self._trace(env, "delayed", dst, len(data), f"{decision.delay:.3f}s")
+            due = time.monotonic() + decision.delay
+            for reason in copies:
+                self._seq_push(due, env, data, dst, reason)
+            return
+        for reason in copies:
+            self._deliver(env, data, dst, reason)
+
+    def _seq_push(self, due: float, env: dict, data: bytes, dst: str, reason: str) -> None:
+        self.stats["delayed"] += 1
+        heapq.heappush(self._delayed, (due, self.stats["delayed"], env, data, dst, reason))
+
+    def _deliver(self, env: dict[str, Any], data: bytes, dst: str, reason: str = "") -> None:
+        if env["kind"] != "reply" and not self.routes.is_alive(dst):
+            return self._queue(dst, env, data, "receiver down")
+        if self._send(dst, data):
+            self.stats["routed"] += 1
+            return self._trace(env, "routed", dst, len(data), reason)
+        if env["kind"] == "reply":
+            self.stats["orphan_replies"] += 1
+            return self._trace(env, "dropped", dst, len(data), "caller gone")
+        self._queue(dst, env, data, "receiver unreachable")
+
+    def _send(self, dst: str, data: bytes) -> bool:
+        try:
+            self.router.send_multipart([dst.encode(), data], NOBLOCK)
+            return True
+        except zmq.ZMQError as exc:  # EHOSTUNREACH (not connected) or EAGAIN (pipe full)
+            log.debug("cannot send to %s: %s", dst, exc)
+            return False
+
+    def _queue(self, key: str, env: dict[str, Any], data: bytes, reason: str) -> None:
+        if self.routes.enqueue(key, (env, data), time.time()):
+            self.stats["queued"] += 1
+            return self._trace(env, "queued", key, len(data), reason)
+        self.stats["queue_overflow"] += 1
+        self.stats["dropped"] += 1
+        self._trace(env, "dropped", key, len(data), "queue full")
+
+    def _on_alive(self, identity: str) -> None:
+        """A server registered or came back: deliver what waited for it."""
+        log.info("%s is up", identity)
+        topic = identity.partition(".")[0]
+        for env, data in self.routes.take(identity):
+            self._deliver(env, data, identity)
+        for env, data in self.routes.take(topic):
+            self.process_message(env, data)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for env, data, dst in held:
+            if self.faults.held(env["src"], dst, env["method"]):
+                self._held.append((env, data, dst))
+            else:
+                self._deliver(env, data, dst)
+
+    def _deliver_due(self, now: float) -> None:
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, env, data, dst, reason = heapq.heappop(self._delayed)
+            self._deliver(env, data, dst, reason)
+
+    # -- timers -------------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        """Heartbeats out, dead peers marked, old queued casts expired, parent checked."""
+        for identity in self.routes.expire(now):
+            log.warning("%s missed heartbeats for %.1fs: down", identity, self.config.dead_after)
+        beat = protocol.encode(protocol.envelope("control", BUS_IDENTITY, "", "heartbeat"))
+        for peer in self.routes.peers.values():
+            self._send(peer.identity, beat)
+        if self.config.queue_ttl:
+            for key, (env, data) in self.routes.expire_queued(now, self.config.queue_ttl):
+                self.stats["expired"] += 1
+                self._trace(env, "expired", key, len(data), "queue ttl")
+        if self._parent is not None and os.getppid() != self._parent:
+            log.warning("parent process %d is gone: stopping", self._parent)
+            self.stop()
+
+    # -- the tap ------------------------------------------------------------------------
+    def _trace(self, env: dict[str, Any], phase: str, dst: str, size: int,
+               reason: str = "") -> None:
+        self._seq += 1
+        event = protocol.trace_event(self._seq, env, phase, dst, size, reason)
+        self.history.append(event)
+        self._unpublished.append(event)
+
+    def _publish(self) -> None:
+        """Send the events of one loop turn as one PUB frame and append them to the file."""
+        if self._unpublished:
+            events, self._unpublished = self._unpublished, []
+            self.pub.send(msgpack.packb(events), NOBLOCK)
+            self._trace_file.write("".join(protocol.trace_json(e) + "\n" for e in events))
+
+
+def _last_seq(path: Path) -> int:
+    """The last complete event's seq in an existing trace file (a restarted bus goes on)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 65536))
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return 0
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["seq"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return 0
+
+
+def run(run_dir: str, config: BusConfig) -> None:
+    """Entry point of ``python -m orchestrator bus``."""
+    bus = Bus(run_dir, config)
+    signal.signal(signal.SIGTERM, bus.stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    bus.start()
+    bus.serve()

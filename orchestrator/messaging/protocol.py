@@ -1,0 +1,236 @@
+"""The wire protocol of the lab's message bus. This docstring is the spec.
+
+Every message between services is one ZeroMQ frame holding one *envelope*, encoded with
+msgpack (never pickle). A service talks to the bus over a DEALER socket whose identity is
+``topic.server`` (``compute.compute2``); the bus is a ROUTER, so on the bus side a message
+arrives as ``[identity, envelope]``.
+
+Envelope (a msgpack map; every key is always present):
+
+=============  ======  ==========================================================
+key            type    meaning
+=============  ======  ==========================================================
+``v``          int     protocol version, :data:`VERSION`
+``kind``       str     ``cast | call | reply | fanout | notification | control``
+``msg_id``     str     unique per message (hex); a reply carries its own
+``reply_to``   str     for a reply: the ``msg_id`` of the call it answers; else ""
+``src``        str     the sender's identity, ``topic.server``
+``topic``      str     target topic (``conductor``, ``compute``)
+``server``     str     target server, or "" for "any live server of the topic"
+``method``     str     the remote method (``build_instances``)
+``args``       map     keyword arguments; msgpack-native values only
+``ctx``        map     context: ``request_id``, ``instance_uuid``, ``attempt`` (+ any)
+``sent``       float   unix time the sender sent it
+=============  ======  ==========================================================
+
+Kinds and their routing:
+
+- ``cast``: fire and forget. ``topic.server`` goes to that server; a bare ``topic``
+  round-robins over the topic's live servers. A cast to a receiver that is not connected
+  (or not alive) waits in a bounded queue at the bus and is delivered when it registers.
+- ``call``: routed like a cast; the receiver answers with a ``reply``. The caller waits up
+  to its timeout and then raises :class:`MessagingTimeout`.
+- ``reply``: ``topic``/``server`` name the caller; ``args`` is ``{"result": value}`` or
+  ``{"error": {"type": name, "message": text}}``, which the caller raises as
+  :class:`RemoteError`. A reply whose caller is gone is counted and dropped.
+- ``fanout``: delivered to every live server of ``topic``.
+- ``notification``: one-way event to a topic (like a cast, never queued by a server).
+- ``control``: between a peer and the bus itself (``topic == "bus"``): ``register``,
+  ``heartbeat``, ``unregister``, and the lab's requests (``history``, ``stats``,
+  ``set_faults``, ``peers``, ``expired``). The bus answers requests with a ``reply``.
+  Control messages are not traced.
+
+Liveness: a server sends ``register`` once, then ``heartbeat`` every
+``heartbeat_interval`` seconds; the bus sends ``heartbeat`` back, so each side knows
+when the other is gone. A server missing for ``dead_after`` seconds is *down*: casts to
+it queue, round-robin skips it.
+
+Trace events (the tap). For every message the bus publishes a trace event on its PUB
+socket and appends it as one JSON line to ``trace.jsonl``. A PUB frame (topic-less) is a
+msgpack array of the events of one turn of the bus's loop, in ``seq`` order. Fields, the contract for the dashboard, notebooks, exports and tests:
+
+=================  =====  =====================================================
+field              type   meaning
+=================  =====  =====================================================
+``seq``            int    position in this bus's event stream, from 1
+``ts``             float  unix seconds when the bus decided the message's fate
+``kind``           str    the envelope's kind
+``phase``          str    ``routed | queued | dropped | delayed | expired``
+``src``            str    sender, ``topic.server``
+``dst``            str    receiver, ``topic.server`` (or the bare topic if none yet)
+``topic``          str    target topic
+``method``         str    the method
+``msg_id``         str    the message's id; a call and its reply share it:
+``reply_to``       str    a reply's ``reply_to`` is its call's ``msg_id``
+``request_id``     str    from ``ctx``
+``instance_uuid``  str    from ``ctx``
+``attempt``        int    from ``ctx`` (0 when absent)
+``bytes``          int    size of the encoded envelope
+``reason``         str    why a message was dropped/delayed/queued/expired; "" if routed
+=================  =====  =====================================================
+
+A message may produce several events as its fate unfolds (``queued`` then ``routed``;
+``delayed`` then ``routed``); a delivered message ends with one ``routed`` event per
+receiver (a duplicated one with a second, ``reason="duplicate"``). ``expired`` marks a
+queued cast that outlived the queue's TTL, or a call whose caller gave up (the caller
+tells the bus, so the timeout is visible in the trace).
+
+Only :func:`encode` and :func:`decode` touch bytes; nothing else builds frames by hand.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from json.encoder import encode_basestring as _esc
+from typing import Any
+
+import msgpack
+
+__all__ = [
+    "VERSION", "KINDS", "CONTROL_TOPIC", "MAX_MESSAGE_BYTES", "ENVELOPE_FIELDS",
+    "TRACE_FIELDS", "PHASES", "ProtocolError", "MessagingTimeout", "RemoteError",
+    "envelope", "reply_to", "encode", "decode", "identity", "split_identity",
+    "trace_event", "trace_json", "new_id",
+]
+
+VERSION = 1
+KINDS = frozenset({"cast", "call", "reply", "fanout", "notification", "control"})
+PHASES = ("routed", "queued", "dropped", "delayed", "expired")
+CONTROL_TOPIC = "bus"
+MAX_MESSAGE_BYTES = 1 << 20
+
+ENVELOPE_FIELDS: dict[str, frozenset[type]] = {
+    "v": frozenset({int}), "kind": frozenset({str}), "msg_id": frozenset({str}),
+    "reply_to": frozenset({str}), "src": frozenset({str}), "topic": frozenset({str}),
+    "server": frozenset({str}), "method": frozenset({str}), "args": frozenset({dict}),
+    "ctx": frozenset({dict}), "sent": frozenset({float, int}),
+}
+_FIELD_CHECKS = tuple(ENVELOPE_FIELDS.items())
+_ids = itertools.count(1)
+_id_prefix = os.urandom(6).hex()
+TRACE_FIELDS = (
+    "seq", "ts", "kind", "phase", "src", "dst", "topic", "method", "msg_id", "reply_to",
+    "request_id", "instance_uuid", "attempt", "bytes", "reason",
+)
+
+
+class ProtocolError(ValueError):
+    """A frame that is not a valid envelope. ``reason`` is a short code the bus counts by:
+    ``oversized``, ``not_msgpack``, ``bad_envelope``, ``bad_version``, ``unknown_kind``."""
+
+    def __init__(self, message: str, reason: str = "bad_envelope"):
+        super().__init__(message)
+        self.reason = reason
+
+
+class MessagingTimeout(TimeoutError):
+    """A call got no reply within its timeout (oslo.messaging's name)."""
+
+
+class RemoteError(Exception):
+    """The remote method raised; carries the remote exception's type name and message."""
+
+    def __init__(self, exc_type: str, message: str):
+        super().__init__(f"{exc_type}: {message}")
+        self.exc_type = exc_type
+        self.message = message
+
+
+def new_id() -> str:
+    """A message id unique across processes: a random per-process prefix and a counter
+    (as cheap as it gets: the bus's hot path builds many)."""
+    return f"{_id_prefix}{next(_ids):x}"
+
+
+def envelope(kind: str, src: str, topic: str, method: str, *, server: str = "",
+             args: dict[str, Any] | None = None, ctx: dict[str, Any] | None = None,
+             reply_to: str = "", msg_id: str | None = None) -> dict[str, Any]:
+    """Build an envelope (a plain dict) with every field present."""
+    if kind not in KINDS:
+        raise ProtocolError(f"unknown kind {kind!r}", "unknown_kind")
+    return {
+        "v": VERSION, "kind": kind, "msg_id": msg_id or new_id(),
+        "reply_to": reply_to, "src": src, "topic": topic, "server": server,
+        "method": method, "args": args or {}, "ctx": ctx or {}, "sent": time.time(),
+    }
+
+
+def reply_to(call: dict[str, Any], src: str, *, result: Any = None,
+             error: BaseException | None = None) -> dict[str, Any]:
+    """The reply envelope answering ``call``: addressed back to the caller's identity."""
+    topic, server = split_identity(call["src"])
+    if error is not None:
+        args = {"error": {"type": type(error).__name__, "message": str(error)}}
+    else:
+        args = {"result": result}
+    return envelope("reply", src, topic, call["method"], server=server, args=args,
+                    ctx=call["ctx"], reply_to=call["msg_id"])
+
+
+def encode(env: dict[str, Any]) -> bytes:
+    """Envelope -> bytes. Raises ProtocolError if a value is not msgpack-native."""
+    try:
+        return msgpack.packb(env, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ProtocolError(f"cannot encode envelope: {exc}") from exc
+
+
+def decode(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
+    """Bytes -> a validated envelope. Raises ProtocolError on anything else."""
+    if len(data) > max_bytes:
+        raise ProtocolError(f"oversized message: {len(data)} > {max_bytes} bytes",
+                            "oversized")
+    try:
+        env = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises many types for garbage
+        raise ProtocolError(f"not msgpack: {type(exc).__name__}", "not_msgpack") from None
+    if not isinstance(env, dict):
+        raise ProtocolError(f"envelope is a {type(env).__name__}, not a map")
+    if env.get("v") != VERSION:
+        raise ProtocolError(f"protocol version {env.get('v')!r} != {VERSION}", "bad_version")
+    for key, types in _FIELD_CHECKS:
+        if type(env.get(key)) not in types:  # exact types: msgpack makes no subclasses
+            raise ProtocolError(f"field {key!r} missing or of the wrong type")
+    if env["kind"] not in KINDS:
+        raise ProtocolError(f"unknown kind {env['kind']!r}", "unknown_kind")
+    return env
+
+
+def identity(topic: str, server: str) -> str:
+    """The ``topic.server`` name a service registers under."""
+    return f"{topic}.{server}" if server else topic
+
+
+def split_identity(name: str) -> tuple[str, str]:
+    """``compute.compute2`` -> (``compute``, ``compute2``); ``conductor`` -> (``conductor``, "")."""
+    topic, _, server = name.partition(".")
+    return topic, server
+
+
+def trace_event(seq: int, env: dict[str, Any], phase: str, dst: str, size: int,
+                reason: str = "", ts: float | None = None) -> dict[str, Any]:
+    """One trace event in the schema above."""
+    ctx = env["ctx"]
+    attempt = ctx.get("attempt", 0)
+    return {
+        "seq": seq, "ts": time.time() if ts is None else ts, "kind": env["kind"],
+        "phase": phase, "src": env["src"], "dst": dst, "topic": env["topic"],
+        "method": env["method"], "msg_id": env["msg_id"], "reply_to": env["reply_to"],
+        "request_id": str(ctx.get("request_id") or ""),
+        "instance_uuid": str(ctx.get("instance_uuid") or ""),
+        "attempt": attempt if isinstance(attempt, int) else 0,
+        "bytes": size, "reason": reason,
+    }
+
+
+def trace_json(e: dict[str, Any]) -> str:
+    """One trace event as a JSON line (no newline): the schema's fields in order. A
+    hand-built formatter, 3x faster than ``json.dumps`` on the bus's hot path."""
+    return (f'{{"seq":{e["seq"]:d},"ts":{e["ts"]!r},"kind":{_esc(e["kind"])},'
+            f'"phase":{_esc(e["phase"])},"src":{_esc(e["src"])},"dst":{_esc(e["dst"])},'
+            f'"topic":{_esc(e["topic"])},"method":{_esc(e["method"])},'
+            f'"msg_id":{_esc(e["msg_id"])},"reply_to":{_esc(e["reply_to"])},'
+            f'"request_id":{_esc(e["request_id"])},'
+            f'"instance_uuid":{_esc(e["instance_uuid"])},"attempt":{e["attempt"]:d},'
+            f'"bytes":{e["bytes"]:d},"reason":{_esc(e["reason"])}}}')

@@ -1,0 +1,144 @@
+"""The trace tap's subscriber: every trace event of a bus, history first, then live, with
+no gap and no duplicate.
+
+A PUB/SUB subscriber misses what was published before it joined (zguide's "slow
+joiner"), so ``TraceTap`` subscribes first, then pages the bus's history (``control
+history``) and from then on takes live events, filling any gap in ``seq`` from the
+history again. Events are kept in order in ``events``; ``wait_for(predicate)`` blocks
+until one matches, so tests wait for events instead of sleeping. The tap runs on its own
+thread and never prints.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+import msgpack
+import zmq
+
+from .blocking import BlockingClient
+
+__all__ = ["TraceTap"]
+
+log = logging.getLogger("orchestrator.tap")
+Event = dict[str, Any]
+
+
+class TraceTap:
+    def __init__(self, bus_endpoint: str, trace_endpoint: str, *, history: bool = True,
+                 max_events: int = 1_000_000):
+        self.bus_endpoint = bus_endpoint
+        self.trace_endpoint = trace_endpoint
+        self.history = history
+        self.max_events = max_events
+        self.events: list[Event] = []
+        self.last_seq = 0
+        self.error: str = ""
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trace-tap", daemon=True)
+        self._listeners: list[Callable[[Event], None]] = []
+
+    def start(self, timeout: float = 10.0) -> TraceTap:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"trace tap not ready after {timeout}s: {self.error}")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def subscribe(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener(event)`` on the tap thread for each new event (keep it short)."""
+        self._listeners.append(listener)
+
+    def snapshot(self, since: int = 0) -> list[Event]:
+        with self._cond:
+            return [e for e in self.events if e["seq"] > since] if since else list(self.events)
+
+    def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 10.0,
+                 since: int = 0) -> Event:
+        """The first event after ``since`` matching ``predicate``; TimeoutError if none."""
+        deadline = time.monotonic() + timeout
+        checked = 0
+        with self._cond:
+            while True:
+                for event in self.events[checked:]:
+                    if event["seq"] > since and predicate(event):
+                        return event
+                checked = len(self.events)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no matching trace event within {timeout}s")
+                self._cond.wait(left)
+
+    def wait_seq(self, seq: int, timeout: float = 10.0) -> None:
+        """Block until every event up to ``seq`` has arrived."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.last_seq < seq:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"trace seq {seq} not reached in {timeout}s")
+                self._cond.wait(left)
+
+    # -- the thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        ctx = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.RCVHWM, 1_000_000)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(self.trace_endpoint)
+        client = BlockingClient(self.bus_endpoint, timeout=5.0)
+        try:
+            if self.history:
+                self._fill(client)
+            else:
+                self.last_seq = client.control("stats")["seq"]
+            self._ready.set()
+            while not self._stop.is_set():
+                if not sub.poll(100):
+                    continue
+                while True:
+                    try:
+                        events = msgpack.unpackb(sub.recv(zmq.NOBLOCK))
+                    except zmq.Again:
+                        break
+                    if events and events[0]["seq"] > self.last_seq + 1 and self.history:
+                        self._fill(client)
+                    self._add(events)
+        except Exception as exc:  # keep the error for the lab to show; never print
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("trace tap stopped")
+        finally:
+            self._ready.set()
+            client.close()
+            sub.close(0)
+            ctx.term()
+
+    def _fill(self, client: BlockingClient) -> None:
+        """Page history from the bus until we are level with it."""
+        while True:
+            page = client.control("history", since=self.last_seq)
+            self._add(page["events"])
+            if not page["events"] or self.last_seq >= page["last_seq"]:
+                return
+
+    def _add(self, events: list[Event]) -> None:
+        fresh = [e for e in events if e["seq"] > self.last_seq]
+        if not fresh:
+            return
+        with self._cond:
+            self.events.extend(fresh)
+            if len(self.events) > self.max_events:
+                del self.events[: len(self.events) - self.max_events]
+            self.last_seq = fresh[-1]["seq"]
+            self._cond.notify_all()
+        for event in fresh:
+            for listener in self._listeners:
+                listener(event)

@@ -1,0 +1,161 @@
+"""A service's connection to the bus (asyncio): one DEALER socket named ``topic.server``.
+
+It registers, heartbeats every ``heartbeat_interval``, matches replies to waiting calls,
+hands every request to the server's dispatcher, and ends its ``run()`` when the bus has
+been silent for ``bus_timeout`` or when the process that started it has died, so no
+service outlives its lab.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any, Awaitable, Callable
+
+import zmq
+import zmq.asyncio
+
+from ..config import BusConfig
+from . import protocol
+
+__all__ = ["Transport"]
+
+log = logging.getLogger("orchestrator.transport")
+REPLY_MAX_BYTES = 64 << 20   # replies (history pages) may be larger than requests
+DRAIN_BATCH = 256            # messages taken per event-loop wake-up
+
+# A handler runs a request at once; if it needs to wait it returns an awaitable, which
+# the transport runs as its own task.
+Handler = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+
+class Transport:
+    def __init__(self, endpoint: str, topic: str, server: str,
+                 config: BusConfig | None = None, *, watch_parent: bool = True):
+        self.endpoint = endpoint
+        self.topic, self.server = topic, server
+        self.identity = protocol.identity(topic, server)
+        self.config = config or BusConfig()
+        self.orphan_replies = 0
+        self.handler: Handler | None = None
+        self._pending: dict[str, asyncio.Future] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._parent = os.getppid() if watch_parent else None
+        self._ctx = zmq.asyncio.Context()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SNDHWM, 100_000)
+        self._sock.setsockopt(zmq.RCVHWM, 100_000)
+        self._sock.setsockopt_string(zmq.IDENTITY, self.identity)
+        self._sock.connect(endpoint)
+        self._last_bus = time.monotonic()
+        self._stopped = asyncio.Event()
+        self.stop_reason = ""
+
+    # -- sending ------------------------------------------------------------------------
+    def send(self, env: dict[str, Any]) -> None:
+        """Send an envelope now; never blocks (the bus queues for absent receivers)."""
+        self._sock.send(protocol.encode(env), zmq.NOBLOCK)
+
+    def envelope(self, kind: str, topic: str, method: str, **kw: Any) -> dict[str, Any]:
+        return protocol.envelope(kind, self.identity, topic, method, **kw)
+
+    async def call(self, env: dict[str, Any], timeout: float | None = None) -> Any:
+        """Send a call and wait for its reply. Raises MessagingTimeout or RemoteError."""
+        timeout = self.config.call_timeout if timeout is None else timeout
+        future = asyncio.get_running_loop().create_future()
+        self._pending[env["msg_id"]] = future
+        try:
+            self.send(env)
+            reply = await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            self.send(self.envelope("control", protocol.CONTROL_TOPIC, "expired",
+                                    args={"call": env}))
+            raise protocol.MessagingTimeout(
+                f"no reply to {env['topic']}.{env['method']} within {timeout}s") from None
+        finally:
+            self._pending.pop(env["msg_id"], None)
+        return result_of(reply)
+
+    # -- receiving ----------------------------------------------------------------------
+    async def run(self) -> str:
+        """Serve until ``stop()``, the bus is lost, or the parent dies; returns why."""
+        self.send(self.envelope("control", protocol.CONTROL_TOPIC, "register"))
+        receiver = asyncio.create_task(self._receive())
+        watchdog = asyncio.create_task(self._watchdog())
+        await self._stopped.wait()
+        for task in (receiver, watchdog, *self._tasks):
+            task.cancel()
+        await asyncio.gather(receiver, watchdog, *self._tasks, return_exceptions=True)
+        try:
+            self.send(self.envelope("control", protocol.CONTROL_TOPIC, "unregister"))
+        except zmq.ZMQError:
+            pass
+        self._sock.close(0)
+        self._ctx.term()
+        return self.stop_reason
+
+    def stop(self, reason: str = "stopped") -> None:
+        if not self._stopped.is_set():
+            self.stop_reason = reason
+            self._stopped.set()
+
+    async def _receive(self) -> None:
+        # Wait on the asyncio socket, then drain what else is ready through a plain
+        # shadow of the same socket: one event-loop wake-up per burst, not per message.
+        drain = zmq.Socket.shadow(self._sock.underlying)
+        while True:
+            batch = [await self._sock.recv()]
+            for _ in range(DRAIN_BATCH):
+                try:
+                    batch.append(drain.recv(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+            self._last_bus = time.monotonic()
+            for data in batch:
+                self._process(data)
+
+    def _process(self, data: bytes) -> None:
+        try:
+            env = protocol.decode(data, REPLY_MAX_BYTES)
+        except protocol.ProtocolError as exc:
+            log.warning("dropped a bad frame from the bus: %s", exc)
+            return
+        kind = env["kind"]
+        if kind == "reply":
+            future = self._pending.get(env["reply_to"])
+            if future is None or future.done():
+                self.orphan_replies += 1
+                log.info("reply to %s arrived after its caller gave up", env["reply_to"])
+            else:
+                future.set_result(env)
+        elif kind != "control" and self.handler is not None:
+            pending = self.handler(env)
+            if pending is not None:  # the handler needs the loop: give it a task
+                task = asyncio.create_task(pending)
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _watchdog(self) -> None:
+        beat = self.config.heartbeat_interval
+        while True:
+            await asyncio.sleep(beat)
+            self.send(self.envelope("control", protocol.CONTROL_TOPIC, "heartbeat"))
+            silent = time.monotonic() - self._last_bus
+            if silent > self.config.bus_timeout:
+                log.error("no word from the bus for %.1fs: exiting", silent)
+                self.stop("bus lost")
+            if self._parent is not None and os.getppid() != self._parent:
+                log.error("parent process %d is gone: exiting", self._parent)
+                self.stop("parent gone")
+
+
+def result_of(reply: dict[str, Any]) -> Any:
+    """The value a reply carries, or its remote error raised as RemoteError."""
+    args = reply["args"]
+    error = args.get("error")
+    if error is not None:
+        raise protocol.RemoteError(str(error.get("type", "Exception")),
+                                   str(error.get("message", "")))
+    return args.get("result")

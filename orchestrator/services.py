@@ -1,0 +1,39 @@
+"""The table of services a lab can start: one explicit entry per ``python -m orchestrator
+<service>``; no directory scanning, no entry-point magic."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["ServiceSpec", "SERVICES", "run"]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    topic: str
+    doc: str
+    main: Callable[[Path, str], object]
+
+
+def _bus(run_dir: Path, host: str) -> object:
+    from .messaging import bus
+    from .service import load_bus_config
+    return bus.run(str(run_dir), load_bus_config(run_dir))
+
+
+def _echo(run_dir: Path, host: str) -> object:
+    from .echo import EchoManager
+    from .service import run_service
+    return run_service(run_dir, "echo", host, EchoManager)
+
+
+SERVICES: dict[str, ServiceSpec] = {spec.name: spec for spec in (
+    ServiceSpec("bus", "bus", "the message broker and trace tap", _bus),
+    ServiceSpec("echo", "echo", "a test double: echo, fail, sleep, record", _echo),
+)}
+
+
+def run(name: str, run_dir: Path, host: str) -> object:
+    return SERVICES[name].main(run_dir, host)

@@ -1,0 +1,71 @@
+"""Shared fixtures. Every lab gets its own run directory under pytest's tmp_path and its
+own OS-chosen ports, so tests run in parallel (pytest-xdist); every process a test starts
+is reaped when the test ends, passed or failed."""
+from __future__ import annotations
+
+import os
+import signal
+from typing import Callable, Iterator
+
+import pytest
+
+from lab.cluster import Cluster
+from orchestrator.config import BusConfig
+
+# Liveness fast enough that death is noticed within a second, slow enough for 2 cores.
+FAST_BUS = dict(heartbeat_interval=0.1, dead_after=0.6, bus_timeout=3.0, call_timeout=5.0)
+
+
+@pytest.fixture
+def bus_config() -> BusConfig:
+    return BusConfig(**FAST_BUS)
+
+
+@pytest.fixture
+def make_cluster(tmp_path) -> Iterator[Callable[..., Cluster]]:
+    """``make_cluster(**bus_options)`` -> a started Cluster (bus only) in its own dir."""
+    made: list[Cluster] = []
+
+    def make(name: str = "lab", **options) -> Cluster:
+        cluster = Cluster(tmp_path / name, bus=BusConfig(**{**FAST_BUS, **options}))
+        made.append(cluster)
+        return cluster.start()
+
+    yield make
+    for cluster in made:
+        pids = [c.pid for c in cluster.children.values()]
+        cluster.stop()
+        for pid in pids:  # stop() must have reaped them all
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+
+
+@pytest.fixture
+def cluster(make_cluster) -> Cluster:
+    return make_cluster()
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1].startswith("Z")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+@pytest.fixture
+def pid_gone() -> Callable[[int], bool]:
+    """``pid_gone(pid)``: True when the process no longer exists (or is a zombie)."""
+    return _pid_gone
+
+
+@pytest.fixture
+def reap_pids() -> Iterator[list[int]]:
+    """Append pids a test starts outside a Cluster; they are SIGKILLed at teardown."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -2,6 +2,8 @@
 Imports go one way: notebooks -> lab -> orchestrator."""
 from __future__ import annotations
 
+from .client import ApiClient, ApiError
 from .cluster import Child, Cluster, LabError
+from .lab import Lab
 
-__all__ = ["Child", "Cluster", "LabError"]
+__all__ = ["ApiClient", "ApiError", "Child", "Cluster", "Lab", "LabError"]

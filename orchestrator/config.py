@@ -1,13 +1,19 @@
-"""Configuration, defined once: every tunable of the bus lives in one dataclass, written
-to the run directory's ``lab.json`` by whoever starts the lab and read back by every
-service, so all processes of one lab agree."""
+"""Configuration, defined once: every tunable lives in one of two dataclasses, written to
+the run directory's ``lab.json`` by whoever starts the lab and read back by every
+service, so all processes of one lab agree. ``BusConfig`` is the message bus;
+``LabConfig`` is the cloud (computes, flavors, the workflow switches, timings).
+
+Timings come from a *preset*, ``fast`` (no artificial delays: tests, benchmarks) or
+``demo`` (a hop ~0.3 s, a build step ~0.5 s: watchable in a classroom), scaled by one
+``speed`` factor (2.0 = twice as fast)."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BusConfig", "ConfigError", "from_dict"]
+__all__ = ["BusConfig", "LabConfig", "ConfigError", "from_dict", "FLAVORS", "PRESETS",
+           "FILTERS", "WEIGHERS", "RUNTIME_OPTIONS"]
 
 
 class ConfigError(ValueError):
@@ -51,3 +57,99 @@ def from_dict(cls: type, data: dict[str, Any] | None) -> Any:
         raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}; "
                           f"known: {', '.join(sorted(known))}")
     return cls(**data)
+
+
+# Nova's classic flavors: name -> (vcpus, memory_mb, root_gb).
+FLAVORS: dict[str, dict[str, int]] = {
+    "m1.tiny": {"id": 1, "vcpus": 1, "memory_mb": 512, "root_gb": 1},
+    "m1.small": {"id": 2, "vcpus": 1, "memory_mb": 2048, "root_gb": 20},
+    "m1.medium": {"id": 3, "vcpus": 2, "memory_mb": 4096, "root_gb": 40},
+    "m1.large": {"id": 4, "vcpus": 4, "memory_mb": 8192, "root_gb": 80},
+}
+FILTERS = ("ComputeFilter", "AvailabilityZoneFilter", "RamFilter", "CoreFilter",
+           "DiskFilter", "RetryFilter")
+WEIGHERS = ("RAMWeigher", "BuildFailureWeigher")
+# Seconds, before the speed factor. report_interval/service_down_time follow Nova's
+# ratio (10 s / 60 s) scaled down so a killed compute is noticed during a lesson.
+PRESETS: dict[str, dict[str, float]] = {
+    "fast": {"hop_delay": 0.0, "step_time": 0.0, "report_interval": 0.5,
+             "service_down_time": 3.0, "build_timeout": 10.0, "scheduler_timeout": 5.0},
+    "demo": {"hop_delay": 0.3, "step_time": 0.5, "report_interval": 2.0,
+             "service_down_time": 10.0, "build_timeout": 60.0, "scheduler_timeout": 15.0},
+}
+# What ``Lab.configure`` may change while the lab runs.
+RUNTIME_OPTIONS = ("flow", "local_mode", "alternates", "max_attempts", "filters",
+                   "weighers", "ram_weight_multiplier", "build_failure_weight_multiplier")
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """The simulated cloud. Options in RUNTIME_OPTIONS can change while it runs."""
+
+    computes: int = 3
+    vcpus: int = 8                       # per compute
+    memory_mb: int = 16384
+    local_gb: int = 200
+    availability_zones: tuple[str, ...] = ("nova",)   # computes take them in turn
+    cpu_allocation_ratio: float = 1.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
+    max_attempts: int = 3                # Nova's [scheduler] max_attempts
+    flow: str = "conductor"              # "conductor" (the new process) or "legacy"
+    local_mode: bool = False             # the API runs the conductor's build task
+    alternates: bool = False             # select_destinations returns alternate hosts
+    filters: tuple[str, ...] = FILTERS
+    weighers: tuple[str, ...] = WEIGHERS
+    ram_weight_multiplier: float = 1.0   # negative stacks instead of spreading
+    build_failure_weight_multiplier: float = 1000000.0
+    seed: int = 0
+    preset: str = "fast"
+    speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        for key in ("filters", "weighers", "availability_zones"):  # JSON gives lists
+            if isinstance(getattr(self, key), list):
+                object.__setattr__(self, key, tuple(getattr(self, key)))
+        if self.flow not in ("conductor", "legacy"):
+            raise ConfigError(f"flow must be 'conductor' or 'legacy', not {self.flow!r}")
+        if self.preset not in PRESETS:
+            raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
+        for name in ("computes", "vcpus", "memory_mb", "local_gb", "max_attempts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, not {value!r}")
+        if not 0 < self.speed <= 100:
+            raise ConfigError(f"speed must be in (0, 100], not {self.speed!r}")
+        for name in ("local_mode", "alternates"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false")
+        unknown = [f for f in self.filters if f not in FILTERS]
+        if unknown:
+            raise ConfigError(f"unknown filter(s) {unknown}; known: {', '.join(FILTERS)}")
+        unknown = [w for w in self.weighers if w not in WEIGHERS]
+        if unknown:
+            raise ConfigError(f"unknown weigher(s) {unknown}; known: {', '.join(WEIGHERS)}")
+        if not self.availability_zones:
+            raise ConfigError("availability_zones needs at least one zone")
+
+    def timing(self, name: str) -> float:
+        """A duration from the preset, divided by ``speed``."""
+        return PRESETS[self.preset][name] / self.speed
+
+    def compute_names(self) -> list[str]:
+        return [f"compute{i + 1}" for i in range(self.computes)]
+
+    def zone_of(self, host: str) -> str:
+        index = int(host.removeprefix("compute") or 1) - 1
+        return self.availability_zones[index % len(self.availability_zones)]
+
+    def replace(self, **changes: Any) -> "LabConfig":
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}

@@ -29,8 +29,25 @@ def _echo(run_dir: Path, host: str) -> object:
     return run_service(run_dir, "echo", host, EchoManager)
 
 
+def _manager(topic: str, module: str, cls: str) -> Callable[[Path, str], object]:
+    def main(run_dir: Path, host: str) -> object:
+        import importlib
+        from .service import run_service
+        factory = getattr(importlib.import_module(module, __package__), cls)
+        return run_service(run_dir, topic, host, factory)
+    return main
+
+
 SERVICES: dict[str, ServiceSpec] = {spec.name: spec for spec in (
     ServiceSpec("bus", "bus", "the message broker and trace tap", _bus),
+    ServiceSpec("api", "api", "Compute API v2.1 over HTTP (tornado)",
+                _manager("api", ".api.manager", "ApiManager")),
+    ServiceSpec("conductor", "conductor", "build_instances workflow and database proxy",
+                _manager("conductor", ".conductor.manager", "ConductorManager")),
+    ServiceSpec("scheduler", "scheduler", "select_destinations: filters and weighers",
+                _manager("scheduler", ".scheduler.manager", "SchedulerManager")),
+    ServiceSpec("compute", "compute", "build_and_run_instance on a simulated hypervisor",
+                _manager("compute", ".compute.manager", "ComputeManager")),
     ServiceSpec("echo", "echo", "a test double: echo, fail, sleep, record", _echo),
 )}
 

@@ -133,9 +133,14 @@ class Transport:
         elif kind != "control" and self.handler is not None:
             pending = self.handler(env)
             if pending is not None:  # the handler needs the loop: give it a task
-                task = asyncio.create_task(pending)
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self.spawn(pending)
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
+        """Run ``coro`` as a task that ``stop()`` cancels (handlers, periodic jobs)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _watchdog(self) -> None:
         beat = self.config.heartbeat_interval

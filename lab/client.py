@@ -1,0 +1,69 @@
+"""A small HTTP client for the lab's Compute API (urllib only: nothing to install).
+Each response records how long the API took, because the seed's argument is about the
+API's response time."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ApiClient", "ApiError", "Response"]
+
+
+class ApiError(RuntimeError):
+    """The API answered with an error (Nova's shape: ``{"badRequest": {...}}``)."""
+
+    def __init__(self, status: int, body: Any):
+        detail = next(iter(body.values())) if isinstance(body, dict) and body else body
+        message = detail.get("message") if isinstance(detail, dict) else str(detail)
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.body = body
+        self.message = message
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    elapsed: float          # seconds from sending the request to the full answer
+    headers: dict[str, str]
+
+
+class ApiClient:
+    def __init__(self, base_url: str, timeout: float = 30.0):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: Any = None, *,
+                raw: bytes | None = None, check: bool = True) -> Response:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        req = urllib.request.Request(f"{self.base_url}/v2.1{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json",
+                                              "Accept": "application/json"})
+        start = time.perf_counter()
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                status, payload, headers = resp.status, resp.read(), dict(resp.headers)
+        except urllib.error.HTTPError as err:
+            status, payload, headers = err.code, err.read(), dict(err.headers)
+        elapsed = time.perf_counter() - start
+        try:
+            parsed = json.loads(payload) if payload else None
+        except ValueError:
+            parsed = payload.decode("utf-8", "replace")
+        if check and status >= 400:
+            raise ApiError(status, parsed)
+        return Response(status, parsed, elapsed, headers)
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path).body
+
+    def post(self, path: str, body: Any) -> Response:
+        return self.request("POST", path, body)
+
+    def delete(self, path: str) -> Response:
+        return self.request("DELETE", path)

@@ -1,0 +1,124 @@
+"""The API service's logic, behind the HTTP handlers: create servers and hand the build
+over the way the configured flow says.
+
+- conductor flow: **cast** ``conductor.build_instances`` and answer 202 at once;
+- ``local_mode``: run the conductor's build task here (it *calls* the scheduler), so the
+  202 waits for scheduling: the API's response time shows the seed's point;
+- legacy flow: **cast** ``scheduler.run_instance`` (the seed's old process).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import tornado.httpserver
+import tornado.netutil
+
+from .. import rundir
+from ..compute.rpcapi import ComputeAPI
+from ..conductor.rpcapi import ConductorAPI
+from ..conductor.tasks.build import BuildTask
+from ..manager import Manager, record_error
+from ..messaging.transport import Transport
+from ..scheduler.rpcapi import SchedulerAPI
+
+__all__ = ["ApiManager", "Conflict"]
+
+log = logging.getLogger("orchestrator.api")
+
+
+class Conflict(Exception):
+    """HTTP 409: the request conflicts with the instance's state."""
+
+
+class ApiManager(Manager):
+    binary = "api"
+
+    def __init__(self, transport: Transport, run_dir: Path, host: str):
+        super().__init__(transport, run_dir, host)
+        self.conductor = ConductorAPI(transport)
+        self.scheduler = SchedulerAPI(transport)
+        self.compute = ComputeAPI(transport)
+        self.local_build = BuildTask(self.db, self.scheduler, self.compute, lambda: self.config)
+        self.url = ""
+        self._server: tornado.httpserver.HTTPServer | None = None
+
+    async def start(self) -> None:
+        from .handlers import make_app
+        sockets = _bind(rundir.read(self.run_dir).get("endpoints", {}).get("api", ""))
+        self._server = tornado.httpserver.HTTPServer(make_app(self), max_body_size=1 << 20)
+        self._server.add_sockets(sockets)
+        self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        rundir.update(self.run_dir, endpoints={"api": self.url})
+        log.info("Compute API v2.1 at %s", self.url)
+        await super().start()
+
+    async def create_servers(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Write the instances (BUILD/scheduling), then hand the build over. If handing
+        over fails, the instances go to ERROR: never half-created, never stuck."""
+        count = req["count"]
+        names = [req["name"]] if count == 1 else [f"{req['name']}-{i + 1}" for i in range(count)]
+        request_id, reservation_id, uuids = self.db.create_instances(
+            names, req["flavor"], req["image"], req["availability_zone"])
+        spec = {**req["sizes"], "flavor": req["flavor"], "image": req["image"],
+                "availability_zone": req["availability_zone"], "num_instances": count}
+        ctx = {"request_id": request_id, "instance_uuid": uuids[0] if count == 1 else "",
+               "attempt": 1}
+        try:
+            await self._hand_over(ctx, uuids, spec)
+        except Exception as exc:
+            for uuid in uuids:
+                record_error(self.db, uuid, exc, ctx, "api_create")
+            raise
+        return {"request_id": request_id, "reservation_id": reservation_id, "uuids": uuids}
+
+    async def _hand_over(self, ctx: dict[str, Any], uuids: list[str],
+                         spec: dict[str, Any]) -> None:
+        if self.config.flow == "legacy":
+            self.scheduler.run_instance(ctx, uuids, spec)
+        elif self.config.local_mode:
+            await self.local_build.run(ctx, uuids, spec)
+        else:
+            self.conductor.build_instances(ctx, uuids, spec)
+
+    def delete_server(self, uuid: str, request_id: str) -> None:
+        inst = self.db.instance(uuid)
+        if inst["task_state"] == "deleting":
+            raise Conflict(f"Instance {uuid} is already being deleted.")
+        self.db.start_action(uuid, "delete", request_id)
+        if inst["host"] and inst["vm_state"] in ("active", "building"):
+            self.db.update_instance(uuid, task_state="deleting")
+            self.compute.terminate_instance({"request_id": request_id, "instance_uuid": uuid},
+                                            inst["host"], uuid)
+        else:  # never reached a compute: nothing to clean up but the record
+            self.db.update_instance(uuid, deleted=1, vm_state="deleted", task_state=None)
+
+    def service_list(self) -> list[dict[str, Any]]:
+        down_after = self.config.timing("service_down_time")
+        now = time.time()
+        out = []
+        for s in self.db.services():
+            up = s["last_seen_up"] is not None and now - s["last_seen_up"] <= down_after
+            out.append({"id": s["id"], "binary": f"nova-{s['binary']}", "host": s["host"],
+                        "zone": self.config.zone_of(s["host"]) if s["binary"] == "compute"
+                        else "internal", "status": "disabled" if s["disabled"] else "enabled",
+                        "state": "up" if up else "down", "disabled_reason": s["disabled_reason"],
+                        "updated_at": s["last_seen_up"], "forced_down": False})
+        return out
+
+    def set_service_status(self, binary: str, host: str, disabled: bool,
+                           reason: str | None) -> None:
+        self.db.set_service_disabled(binary.removeprefix("nova-"), host, disabled, reason)
+
+
+def _bind(previous_url: str) -> list:
+    """Bind where a restarted API was before (its URL stays valid), else any free port."""
+    if previous_url:
+        try:
+            return tornado.netutil.bind_sockets(int(previous_url.rsplit(":", 1)[1]),
+                                                "127.0.0.1")
+        except OSError:
+            log.warning("port of %s is taken; choosing a new one", previous_url)
+    return tornado.netutil.bind_sockets(0, "127.0.0.1")

@@ -1,0 +1,70 @@
+"""How the API shows things: Nova's response shapes for servers, faults, actions,
+services, hypervisors and flavors, and its error bodies."""
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from ..config import FLAVORS
+
+__all__ = ["server_view", "server_brief", "error_body", "iso", "STATUS", "flavor_view"]
+
+STATUS = {"building": "BUILD", "active": "ACTIVE", "error": "ERROR", "deleted": "DELETED"}
+ERROR_KEYS = {400: "badRequest", 404: "itemNotFound", 405: "badMethod",
+              409: "conflictingRequest", 413: "overLimit", 500: "computeFault"}
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def error_body(code: int, message: str) -> dict[str, Any]:
+    return {ERROR_KEYS.get(code, "computeFault"): {"code": code, "message": message}}
+
+
+def _links(base: str, kind: str, ident: Any) -> list[dict[str, str]]:
+    return [{"rel": "self", "href": f"{base}/v2.1/{kind}/{ident}"},
+            {"rel": "bookmark", "href": f"{base}/{kind}/{ident}"}]
+
+
+def server_brief(inst: dict[str, Any], base: str) -> dict[str, Any]:
+    return {"id": inst["uuid"], "name": inst["name"], "links": _links(base, "servers",
+                                                                        inst["uuid"])}
+
+
+def flavor_view(name: str, base: str) -> dict[str, Any]:
+    f = FLAVORS[name]
+    return {"id": str(f["id"]), "name": name, "vcpus": f["vcpus"], "ram": f["memory_mb"],
+            "disk": f["root_gb"], "OS-FLV-EXT-DATA:ephemeral": 0, "swap": 0,
+            "os-flavor-access:is_public": True, "links": _links(base, "flavors", f["id"])}
+
+
+def server_view(inst: dict[str, Any], fault: dict[str, Any] | None,
+                base: str) -> dict[str, Any]:
+    flavor = FLAVORS[inst["flavor"]]
+    view = {
+        **server_brief(inst, base),
+        "status": STATUS.get(inst["vm_state"], "UNKNOWN"),
+        "OS-EXT-STS:vm_state": inst["vm_state"],
+        "OS-EXT-STS:task_state": inst["task_state"],
+        "OS-EXT-STS:power_state": 1 if inst["vm_state"] == "active" else 0,
+        "OS-EXT-SRV-ATTR:host": inst["host"],
+        "OS-EXT-SRV-ATTR:hypervisor_hostname": inst["host"],
+        "OS-EXT-SRV-ATTR:reservation_id": inst["reservation_id"],
+        "OS-EXT-AZ:availability_zone": inst["availability_zone"] or "nova",
+        "OS-SRV-USG:launched_at": iso(inst["launched_at"]),
+        "flavor": {"original_name": inst["flavor"], "vcpus": flavor["vcpus"],
+                   "ram": flavor["memory_mb"], "disk": flavor["root_gb"]},
+        "image": {"id": inst["image"]},
+        "created": iso(inst["created_at"]), "updated": iso(inst["updated_at"]),
+        "addresses": {}, "metadata": {},
+        # Not in Nova: the lab shows how many scheduling attempts the build took.
+        "OS-EXT-LAB:num_attempts": inst["num_attempts"],
+        "OS-EXT-LAB:request_id": inst["request_id"],
+    }
+    if fault is not None and inst["vm_state"] == "error":
+        view["fault"] = {"code": fault["code"], "message": fault["message"],
+                         "details": fault["details"] or "", "created": iso(fault["created_at"])}
+    return view

@@ -1,0 +1,187 @@
+"""The compute service: ``build_and_run_instance`` claims resources, walks the task states
+``networking -> block_device_mapping -> spawning`` (each saved through the conductor),
+and ends ACTIVE. When a build fails in a way another host may fix, it releases the claim
+and does what the seed says:
+
+- conductor flow: **casts ``conductor.build_instances``**, the same message the API sent,
+  and leaves the decision (retry or give up) to the conductor;
+- legacy flow: checks the retry count itself and casts ``scheduler.run_instance`` again,
+  or writes ERROR when ``max_attempts`` is used up.
+
+It holds no database handle: saves, heartbeats and resource reports are conductor calls.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import rundir
+from ..conductor.rpcapi import ConductorAPI
+from ..exception import (BuildAbortException, MaxRetriesExceeded, NovaError,
+                         RescheduledException)
+from ..manager import Manager
+from ..messaging.protocol import MessagingTimeout, RemoteError
+from ..messaging.transport import Transport
+from ..scheduler.rpcapi import SchedulerAPI
+from .failures import FailureSettings, decide
+from .resource_tracker import ResourceTracker
+
+__all__ = ["ComputeManager", "BUILD_STEPS", "CRASH_EXIT_CODE"]
+
+log = logging.getLogger("orchestrator.compute")
+BUILD_STEPS = ("networking", "block_device_mapping", "spawning")
+CRASH_EXIT_CODE = 70
+GONE = ("NotFound", "UnexpectedTaskState", "InstanceNotFound")
+
+
+class InstanceGone(Exception):
+    """The instance was deleted or moved on while we built it."""
+
+
+class ComputeManager(Manager):
+    binary = "compute"
+    uses_db = False
+
+    def __init__(self, transport: Transport, run_dir: Path, host: str):
+        super().__init__(transport, run_dir, host)
+        self.conductor = ConductorAPI(transport)
+        self.scheduler = SchedulerAPI(transport)
+        c = self.config
+        self.tracker = ResourceTracker(host, c.zone_of(host), c.vcpus, c.memory_mb,
+                                       c.local_gb, (c.cpu_allocation_ratio,
+                                                    c.ram_allocation_ratio,
+                                                    c.disk_allocation_ratio))
+        saved = rundir.read(run_dir).get("failures", {}).get(host, {})
+        self.failure = FailureSettings(**saved)
+        self.failed_builds = 0
+
+    async def report_state(self) -> None:
+        ctx = {"request_id": f"periodic-{self.host}"}
+        await self.conductor.service_update(ctx, self.binary, self.host)
+        await self.report_resources(ctx)
+
+    async def report_resources(self, ctx: dict[str, Any]) -> None:
+        await self.conductor.compute_node_update(ctx, self.host,
+                                                 self.tracker.report(self.failed_builds))
+
+    # -- the lab's knobs ------------------------------------------------------------------------
+    def set_failure(self, ctx: dict[str, Any], **settings: Any) -> dict[str, float]:
+        """Change this host's failure injection (reschedule, fatal, crash, slow)."""
+        self.failure = FailureSettings(**{**self.failure.to_dict(), **settings})
+        return self.failure.to_dict()
+
+    def resources(self, ctx: dict[str, Any]) -> dict[str, Any]:
+        return self.tracker.report(self.failed_builds)
+
+    # -- building -------------------------------------------------------------------------------
+    async def build_and_run_instance(self, ctx: dict[str, Any], instance_uuid: str,
+                                     request_spec: dict[str, Any], retry: dict[str, Any],
+                                     host_list: list[str] | None = None,
+                                     flow: str = "conductor") -> None:
+        attempt = int(retry.get("num_attempts") or 1)
+        ctx = {**ctx, "instance_uuid": instance_uuid, "attempt": attempt}
+        try:
+            self.tracker.claim(instance_uuid, request_spec)
+        except RescheduledException as exc:
+            return await self._reschedule(ctx, instance_uuid, request_spec, retry,
+                                          host_list, flow, exc, claimed=False)
+        try:
+            await self.report_resources(ctx)
+            await self._build(ctx, instance_uuid, attempt)
+        except InstanceGone:
+            log.info("instance %s went away during its build", instance_uuid)
+            await self._release(ctx, instance_uuid)
+        except (RescheduledException, MessagingTimeout) as exc:
+            await self._reschedule(ctx, instance_uuid, request_spec, retry, host_list, flow,
+                                   exc)
+        except BuildAbortException as exc:
+            await self.conductor.action_event(ctx, instance_uuid,
+                                              "compute_build_and_run_instance", self.host,
+                                              "Error", f"{type(exc).__name__}: {exc}")
+            await self._abort(ctx, instance_uuid, exc)
+        else:
+            self.failed_builds = 0
+            await self.conductor.action_event(ctx, instance_uuid,
+                                              "compute_build_and_run_instance", self.host,
+                                              "Success")
+            await self.report_resources(ctx)
+
+    async def _build(self, ctx: dict[str, Any], uuid: str, attempt: int) -> None:
+        verdict = decide(self.failure, self.config.seed, uuid, self.host, attempt)
+        state: str | None = "scheduling"
+        for step in BUILD_STEPS:
+            values: dict[str, Any] = {"task_state": step}
+            if step == "networking":
+                values["host"] = self.host
+            await self._save(ctx, uuid, values, state)
+            state = step
+            await asyncio.sleep(self.config.timing("step_time") * self.failure.slow)
+        if verdict.outcome == "crash":
+            log.error("simulated crash while spawning %s (failure injection)", uuid)
+            logging.shutdown()
+            os._exit(CRASH_EXIT_CODE)
+        if verdict.outcome == "fatal":
+            raise BuildAbortException(f"Build of instance {uuid} aborted on {self.host}: "
+                                      "injected fatal failure while spawning")
+        if verdict.outcome == "reschedule":
+            raise RescheduledException(f"Build of instance {uuid} was re-scheduled: "
+                                       f"injected failure while spawning on {self.host}")
+        await self._save(ctx, uuid, {"vm_state": "active", "task_state": None,
+                                     "launched_at": time.time()}, "spawning")
+
+    async def _save(self, ctx: dict[str, Any], uuid: str, values: dict[str, Any],
+                    expected: str | None) -> None:
+        try:
+            await self.conductor.instance_update(ctx, uuid, values, expected)
+        except RemoteError as exc:
+            if exc.exc_type in GONE:
+                raise InstanceGone(str(exc)) from None
+            raise
+
+    async def _release(self, ctx: dict[str, Any], uuid: str) -> None:
+        if self.tracker.release(uuid):
+            await self.report_resources(ctx)
+
+    async def _reschedule(self, ctx: dict[str, Any], uuid: str, spec: dict[str, Any],
+                          retry: dict[str, Any], host_list: list[str] | None, flow: str,
+                          exc: Exception, claimed: bool = True) -> None:
+        """Release the claim and hand the build back (conductor) or retry it (legacy)."""
+        self.failed_builds += 1
+        if claimed:
+            await self._release(ctx, uuid)
+        attempt = ctx["attempt"]
+        reason = f"{type(exc).__name__}: {exc}"
+        await self.conductor.action_event(ctx, uuid, "compute_build_and_run_instance",
+                                          self.host, "Error", reason)
+        if flow == "legacy" and attempt >= self.config.max_attempts:
+            return await self._abort(ctx, uuid, MaxRetriesExceeded(
+                f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
+                f"{self.config.max_attempts} for instance {uuid}. Last exception: {reason}"))
+        try:
+            await self._save(ctx, uuid, {"task_state": "scheduling", "host": None}, "<any>")
+        except InstanceGone:
+            return
+        next_ctx = {**ctx, "attempt": attempt + 1}
+        if flow == "legacy":
+            self.scheduler.run_instance(next_ctx, [uuid], spec, {**retry, "exc": reason})
+        else:
+            self.conductor.build_instances(next_ctx, [uuid], spec, {**retry, "exc": reason},
+                                           [host_list] if host_list is not None else None)
+
+    async def _abort(self, ctx: dict[str, Any], uuid: str, exc: NovaError) -> None:
+        await self._release(ctx, uuid)
+        try:
+            await self._save(ctx, uuid, {"vm_state": "error", "task_state": None}, "<any>")
+        except InstanceGone:
+            return
+        await self.conductor.instance_fault_create(
+            ctx, uuid, {"type": type(exc).__name__, "message": str(exc), "code": exc.code},
+            self.host)
+
+    async def terminate_instance(self, ctx: dict[str, Any], instance_uuid: str) -> None:
+        await self._release(ctx, instance_uuid)
+        await self.conductor.instance_destroy(ctx, instance_uuid)

@@ -1,0 +1,104 @@
+"""The build task: the seed's new process, in one place.
+
+1. Retry bookkeeping: ``num_attempts`` goes up by one per pass; past ``max_attempts`` the
+   instance goes to ERROR with MaxRetriesExceeded.
+2. **Call** ``scheduler.select_destinations`` and wait. NoValidHost, any scheduler error
+   or a MessagingTimeout stops the build here, at the conductor: ERROR with a fault.
+   With ``alternates``, a reschedule takes the next alternate host instead of asking again.
+3. **Cast** ``build_and_run_instance`` to ``compute.<host>``, and be done: if the build
+   fails, the compute casts ``build_instances`` back and we come round again.
+
+The same code runs in the conductor and, with ``local_mode``, inside the API.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ...compute.rpcapi import ComputeAPI
+from ...config import LabConfig
+from ...db import Database, NotFound
+from ...exception import MaxRetriesExceeded
+from ...manager import record_error
+from ...messaging.protocol import MessagingTimeout, RemoteError
+from ...scheduler.rpcapi import SchedulerAPI
+
+__all__ = ["BuildTask", "EVENT"]
+
+EVENT = "conductor_schedule_and_build_instances"
+
+
+class BuildTask:
+    def __init__(self, db: Database, scheduler: SchedulerAPI, compute: ComputeAPI,
+                 config: Callable[[], LabConfig]):
+        self.db = db
+        self.scheduler = scheduler
+        self.compute = compute
+        self.config = config
+
+    async def run(self, ctx: dict[str, Any], instance_uuids: list[str],
+                  request_spec: dict[str, Any], retry: dict[str, Any] | None = None,
+                  host_lists: list[list[str]] | None = None) -> None:
+        config = self.config()
+        retry = {"num_attempts": 0, "hosts": [], **(retry or {})}
+        retry["num_attempts"] += 1
+        attempt = retry["num_attempts"]
+        ctx = {**ctx, "attempt": attempt}
+        if attempt > config.max_attempts:  # num_attempts stays at the last real attempt
+            return self._fail(ctx, instance_uuids, MaxRetriesExceeded(
+                f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
+                f"{config.max_attempts} for instance {instance_uuids[0]}. "
+                f"Last exception: {retry.get('exc', 'unknown')}"))
+        live = self._still_wanted(instance_uuids, attempt)
+        if not live:
+            return
+        if config.alternates and host_lists and attempt > 1:
+            selections = self._alternates(live, host_lists, retry)
+            if selections is None:
+                return self._fail(ctx, live, MaxRetriesExceeded(
+                    f"Exhausted all hosts available for retrying build failures for "
+                    f"instance {live[0]}. Last exception: {retry.get('exc', 'unknown')}"))
+        else:
+            try:
+                selections = await self.scheduler.select_destinations(
+                    ctx, {**request_spec, "retry": retry}, live,
+                    return_alternates=config.alternates,
+                    timeout=config.timing("scheduler_timeout"))
+            except (RemoteError, MessagingTimeout) as exc:
+                return self._fail(ctx, live, exc)
+        for uuid, hosts in zip(live, selections):
+            self._cast_build(ctx, uuid, hosts, request_spec, retry)
+
+    def _still_wanted(self, uuids: list[str], attempt: int) -> list[str]:
+        """Record the attempt; skip instances deleted meanwhile."""
+        live = []
+        for uuid in uuids:
+            try:
+                self.db.update_instance(uuid, num_attempts=attempt)
+            except NotFound:
+                continue
+            live.append(uuid)
+        return live
+
+    def _alternates(self, uuids: list[str], host_lists: list[list[str]],
+                    retry: dict[str, Any]) -> list[list[str]] | None:
+        selections = []
+        for _uuid, hosts in zip(uuids, host_lists):
+            left = [h for h in hosts if h not in retry["hosts"]]
+            if not left:
+                return None
+            selections.append(left)
+        return selections
+
+    def _cast_build(self, ctx: dict[str, Any], uuid: str, hosts: list[str],
+                    request_spec: dict[str, Any], retry: dict[str, Any]) -> None:
+        host, alternates = hosts[0], hosts[1:]
+        self.db.add_event(uuid, ctx.get("request_id", ""), EVENT, host, ctx["attempt"],
+                          "Success")
+        self.compute.build_and_run_instance(
+            {**ctx, "instance_uuid": uuid}, host, instance_uuid=uuid,
+            request_spec=request_spec, retry={**retry, "hosts": [*retry["hosts"], host]},
+            host_list=alternates, flow="conductor")
+
+    def _fail(self, ctx: dict[str, Any], uuids: list[str], exc: BaseException) -> None:
+        for uuid in uuids:
+            record_error(self.db, uuid, exc, {**ctx, "instance_uuid": uuid}, EVENT)

@@ -1,0 +1,231 @@
+"""The cloud's database: SQLite in the run directory (WAL, so readers never block the
+writer). In the conductor flow the API creates instances and the conductor writes the
+rest; computes never open it: everything they save goes through the conductor
+(the *database proxy*). The scheduler reads compute nodes and services.
+
+Every multi-row change is one transaction (``BEGIN IMMEDIATE``), so a failed request
+leaves nothing half-written.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["Database", "DB_FILE", "INSTANCE_COLUMNS", "NotFound", "UnexpectedTaskState"]
+
+DB_FILE = "lab.sqlite"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS instances (
+    uuid TEXT PRIMARY KEY, seq INTEGER NOT NULL, name TEXT NOT NULL, flavor TEXT NOT NULL,
+    image TEXT NOT NULL, vm_state TEXT NOT NULL, task_state TEXT, host TEXT,
+    availability_zone TEXT, request_id TEXT NOT NULL, reservation_id TEXT NOT NULL,
+    num_attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL, launched_at REAL, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS instance_actions (
+    id INTEGER PRIMARY KEY, instance_uuid TEXT NOT NULL, action TEXT NOT NULL,
+    request_id TEXT NOT NULL, start_time REAL NOT NULL, message TEXT);
+CREATE TABLE IF NOT EXISTS instance_action_events (
+    id INTEGER PRIMARY KEY, instance_uuid TEXT NOT NULL, request_id TEXT NOT NULL,
+    event TEXT NOT NULL, host TEXT, attempt INTEGER, start_time REAL NOT NULL,
+    finish_time REAL, result TEXT, details TEXT);
+CREATE TABLE IF NOT EXISTS instance_faults (
+    id INTEGER PRIMARY KEY, instance_uuid TEXT NOT NULL, code INTEGER NOT NULL,
+    message TEXT NOT NULL, details TEXT, host TEXT, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS services (
+    id INTEGER PRIMARY KEY, binary TEXT NOT NULL, host TEXT NOT NULL, topic TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0, disabled_reason TEXT, last_seen_up REAL,
+    report_count INTEGER NOT NULL DEFAULT 0, UNIQUE (binary, host));
+CREATE TABLE IF NOT EXISTS compute_nodes (
+    host TEXT PRIMARY KEY, availability_zone TEXT NOT NULL, vcpus INTEGER NOT NULL,
+    memory_mb INTEGER NOT NULL, local_gb INTEGER NOT NULL, vcpus_used INTEGER NOT NULL,
+    memory_mb_used INTEGER NOT NULL, local_gb_used INTEGER NOT NULL,
+    running_vms INTEGER NOT NULL, failed_builds INTEGER NOT NULL DEFAULT 0,
+    instances TEXT NOT NULL DEFAULT '[]', updated_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS instances_state ON instances (vm_state, deleted);
+CREATE INDEX IF NOT EXISTS events_instance ON instance_action_events (instance_uuid);
+"""
+INSTANCE_COLUMNS = ("vm_state", "task_state", "host", "num_attempts", "launched_at",
+                    "deleted", "availability_zone")
+_NAMESPACE = uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8")
+
+
+class NotFound(LookupError):
+    """No such row."""
+
+
+class Database:
+    def __init__(self, run_dir: str | Path, seed: int = 0):
+        self.path = Path(run_dir) / DB_FILE
+        self.seed = seed
+        self.conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        with self.transaction() as c:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    c.execute(statement)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- instances ------------------------------------------------------------------------
+    def create_instances(self, names: list[str], flavor: str, image: str,
+                         availability_zone: str | None) -> tuple[str, str, list[str]]:
+        """Create instances in BUILD/scheduling with their ``create`` action, all or
+        nothing. UUIDs and ids derive from the seed and a counter: same seed, same ids.
+        Returns (request_id, reservation_id, uuids)."""
+        now = time.time()
+        with self.transaction() as c:
+            start = self._bump(c, "instances", len(names))
+            request_id = "req-" + str(uuid.uuid5(_NAMESPACE, f"{self.seed}:req:{start}"))
+            reservation_id = "r-" + uuid.uuid5(_NAMESPACE, f"{self.seed}:r:{start}").hex[:8]
+            uuids = []
+            for i, name in enumerate(names):
+                seq = start + i
+                inst = str(uuid.uuid5(_NAMESPACE, f"{self.seed}:instance:{seq}"))
+                c.execute("INSERT INTO instances (uuid, seq, name, flavor, image, vm_state,"
+                          " task_state, availability_zone, request_id, reservation_id,"
+                          " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                          (inst, seq, name, flavor, image, "building", "scheduling",
+                           availability_zone, request_id, reservation_id, now, now))
+                c.execute("INSERT INTO instance_actions (instance_uuid, action, request_id,"
+                          " start_time) VALUES (?,?,?,?)", (inst, "create", request_id, now))
+                uuids.append(inst)
+        return request_id, reservation_id, uuids
+
+    def _bump(self, c: sqlite3.Connection, name: str, n: int) -> int:
+        c.execute("INSERT INTO counters VALUES (?, 0) ON CONFLICT(name) DO NOTHING", (name,))
+        value = c.execute("SELECT value FROM counters WHERE name=?", (name,)).fetchone()[0]
+        c.execute("UPDATE counters SET value=? WHERE name=?", (value + n, name))
+        return value + 1
+
+    def instance(self, uuid_: str, *, deleted: bool = False) -> dict[str, Any]:
+        row = self.conn.execute("SELECT * FROM instances WHERE uuid=? AND deleted<=?",
+                                (uuid_, int(deleted))).fetchone()
+        if row is None:
+            raise NotFound(f"Instance {uuid_} could not be found.")
+        return dict(row)
+
+    def instances(self, *, reservation_id: str | None = None,
+                  vm_state: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM instances WHERE deleted=0", []
+        if reservation_id:
+            sql, args = sql + " AND reservation_id=?", args + [reservation_id]
+        if vm_state:
+            sql, args = sql + " AND vm_state=?", args + [vm_state]
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY seq", args)]
+
+    def update_instance(self, uuid_: str, expected_task_state: Any = "<any>",
+                        **values: Any) -> dict[str, Any]:
+        """Save instance fields. With ``expected_task_state`` the save only happens if the
+        instance is still in that task state (Nova's guard against racing updates);
+        otherwise it raises ``NotFound``-like ``UnexpectedTaskState``."""
+        bad = set(values) - set(INSTANCE_COLUMNS)
+        if bad:
+            raise ValueError(f"cannot update instance field(s) {sorted(bad)}")
+        values["updated_at"] = time.time()
+        sets = ", ".join(f"{k}=?" for k in values)
+        with self.transaction() as c:
+            current = c.execute("SELECT task_state, deleted FROM instances WHERE uuid=?",
+                                (uuid_,)).fetchone()
+            if current is None or current["deleted"]:
+                raise NotFound(f"Instance {uuid_} could not be found.")
+            if expected_task_state != "<any>" and current["task_state"] != expected_task_state:
+                raise UnexpectedTaskState(
+                    f"instance {uuid_} is in task_state {current['task_state']}, "
+                    f"expected {expected_task_state}")
+            c.execute(f"UPDATE instances SET {sets} WHERE uuid=?", (*values.values(), uuid_))
+        return self.instance(uuid_)
+
+    # -- faults, actions, events ----------------------------------------------------------
+    def add_fault(self, uuid_: str, code: int, message: str, details: str = "",
+                  host: str | None = None) -> None:
+        self.conn.execute("INSERT INTO instance_faults (instance_uuid, code, message,"
+                          " details, host, created_at) VALUES (?,?,?,?,?,?)",
+                          (uuid_, code, message, details, host, time.time()))
+
+    def fault(self, uuid_: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM instance_faults WHERE instance_uuid=?"
+                                " ORDER BY id DESC LIMIT 1", (uuid_,)).fetchone()
+        return dict(row) if row else None
+
+    def start_action(self, uuid_: str, action: str, request_id: str) -> None:
+        self.conn.execute("INSERT INTO instance_actions (instance_uuid, action, request_id,"
+                          " start_time) VALUES (?,?,?,?)", (uuid_, action, request_id,
+                                                            time.time()))
+
+    def add_event(self, uuid_: str, request_id: str, event: str, host: str | None,
+                  attempt: int, result: str, details: str = "",
+                  start_time: float | None = None) -> None:
+        now = time.time()
+        self.conn.execute("INSERT INTO instance_action_events (instance_uuid, request_id,"
+                          " event, host, attempt, start_time, finish_time, result, details)"
+                          " VALUES (?,?,?,?,?,?,?,?,?)",
+                          (uuid_, request_id, event, host, attempt, start_time or now, now,
+                           result, details))
+
+    def actions(self, uuid_: str) -> list[dict[str, Any]]:
+        out = []
+        for action in self.conn.execute("SELECT * FROM instance_actions WHERE"
+                                        " instance_uuid=? ORDER BY id", (uuid_,)):
+            events = self.conn.execute(
+                "SELECT event, host, attempt, start_time, finish_time, result, details"
+                " FROM instance_action_events WHERE instance_uuid=? AND request_id=?"
+                " ORDER BY id", (uuid_, action["request_id"]))
+            out.append({**dict(action), "events": [dict(e) for e in events]})
+        return out
+
+    # -- services and compute nodes -------------------------------------------------------
+    def service_update(self, binary: str, host: str, topic: str) -> None:
+        """A service's heartbeat (Nova's servicegroup DB driver): bump ``report_count``."""
+        self.conn.execute(
+            "INSERT INTO services (binary, host, topic, last_seen_up, report_count)"
+            " VALUES (?,?,?,?,1) ON CONFLICT(binary, host) DO UPDATE SET"
+            " last_seen_up=excluded.last_seen_up, report_count=report_count+1",
+            (binary, host, topic, time.time()))
+
+    def set_service_disabled(self, binary: str, host: str, disabled: bool,
+                             reason: str | None = None) -> None:
+        cur = self.conn.execute("UPDATE services SET disabled=?, disabled_reason=? WHERE"
+                                " binary=? AND host=?", (int(disabled), reason, binary, host))
+        if cur.rowcount == 0:
+            raise NotFound(f"Service {binary} on host {host} could not be found.")
+
+    def services(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute("SELECT * FROM services ORDER BY id")]
+
+    def compute_node_update(self, host: str, resources: dict[str, Any]) -> None:
+        keys = ("availability_zone", "vcpus", "memory_mb", "local_gb", "vcpus_used",
+                "memory_mb_used", "local_gb_used", "running_vms", "failed_builds")
+        values = [resources[k] for k in keys]
+        instances = json.dumps(sorted(resources.get("instances", [])))
+        self.conn.execute(
+            f"INSERT INTO compute_nodes (host, {', '.join(keys)}, instances, updated_at)"
+            f" VALUES (?, {', '.join('?' * len(keys))}, ?, ?) ON CONFLICT(host) DO UPDATE SET"
+            f" {', '.join(f'{k}=excluded.{k}' for k in keys)}, instances=excluded.instances,"
+            " updated_at=excluded.updated_at", (host, *values, instances, time.time()))
+
+    def compute_nodes(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM compute_nodes ORDER BY host")
+        return [{**dict(r), "instances": json.loads(r["instances"])} for r in rows]
+
+
+class UnexpectedTaskState(NotFound):
+    """The instance moved on (deleted, rescheduled) while we were working on it."""

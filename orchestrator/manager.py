@@ -1,0 +1,96 @@
+"""What every service's manager shares: the lab's config (changeable while it runs, via
+the lab's ``set_config`` call), a database handle for the services that may have one,
+the periodic service heartbeat, and writing an instance to ERROR with a fault."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from . import rundir
+from .config import RUNTIME_OPTIONS, ConfigError, LabConfig, from_dict
+from .db import Database, NotFound
+from .messaging.protocol import RemoteError
+from .messaging.transport import Transport
+
+__all__ = ["Manager", "load_lab_config", "record_error"]
+
+log = logging.getLogger("orchestrator.manager")
+
+
+def load_lab_config(run_dir: str | Path) -> LabConfig:
+    return from_dict(LabConfig, rundir.read(run_dir).get("config", {}).get("lab"))
+
+
+class Manager:
+    binary = ""
+    uses_db = True       # computes set this False: they reach the DB only via conductor
+
+    def __init__(self, transport: Transport, run_dir: Path, host: str):
+        self.transport = transport
+        self.run_dir = Path(run_dir)
+        self.host = host
+        self.config = load_lab_config(run_dir)
+        self.db = Database(run_dir, self.config.seed) if self.uses_db else None
+
+    async def start(self) -> None:
+        self.periodic(self.report_state, self.config.timing("report_interval"))
+
+    def periodic(self, job: Callable[[], Awaitable[None] | None], interval: float,
+                 initial_delay: float = 0.0) -> None:
+        """Run ``job`` after ``initial_delay``, then every ``interval`` seconds, until the
+        service stops."""
+        async def loop() -> None:
+            await asyncio.sleep(initial_delay)
+            while True:
+                try:
+                    result = job()
+                    if result is not None:
+                        await result
+                except Exception:  # a periodic job must not die of one bad round
+                    log.exception("periodic %s failed", getattr(job, "__name__", job))
+                await asyncio.sleep(interval)
+        self.transport.spawn(loop())
+
+    def report_state(self) -> Awaitable[None] | None:
+        """Nova's servicegroup heartbeat: the service is 'up' while this keeps landing."""
+        self.db.service_update(self.binary, self.host, self.binary)
+        return None
+
+    # -- the lab's knobs ----------------------------------------------------------------------
+    def set_config(self, ctx: dict[str, Any], **changes: Any) -> dict[str, Any]:
+        """Change runtime options (RUNTIME_OPTIONS) of this service, right now."""
+        bad = sorted(set(changes) - set(RUNTIME_OPTIONS))
+        if bad:
+            raise ConfigError(f"cannot change {bad} while running; runtime options: "
+                              f"{', '.join(RUNTIME_OPTIONS)}")
+        self.config = self.config.replace(**changes)
+        self.configured()
+        return self.config.to_dict()
+
+    def get_config(self, ctx: dict[str, Any]) -> dict[str, Any]:
+        return self.config.to_dict()
+
+    def configured(self) -> None:
+        """Hook: the config changed."""
+
+    def set_error(self, uuid: str, exc: BaseException, ctx: dict[str, Any], event: str,
+                  host: str | None = None) -> None:
+        record_error(self.db, uuid, exc, ctx, event, host)
+
+
+def record_error(db: Database, uuid: str, exc: BaseException, ctx: dict[str, Any],
+                 event: str, host: str | None = None) -> None:
+    """The instance goes to ERROR with a fault naming the exception (a RemoteError is
+    named by the remote exception's type: NoValidHost, not RemoteError)."""
+    try:
+        db.update_instance(uuid, vm_state="error", task_state=None)
+    except NotFound:
+        return  # deleted meanwhile: nothing to report on
+    name = exc.exc_type if isinstance(exc, RemoteError) else type(exc).__name__
+    text = exc.message if isinstance(exc, RemoteError) else str(exc)
+    db.add_fault(uuid, getattr(exc, "code", 500), f"{name}: {text}", "", host)
+    db.add_event(uuid, ctx.get("request_id", ""), event, host, int(ctx.get("attempt") or 0),
+                 "Error", f"{name}: {text}")
+    log.warning("instance %s -> ERROR: %s: %s", uuid, name, text)

@@ -1,0 +1,88 @@
+"""The host manager: the scheduler's view of every compute, built from the database's
+compute nodes and services, plus the claims it has handed out that the computes have not
+reported yet ("in-flight" claims, consumed in memory, so two requests a millisecond apart
+do not both land on the last free slot)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..db import Database
+
+__all__ = ["HostState", "HostManager"]
+
+
+@dataclass
+class HostState:
+    host: str
+    availability_zone: str
+    vcpus: int
+    memory_mb: int
+    local_gb: int
+    vcpus_used: int
+    memory_mb_used: int
+    local_gb_used: int
+    failed_builds: int
+    service_up: bool
+    disabled: bool
+    instances: list[str] = field(default_factory=list)
+
+    def consume(self, spec: dict[str, Any]) -> None:
+        self.vcpus_used += spec["vcpus"]
+        self.memory_mb_used += spec["memory_mb"]
+        self.local_gb_used += spec["root_gb"]
+
+    def free(self) -> dict[str, int]:
+        return {"vcpus": self.vcpus - self.vcpus_used,
+                "memory_mb": self.memory_mb - self.memory_mb_used,
+                "local_gb": self.local_gb - self.local_gb_used}
+
+
+@dataclass
+class Claim:
+    host: str
+    spec: dict[str, Any]
+    made: float
+
+
+class HostManager:
+    def __init__(self, db: Database, service_down_time: float, claim_ttl: float):
+        self.db = db
+        self.service_down_time = service_down_time
+        self.claim_ttl = claim_ttl
+        self.in_flight: dict[str, Claim] = {}
+
+    def host_states(self, now: float | None = None) -> list[HostState]:
+        """Every compute node as the scheduler should see it right now."""
+        now = time.time() if now is None else now
+        services = {s["host"]: s for s in self.db.services() if s["binary"] == "compute"}
+        states = []
+        for node in self.db.compute_nodes():
+            service = services.get(node["host"])
+            up = bool(service and service["last_seen_up"]
+                      and now - service["last_seen_up"] <= self.service_down_time)
+            states.append(HostState(
+                node["host"], node["availability_zone"], node["vcpus"], node["memory_mb"],
+                node["local_gb"], node["vcpus_used"], node["memory_mb_used"],
+                node["local_gb_used"], node["failed_builds"], up,
+                bool(service and service["disabled"]), node["instances"]))
+        self._apply_in_flight(states, now)
+        return states
+
+    def _apply_in_flight(self, states: list[HostState], now: float) -> None:
+        by_host = {s.host: s for s in states}
+        for uuid, claim in list(self.in_flight.items()):
+            state = by_host.get(claim.host)
+            if state is None or uuid in state.instances or now - claim.made > self.claim_ttl:
+                del self.in_flight[uuid]  # reported by the compute, or given up on
+            else:
+                state.consume(claim.spec)
+
+    def claim(self, instance_uuid: str, state: HostState, spec: dict[str, Any]) -> None:
+        state.consume(spec)
+        self.in_flight[instance_uuid] = Claim(state.host, spec, time.time())
+
+    def forget(self, instance_uuids: list[str]) -> None:
+        for uuid in instance_uuids:
+            self.in_flight.pop(uuid, None)

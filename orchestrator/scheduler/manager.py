@@ -1,0 +1,115 @@
+"""The scheduler service: ``select_destinations`` (the conductor's call) and, for the
+seed's old process, ``run_instance`` (a cast from the API that the scheduler turns into a
+cast to the chosen compute itself, which is why it had to reach every compute)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..compute.rpcapi import ComputeAPI
+from ..exception import NoValidHost
+from ..manager import Manager
+from ..messaging.transport import Transport
+from .filters import FILTER_CLASSES
+from .host_manager import HostManager, HostState
+from .weighers import WEIGHER_CLASSES
+from .weighers.base import normalize
+
+__all__ = ["SchedulerManager"]
+
+log = logging.getLogger("orchestrator.scheduler")
+
+
+class SchedulerManager(Manager):
+    binary = "scheduler"
+
+    def __init__(self, transport: Transport, run_dir: Path, host: str):
+        super().__init__(transport, run_dir, host)
+        self.compute = ComputeAPI(transport)
+        self.hosts = HostManager(self.db, self.config.timing("service_down_time"),
+                                 claim_ttl=max(5.0, 3 * self.config.timing("report_interval")))
+        self.last_decision: list[dict[str, Any]] = []
+
+    def configured(self) -> None:
+        self.hosts.service_down_time = self.config.timing("service_down_time")
+
+    # -- the conductor's call ---------------------------------------------------------------
+    def select_destinations(self, ctx: dict[str, Any], request_spec: dict[str, Any],
+                            instance_uuids: list[str],
+                            return_alternates: bool = False) -> list[list[str]]:
+        """For each instance, the chosen host first, then alternates (if asked), as lists
+        of host names. Raises NoValidHost if any instance finds no host."""
+        states = self.hosts.host_states()
+        selections, decisions = [], []
+        try:
+            for uuid in instance_uuids:
+                ranked, rejected = self.rank(states, request_spec)
+                decisions.append({"instance_uuid": uuid, "ranked": [h.host for h in ranked],
+                                  "rejected": rejected})
+                if not ranked:
+                    raise NoValidHost("No valid host was found. There are not enough hosts "
+                                      f"available. (rejected: {_describe(rejected)})")
+                self.hosts.claim(uuid, ranked[0], request_spec)
+                limit = self.config.max_attempts if return_alternates else 1
+                selections.append([h.host for h in ranked[:limit]])
+        except NoValidHost:
+            self.hosts.forget(instance_uuids)
+            raise
+        finally:
+            self.last_decision = decisions
+        return selections
+
+    def rank(self, states: list[HostState],
+             spec: dict[str, Any]) -> tuple[list[HostState], dict[str, str]]:
+        """Hosts passing every enabled filter, heaviest first (ties by name), and for
+        each rejected host the first filter it failed."""
+        filters = [FILTER_CLASSES[name](self.config) for name in self.config.filters]
+        passed, rejected = [], {}
+        for state in states:
+            failed = next((f for f in filters if not f.host_passes(state, spec)), None)
+            if failed is None:
+                passed.append(state)
+            else:
+                rejected[state.host] = type(failed).__name__
+        if not passed:
+            return [], rejected
+        totals = [0.0] * len(passed)
+        for name in self.config.weighers:
+            weigher = WEIGHER_CLASSES[name](self.config)
+            raw = [weigher.weigh(s, spec) for s in passed]
+            for i, w in enumerate(normalize(raw)):
+                totals[i] += weigher.multiplier() * w
+        order = sorted(range(len(passed)), key=lambda i: (-totals[i], passed[i].host))
+        return [passed[i] for i in order], rejected
+
+    def last_decisions(self, ctx: dict[str, Any]) -> list[dict[str, Any]]:
+        """Why the last select_destinations chose what it chose (for the lab)."""
+        return self.last_decision
+
+    # -- the seed's old process -------------------------------------------------------------
+    def run_instance(self, ctx: dict[str, Any], instance_uuids: list[str],
+                     request_spec: dict[str, Any], retry: dict[str, Any] | None = None) -> None:
+        """Legacy flow: pick hosts and cast the builds to the computes ourselves. With no
+        host, the scheduler itself writes the instance to ERROR."""
+        retry = dict(retry or {"num_attempts": 0, "hosts": []})
+        retry["num_attempts"] += 1
+        spec = {**request_spec, "retry": retry}
+        try:
+            selections = self.select_destinations(ctx, spec, instance_uuids)
+        except NoValidHost as exc:
+            for uuid in instance_uuids:
+                self.set_error(uuid, exc, ctx, "scheduler_run_instance")
+            return
+        for uuid, hosts in zip(instance_uuids, selections):
+            host_retry = {**retry, "hosts": [*retry["hosts"], hosts[0]]}
+            self.db.add_event(uuid, ctx.get("request_id", ""), "scheduler_run_instance",
+                              hosts[0], retry["num_attempts"], "Success")
+            self.compute.build_and_run_instance(
+                {**ctx, "instance_uuid": uuid, "attempt": retry["num_attempts"]}, hosts[0],
+                instance_uuid=uuid, request_spec=request_spec, retry=host_retry,
+                flow="legacy")
+
+
+def _describe(rejected: dict[str, str]) -> str:
+    return ", ".join(f"{h}: {f}" for h, f in sorted(rejected.items())) or "no compute nodes"

@@ -1,0 +1,32 @@
+"""The client side of the scheduler: the only place a call or cast to it is written.
+
+``select_destinations`` is a call: the conductor waits for the answer (the seed's "sends
+an RPC call to the scheduler ... and waits for the response"), with its own timeout, so a
+dead scheduler stops the build at the conductor. ``run_instance`` is the old process's
+cast."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..messaging.client import RPCClient
+from ..messaging.transport import Transport
+
+__all__ = ["SchedulerAPI"]
+
+
+class SchedulerAPI:
+    def __init__(self, transport: Transport, timeout: float | None = None):
+        self.client = RPCClient(transport, "scheduler", timeout=timeout)
+
+    async def select_destinations(self, ctx: dict[str, Any], request_spec: dict[str, Any],
+                                  instance_uuids: list[str], return_alternates: bool = False,
+                                  timeout: float | None = None) -> list[list[str]]:
+        client = self.client.prepare(timeout=timeout) if timeout else self.client
+        return await client.call(ctx, "select_destinations", request_spec=request_spec,
+                                 instance_uuids=instance_uuids,
+                                 return_alternates=return_alternates)
+
+    def run_instance(self, ctx: dict[str, Any], instance_uuids: list[str],
+                     request_spec: dict[str, Any], retry: dict[str, Any] | None = None) -> None:
+        self.client.cast(ctx, "run_instance", instance_uuids=instance_uuids,
+                         request_spec=request_spec, retry=retry)

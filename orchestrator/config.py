@@ -9,6 +9,7 @@ Timings come from a *preset*, ``fast`` (no artificial delays: tests, benchmarks)
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +39,12 @@ class BusConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{f.name} must be a number, not {value!r}")
-            if value < 0:
-                raise ConfigError(f"{f.name} must be >= 0, not {value!r}")
+            whole = f.type in (int, "int")
+            if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+                raise ConfigError(f"{f.name} must be {'an integer' if whole else 'a number'},"
+                                  f" not {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{f.name} must be a finite number >= 0, not {value!r}")
         if self.heartbeat_interval <= 0 or self.dead_after <= self.heartbeat_interval:
             raise ConfigError("need 0 < heartbeat_interval < dead_after")
         if self.queue_limit < 1 or self.history_size < 1:

@@ -72,6 +72,7 @@ class Bus:
         self.router.setsockopt(zmq.SNDHWM, 100_000)
         self.router.setsockopt(zmq.RCVHWM, 100_000)
         self.pub.setsockopt(zmq.SNDHWM, 100_000)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         before = rundir.read(self.run_dir).get("endpoints", {})
         self.router.bind(before.get("bus", "tcp://127.0.0.1:0"))
         self.pub.bind(before.get("trace", "tcp://127.0.0.1:0"))
@@ -172,7 +173,7 @@ class Bus:
 
     # -- control requests (the lab's side) -----------------------------------------------
     def control_history(self, since: int = 0, limit: int = HISTORY_PAGE) -> dict[str, Any]:
-        events = [e for e in self.history if e["seq"] > since][:max(1, min(limit, HISTORY_PAGE))]
+        events = [e for e in self.history if e["seq"] > since][:max(0, min(limit, HISTORY_PAGE))]
         return {"events": events, "last_seq": self._seq,
                 "oldest_seq": self.history[0]["seq"] if self.history else self._seq + 1}
 

@@ -96,6 +96,7 @@ class FaultTable:
                     isinstance(g, list) and g and all(isinstance(p, str) and p for p in g)
                     for g in partitions):
                 raise FaultError("partitions must be a list of non-empty lists of patterns")
+            partitions = [list(group) for group in partitions]
         if "hop_delay" in spec:
             hop = spec["hop_delay"]
             if isinstance(hop, bool) or not isinstance(hop, (int, float)) or not 0 <= hop <= 60:

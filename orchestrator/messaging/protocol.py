@@ -182,7 +182,7 @@ def decode(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
         raise ProtocolError(f"oversized message: {len(data)} > {max_bytes} bytes",
                             "oversized")
     try:
-        env = msgpack.unpackb(data, raw=False, strict_map_key=True)
+        env = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises many types for garbage
         raise ProtocolError(f"not msgpack: {type(exc).__name__}", "not_msgpack") from None
     if not isinstance(env, dict):
@@ -219,7 +219,7 @@ def trace_event(seq: int, env: dict[str, Any], phase: str, dst: str, size: int,
         "method": env["method"], "msg_id": env["msg_id"], "reply_to": env["reply_to"],
         "request_id": str(ctx.get("request_id") or ""),
         "instance_uuid": str(ctx.get("instance_uuid") or ""),
-        "attempt": attempt if isinstance(attempt, int) else 0,
+        "attempt": attempt if type(attempt) is int else 0,
         "bytes": size, "reason": reason,
     }
 

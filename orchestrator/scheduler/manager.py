@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compute.rpcapi import ComputeAPI
+from ..db import NotFound
 from ..exception import NoValidHost
 from ..manager import Manager
 from ..messaging.transport import Transport
@@ -92,9 +93,10 @@ class SchedulerManager(Manager):
                      request_spec: dict[str, Any], retry: dict[str, Any] | None = None) -> None:
         """Legacy flow: pick hosts and cast the builds to the computes ourselves. With no
         host, the scheduler itself writes the instance to ERROR."""
-        retry = dict(retry or {"num_attempts": 0, "hosts": []})
+        retry = {"num_attempts": 0, "hosts": [], **(retry or {})}
         retry["num_attempts"] += 1
         spec = {**request_spec, "retry": retry}
+        instance_uuids = [u for u in instance_uuids if self._record_attempt(u, retry)]
         try:
             selections = self.select_destinations(ctx, spec, instance_uuids)
         except NoValidHost as exc:
@@ -109,6 +111,14 @@ class SchedulerManager(Manager):
                 {**ctx, "instance_uuid": uuid, "attempt": retry["num_attempts"]}, hosts[0],
                 instance_uuid=uuid, request_spec=request_spec, retry=host_retry,
                 flow="legacy")
+
+
+    def _record_attempt(self, uuid: str, retry: dict[str, Any]) -> bool:
+        try:
+            self.db.update_instance(uuid, num_attempts=retry["num_attempts"])
+            return True
+        except NotFound:
+            return False  # deleted meanwhile
 
 
 def _describe(rejected: dict[str, str]) -> str:

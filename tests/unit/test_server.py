@@ -216,9 +216,6 @@ def test_unencodable_result_becomes_an_error_reply(rig):
     assert protocol.decode(transport.frames[0])["reply_to"] == env["msg_id"]
 
 
-@pytest.mark.xfail(strict=True, reason="a result with non-str map keys encodes but the "
-                   "caller cannot decode it (strict_map_key): the call times out instead "
-                   "of getting a result or an error")
 def test_every_reply_can_be_decoded_by_the_caller(rig):
     server, transport, _ = rig
     server.dispatch(_msg("call", "int_keys"))

@@ -1,0 +1,159 @@
+"""The trace: history for a late subscriber, then live events, gap-free; trace.jsonl holds
+the same events in the schema of protocol.TRACE_FIELDS."""
+from __future__ import annotations
+
+import json
+import select
+import socket
+import threading
+
+import pytest
+
+from orchestrator.messaging import protocol
+from orchestrator.messaging.bus import TRACE_FILE
+from orchestrator.messaging.tap import TraceTap
+
+TYPES = {"seq": int, "ts": float, "attempt": int, "bytes": int}   # the rest are str
+
+
+def _check_schema(event: dict) -> None:
+    assert tuple(event) == protocol.TRACE_FIELDS
+    for field in protocol.TRACE_FIELDS:
+        assert type(event[field]) is TYPES.get(field, str), (field, event)
+    assert event["phase"] in protocol.PHASES
+
+
+def _calls(client, first: int, n: int) -> None:
+    for i in range(first, first + n):
+        ctx = {"request_id": f"req-{i}", "instance_uuid": f"uuid-{i}", "attempt": i % 3}
+        assert client.call("echo", "echo", server="e1", ctx=ctx, i=i)["args"] == {"i": i}
+
+
+@pytest.mark.timeout(40)
+def test_late_subscriber_gets_history_then_live_without_gaps(cluster, primer, wait_until):
+    cluster.spawn("echo", "e1", wait=True)
+    client = cluster.client()
+    # A request id that needs escaping in JSON.
+    odd = {"request_id": 'req "quoted"\n\\ \u2603', "attempt": 9}
+    client.call("echo", "echo", server="e1", ctx=odd)
+    _calls(client, 1, 49)
+
+    tap = cluster.tap()
+    try:
+        # History: everything so far, from seq 1, before any live event.
+        history = tap.snapshot()
+        assert [e["seq"] for e in history] == list(range(1, 101))
+        primer(tap, cluster)    # make sure the live subscription is up (see conftest)
+        _calls(client, 50, 20)
+        last = client.control("stats")["seq"]
+        tap.wait_seq(last)
+        events = tap.snapshot()
+    finally:
+        tap.stop()
+
+    assert [e["seq"] for e in events] == list(range(1, last + 1))   # no gap, no duplicate
+    assert events[:100] == history
+    for event in events:
+        _check_schema(event)
+    assert {e["request_id"] for e in events} >= {odd["request_id"]}
+
+    # Every call is routed once and answered once: the reply's reply_to is the call's
+    # msg_id, and it carries the call's context.
+    calls = [e for e in events if e["kind"] == "call"]
+    replies = {e["reply_to"]: e for e in events if e["kind"] == "reply"}
+    assert len(calls) == 70 and len(replies) == 70
+    assert len({e["msg_id"] for e in calls}) == 70
+    for call in calls:
+        assert (call["phase"], call["src"], call["dst"], call["reply_to"]) == \
+            ("routed", client.identity, "echo.e1", "")
+        reply = replies[call["msg_id"]]
+        assert (reply["phase"], reply["src"], reply["dst"]) == ("routed", "echo.e1", client.identity)
+        assert reply["msg_id"] != call["msg_id"] and reply["seq"] > call["seq"]
+        for field in ("request_id", "instance_uuid", "attempt", "method"):
+            assert reply[field] == call[field]
+    assert [c["request_id"] for c in calls[1:]] == [f"req-{i}" for i in range(1, 70)]
+    assert calls[0]["attempt"] == 9
+
+    # trace.jsonl: the same events, one JSON object per line (flushed every 0.2 s).
+    path = cluster.run_dir / TRACE_FILE
+
+    def lines():
+        text = path.read_text(encoding="utf-8")
+        return text.splitlines() if text.count("\n") >= last else None
+    raw_lines = wait_until(lines, 10, f"{last} lines in {TRACE_FILE}")
+    from_file = [json.loads(line) for line in raw_lines]
+    for event in from_file:
+        _check_schema(event)
+    assert from_file == events
+
+
+class DelayedRelay:
+    """A TCP relay that keeps a new connection waiting ``delay`` seconds before it connects
+    it upstream: a slow link between a subscriber and the bus's PUB socket."""
+
+    def __init__(self, upstream: str, delay: float):
+        host, port = upstream.removeprefix("tcp://").rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.delay = delay
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.endpoint = f"tcp://127.0.0.1:{self.listener.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        socks: list[socket.socket] = []
+        try:
+            while not self._stop.is_set():
+                try:
+                    down, _ = self.listener.accept()
+                    break
+                except socket.timeout:
+                    continue
+            else:
+                return
+            socks.append(down)
+            if self._stop.wait(self.delay):
+                return
+            up = socket.create_connection(self.upstream, timeout=5)
+            socks.append(up)
+            peer = {down: up, up: down}
+            while not self._stop.is_set():
+                ready, _, _ = select.select(socks, [], [], 0.1)
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    peer[sock].sendall(data)
+        except OSError:
+            return
+        finally:
+            for sock in socks:
+                sock.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.listener.close()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "tap.py TraceTap._run: start() returns once history is paged, without knowing that "
+    "the SUB subscription is live; an event published in between is lost on PUB and only "
+    "recovered when a later event reveals the seq gap. With a quiet trace, wait_for() on "
+    "it times out. (Without the relay this happened 29 times in 200 local tries.)"))
+@pytest.mark.timeout(30)
+def test_tap_sees_an_event_published_just_after_it_started(cluster):
+    relay = DelayedRelay(cluster.endpoints["trace"], delay=1.0)
+    try:
+        tap = TraceTap(cluster.endpoints["bus"], relay.endpoint).start()
+        try:
+            # One event, then a quiet bus.
+            mid = cluster.client().fanout("nobody", "ping")
+            event = tap.wait_for(lambda e: e["msg_id"] == mid, timeout=4)
+            assert event["phase"] == "dropped"
+        finally:
+            tap.stop()
+    finally:
+        relay.close()

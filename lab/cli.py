@@ -42,6 +42,19 @@ def cmd_up(args: argparse.Namespace) -> int:
         cluster.stop()
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    try:
+        run_demo(preset=args.preset, computes=args.computes, instances=args.instances,
+                 seed=args.seed)
+    except (LabError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
     return bench_main(args.rest)
@@ -56,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--hop-delay", type=float, default=0.0)
     up.add_argument("--echo", type=int, default=1, help="echo services to start")
     up.set_defaults(func=cmd_up)
+    demo = sub.add_parser("demo", help="boot a few instances with one failing compute and "
+                          "print each one's story")
+    demo.add_argument("--preset", choices=["demo", "fast"], default="demo")
+    demo.add_argument("--computes", type=int, default=4)
+    demo.add_argument("--instances", type=int, default=5)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
     bench = sub.add_parser("bench", help="benchmarks: python -m lab bench bus [--json]",
                            add_help=False)
     bench.add_argument("rest", nargs=argparse.REMAINDER)

@@ -112,8 +112,9 @@ class Cluster:
                         child: Child | None = None) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            peers = {p["identity"]: p for p in self.client().control("peers")}
-            if peers.get(name, {}).get("alive"):
+            peer = {p["identity"]: p for p in self.client().control("peers")}.get(name, {})
+            since = child.started if child is not None else 0.0
+            if peer.get("alive") and peer.get("registered_at", 0) >= since:
                 return
             if child is not None and not child.alive():
                 raise LabError(f"{name} exited with {child.proc.returncode}; "

@@ -21,6 +21,7 @@ from orchestrator.config import (RUNTIME_OPTIONS, BusConfig, ConfigError, LabCon
 
 from .client import ApiClient, ApiError
 from .cluster import Cluster, LabError
+from .trace import Trace
 
 __all__ = ["Lab", "FINAL_STATUSES"]
 
@@ -215,11 +216,17 @@ class Lab:
         self.cluster.resume(self._child_name(service))
 
     # -- what happened ----------------------------------------------------------------------------
-    def trace(self) -> list[dict[str, Any]]:
+    def trace(self) -> Trace:
         """Every trace event since the lab started (the DESIGN.md schema, as dicts)."""
         if self._tap is None:
             raise LabError("the lab is not started")
-        return self._tap.snapshot()
+        return Trace(self._tap.snapshot())
+
+    def story(self, server_id: str, include_db_proxy: bool = False) -> list[str]:
+        """One instance's build, message by message."""
+        record = self.server(server_id)
+        return self.trace().story(server_id, record["OS-EXT-LAB:request_id"],
+                                  include_db_proxy)
 
     @property
     def tap(self):

@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from lab import Lab
 from lab.cluster import Cluster
 from orchestrator.config import BusConfig
 
@@ -69,3 +70,23 @@ def reap_pids() -> Iterator[list[int]]:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+@pytest.fixture
+def make_lab(tmp_path) -> Iterator[Callable[..., Lab]]:
+    """``make_lab(**options)`` -> a started Lab (fast preset) in its own run directory;
+    stopped at teardown, with every one of its processes checked gone."""
+    made: list[Lab] = []
+
+    def make(name: str = "lab", **options) -> Lab:
+        options = {"computes": 3, "seed": 7, "preset": "fast", **options}
+        lab = Lab(run_dir=str(tmp_path / name), **options)
+        made.append(lab)
+        return lab.start()
+
+    yield make
+    for lab in made:
+        pids = [c.pid for c in lab.cluster.children.values()]
+        lab.stop()
+        for pid in pids:
+            assert _pid_gone(pid), f"process {pid} outlived its lab"

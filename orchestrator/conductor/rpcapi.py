@@ -10,7 +10,11 @@ from typing import Any
 from ..messaging.client import RPCClient
 from ..messaging.transport import Transport
 
-__all__ = ["ConductorAPI"]
+__all__ = ["ConductorAPI", "DB_PROXY_METHODS"]
+
+# The conductor's database-proxy methods: how computes save anything at all.
+DB_PROXY_METHODS = frozenset({"instance_update", "instance_destroy", "instance_fault_create",
+                              "action_event", "service_update", "compute_node_update"})
 
 
 class ConductorAPI:

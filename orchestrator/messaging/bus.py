@@ -137,9 +137,13 @@ class Bus:
         src = ident.decode("utf-8", "replace")
         if env["src"] != src:
             return self._bad(ident, "bad_envelope", f"src {env['src']!r} is not the sender")
-        beat = env["kind"] == "control" and env["method"] in ("register", "heartbeat")
-        if (beat or src in self.routes.peers) and self.routes.seen(src, time.time()):
+        if env["kind"] == "control" and env["method"] == "register":
+            self.routes.register(src, time.time())   # a (re)started server: flush its queue
             self._on_alive(src)
+        elif env["kind"] == "control" and env["method"] == "heartbeat" or \
+                src in self.routes.peers:
+            if self.routes.seen(src, time.time()):
+                self._on_alive(src)
         if env["kind"] == "control":
             return self.process_control(env)
         self.process_message(env, data)
@@ -260,7 +264,8 @@ class Bus:
             self.router.send_multipart([dst.encode(), data], NOBLOCK)
             return True
         except zmq.ZMQError as exc:  # EHOSTUNREACH (not connected) or EAGAIN (pipe full)
-            log.debug("cannot send to %s: %s", dst, exc)
+            if exc.errno == zmq.EHOSTUNREACH and self.routes.mark_down(dst):
+                log.warning("%s is disconnected: down", dst)
             return False
 
     def _queue(self, key: str, env: dict[str, Any], data: bytes, reason: str) -> None:

@@ -49,6 +49,19 @@ class RoutingTable:
             return True
         return False
 
+    def register(self, identity: str, now: float) -> None:
+        """A server (re)connected and announced itself: alive, whatever we thought."""
+        self.seen(identity, now)
+        self.peers[identity].registered_at = now
+
+    def mark_down(self, identity: str) -> bool:
+        """The connection is gone (a send found no route). True if it was alive."""
+        peer = self.peers.get(identity)
+        if peer is None or not peer.alive:
+            return False
+        peer.alive = False
+        return True
+
     def remove(self, identity: str) -> None:
         self.peers.pop(identity, None)
 
@@ -105,5 +118,6 @@ class RoutingTable:
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"identity": p.identity, "topic": p.topic, "server": p.server,
-                 "alive": p.alive, "last_seen": p.last_seen}
+                 "alive": p.alive, "last_seen": p.last_seen,
+                 "registered_at": p.registered_at}
                 for p in sorted(self.peers.values(), key=lambda p: p.identity)]

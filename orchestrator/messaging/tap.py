@@ -1,10 +1,12 @@
 """The trace tap's subscriber: every trace event of a bus, history first, then live, with
 no gap and no duplicate.
 
-A PUB/SUB subscriber misses what was published before it joined (zguide's "slow
-joiner"), so ``TraceTap`` subscribes first, then pages the bus's history (``control
-history``) and from then on takes live events, filling any gap in ``seq`` from the
-history again. Events are kept in order in ``events``; ``wait_for(predicate)`` blocks
+A PUB/SUB subscriber misses what was published before its subscription reached the bus
+(zguide's "slow joiner"), so ``TraceTap`` subscribes first, then pages the bus's history
+(``control history``) and from then on takes live events, filling any gap in ``seq``
+from the history again; and whenever the stream has been quiet for ``CATCH_UP_AFTER``
+it asks the bus for its latest ``seq``, so an event missed at the very end of a burst is
+fetched too, within a fraction of a second. Events are kept in order in ``events``; ``wait_for(predicate)`` blocks
 until one matches, so tests wait for events instead of sleeping. The tap runs on its own
 thread and never prints.
 """
@@ -23,6 +25,7 @@ from .blocking import BlockingClient
 __all__ = ["TraceTap"]
 
 log = logging.getLogger("orchestrator.tap")
+CATCH_UP_AFTER = 0.2   # seconds without live events before checking for missed ones
 Event = dict[str, Any]
 
 
@@ -46,6 +49,8 @@ class TraceTap:
         self._thread.start()
         if not self._ready.wait(timeout):
             raise TimeoutError(f"trace tap not ready after {timeout}s: {self.error}")
+        if self.error:
+            raise RuntimeError(f"trace tap failed to start: {self.error}")
         return self
 
     def stop(self) -> None:
@@ -101,9 +106,17 @@ class TraceTap:
             else:
                 self.last_seq = client.control("stats")["seq"]
             self._ready.set()
+            idle_since = time.monotonic()
             while not self._stop.is_set():
-                if not sub.poll(100):
+                if not sub.poll(50):
+                    # Quiet: make sure nothing was missed (a subscription still joining,
+                    # a frame dropped at the high-water mark) by asking the bus's seq.
+                    if self.history and time.monotonic() - idle_since > CATCH_UP_AFTER:
+                        idle_since = time.monotonic()
+                        if client.control("stats")["seq"] > self.last_seq:
+                            self._fill(client)
                     continue
+                idle_since = time.monotonic()
                 while True:
                     try:
                         events = msgpack.unpackb(sub.recv(zmq.NOBLOCK))

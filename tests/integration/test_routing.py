@@ -122,3 +122,21 @@ def test_queue_overflow_is_dropped_and_reported(make_cluster, live_tap, received
     # The five that fit are delivered, oldest first, when the server comes.
     cluster.spawn("echo", "absent", wait=True)
     assert _args(received(cluster, "absent")) == [{"i": i} for i in range(5)]
+
+
+@pytest.mark.timeout(30)
+def test_queued_cast_expires_after_queue_ttl(make_cluster, live_tap, received):
+    cluster = make_cluster(queue_ttl=0.5)
+    client = cluster.client()
+    tap = live_tap(cluster)
+    mid = client.cast("echo", "record", server="slow", i=1)
+    queued = tap.wait_for(lambda e: e["msg_id"] == mid)
+    assert queued["phase"] == "queued"
+    expired = tap.wait_for(lambda e: e["msg_id"] == mid and e["phase"] == "expired")
+    assert (expired["reason"], expired["dst"]) == ("queue ttl", "echo.slow")
+    assert expired["ts"] - queued["ts"] >= 0.5
+    stats = client.control("stats")
+    assert stats["counters"]["expired"] == 1 and stats["queued"] == {}
+    # Too late: the server that finally comes gets nothing.
+    cluster.spawn("echo", "slow", wait=True)
+    assert received(cluster, "slow") == []

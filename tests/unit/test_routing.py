@@ -145,9 +145,9 @@ def test_describe(table):
     table.expire(3.5)  # c2 is dead
     assert table.describe() == [
         {"identity": "compute.c1", "topic": "compute", "server": "c1", "alive": True,
-         "last_seen": 2.0},
+         "last_seen": 2.0, "registered_at": 2.0},
         {"identity": "compute.c2", "topic": "compute", "server": "c2", "alive": False,
-         "last_seen": 1.0},
+         "last_seen": 1.0, "registered_at": 1.0},
     ]
 
 
@@ -156,3 +156,20 @@ def test_bare_topic_peer():
     table.seen("api", 0.0)
     assert table.peers["api"] == Peer("api", "api", "", 0.0, True, 0.0)
     assert table.pick("api") == "api"
+
+
+def test_register_revives_and_stamps(table):
+    table.seen("compute.c1", 1.0)
+    table.expire(10.0)
+    assert not table.is_alive("compute.c1")
+    table.register("compute.c1", 11.0)
+    assert table.is_alive("compute.c1")
+    assert table.describe()[0]["registered_at"] == 11.0
+
+
+def test_mark_down_only_reports_a_change(table):
+    assert table.mark_down("compute.nobody") is False
+    table.seen("compute.c1", 1.0)
+    assert table.mark_down("compute.c1") is True
+    assert table.mark_down("compute.c1") is False
+    assert table.pick("compute") is None

@@ -1,37 +1,42 @@
 """The command line: ``python -m lab <command>`` (also installed as ``conductor-lab``).
 
-``up`` starts a lab and keeps it running until Ctrl-C; ``bench`` runs the benchmarks."""
+``up`` starts a lab and keeps it running until Ctrl-C; ``demo`` tells the seed's story
+in a minute; ``bench`` runs the benchmarks."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
 
-from orchestrator.config import BusConfig, ConfigError
+from orchestrator.config import ConfigError
 
-from .cluster import Cluster, LabError
+from .cluster import LabError
+from .lab import Lab
 
 __all__ = ["main"]
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    """Start a lab and keep it until Ctrl-C (services may be killed meanwhile: that is
+    what lessons do; only losing the bus ends it)."""
     try:
-        config = BusConfig(seed=args.seed, hop_delay=args.hop_delay)
+        lab = Lab(computes=args.computes, seed=args.seed, preset=args.preset,
+                  flow=args.flow, run_dir=args.run_dir)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    cluster = Cluster(args.run_dir, bus=config)
     try:
-        cluster.start()
-        for i in range(args.echo):
-            cluster.spawn("echo", f"echo{i + 1}", wait=True)
-        print(f"lab running in {cluster.run_dir}")
-        for name, endpoint in cluster.endpoints.items():
-            print(f"  {name:6} {endpoint}")
+        lab.start()
+        print(f"lab running in {lab.run_dir}", flush=True)
+        print(f"  api     {lab.api_url}/v2.1")
+        for name, endpoint in lab.cluster.endpoints.items():
+            print(f"  {name:7} {endpoint}")
+        print(f"  {args.computes} computes, preset {args.preset}, flow {args.flow}, "
+              f"seed {args.seed}")
         print("Ctrl-C stops it.", flush=True)
-        while all(c.alive() for c in cluster.children.values()):
+        while lab.cluster.children["bus"].alive():
             time.sleep(0.5)
-        print("a service exited; stopping the lab", file=sys.stderr)
+        print("the bus exited; stopping the lab", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
@@ -39,7 +44,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        cluster.stop()
+        lab.stop()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -65,9 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start a lab and keep it running until Ctrl-C")
     up.add_argument("--run-dir", default=None, help="where the lab keeps its files")
+    up.add_argument("--computes", type=int, default=3)
     up.add_argument("--seed", type=int, default=0)
-    up.add_argument("--hop-delay", type=float, default=0.0)
-    up.add_argument("--echo", type=int, default=1, help="echo services to start")
+    up.add_argument("--preset", choices=["fast", "demo"], default="demo")
+    up.add_argument("--flow", choices=["conductor", "legacy"], default="conductor")
     up.set_defaults(func=cmd_up)
     demo = sub.add_parser("demo", help="boot a few instances with one failing compute and "
                           "print each one's story")

@@ -106,7 +106,8 @@ def test_services_survive_a_bus_restart_and_seq_goes_on(cluster, wait_until):
     assert after > before
     # The new bus continues the old one's event stream: trace.jsonl has every seq once.
     path = cluster.run_dir / "trace.jsonl"
-    seqs = wait_until(lambda: (lambda s: s if s and s[-1] == after else None)(
-        [json.loads(line)["seq"] for line in path.read_text().splitlines()]),
-        10, "trace.jsonl flushed")
-    assert seqs == list(range(1, after + 1))
+
+    def flushed() -> list[int] | None:   # written every 0.2 s
+        seqs = [json.loads(line)["seq"] for line in path.read_text().splitlines()]
+        return seqs if seqs and seqs[-1] == after else None
+    assert wait_until(flushed, 10, "trace.jsonl flushed") == list(range(1, after + 1))

@@ -1,0 +1,68 @@
+"""The command line, run as a user runs it: subprocesses, exit codes, output."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run(*args: str, cwd=None, timeout: float = 100) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+def test_demo_prints_stories_and_message_table(tmp_path):
+    out = run("-m", "lab", "demo", "--preset", "fast", "--instances", "3", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("demo-") >= 3
+    assert "compute2 fails 50% of its builds" in out.stdout
+    assert "api -> conductor" in " ".join(out.stdout.split())
+    assert "messages by kind and method" in out.stdout
+    assert "select_destinations" in out.stdout
+
+
+def test_no_command_and_bad_arguments_exit_2(tmp_path):
+    out = run("-m", "lab", cwd=tmp_path)
+    assert out.returncode == 2 and "usage" in out.stderr
+    out = run("-m", "lab", "demo", "--preset", "slow", cwd=tmp_path)
+    assert out.returncode == 2 and "invalid choice" in out.stderr
+    out = run("-m", "orchestrator", "conductor", "--run-dir", str(tmp_path / "missing"))
+    assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+def test_bench_json(tmp_path):
+    out = run("-m", "lab", "bench", "bus", "--calls", "50", "--casts", "500",
+              "--rounds", "1", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert set(result["ratios"]) == {"call_p50", "call_p99", "cast_throughput"}
+    assert result["baseline"]["call_p50_us"] > 0 and result["bus"]["casts_per_s"] > 0
+
+
+def test_up_runs_until_ctrl_c_and_leaves_nothing(tmp_path, pid_gone, reap_pids):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "up", "--run-dir", str(run_dir),
+                             "--computes", "2", "--preset", "fast"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    reap_pids.append(proc.pid)
+    try:
+        assert "lab running" in proc.stdout.readline()
+        pids = json.loads((run_dir / "lab.json").read_text())["pids"]
+        reap_pids.extend(pids.values())
+        assert len(pids) == 6   # bus, conductor, scheduler, 2 computes, api
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+    finally:
+        proc.stdout.close()
+        proc.stderr.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(pid_gone(p) for p in pids.values()):
+        time.sleep(0.1)
+    assert [p for p in pids.values() if not pid_gone(p)] == []

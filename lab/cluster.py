@@ -187,7 +187,9 @@ class Cluster:
         if self._client is None:
             if not self.endpoints:
                 raise LabError("the lab is not started")
-            self._client = BlockingClient(self.endpoints["bus"], timeout=10)
+            # A fixed name: fault decisions are seeded by sender, so the lab's own
+            # messages meet the same faults in every run with the same seed.
+            self._client = BlockingClient(self.endpoints["bus"], "control", timeout=10)
         return self._client
 
     def tap(self, history: bool = True) -> TraceTap:

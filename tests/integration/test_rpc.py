@@ -85,6 +85,11 @@ def test_fanout_reaches_every_live_server(cluster, received, live_tap):
     for host in hosts:
         event = tap.wait_for(lambda e: e["msg_id"] == mid and e["dst"] == f"echo.{host}")
         assert (event["kind"], event["phase"], event["reason"]) == ("fanout", "routed", "")
+    # A fanout to a topic without servers is dropped (nothing to queue it for).
+    mid = client.fanout("nobody", "record", tag="lost")
+    event = tap.wait_for(lambda e: e["msg_id"] == mid)
+    assert (event["phase"], event["reason"], event["dst"]) == \
+        ("dropped", "no live servers", "nobody")
 
 
 @pytest.mark.timeout(30)
@@ -95,3 +100,15 @@ def test_round_robin_over_live_servers(cluster):
     hosts = [client.call("echo", "echo", i=i)["host"] for i in range(6)]
     assert hosts.count("e1") == 3 and hosts.count("e2") == 3
     assert all(a != b for a, b in zip(hosts, hosts[1:])), hosts  # strictly alternating
+
+
+@pytest.mark.timeout(30)
+def test_notification_is_delivered_like_a_cast(cluster, received, live_tap):
+    cluster.spawn("echo", "e1", wait=True)
+    client = cluster.client()
+    tap = live_tap(cluster)
+    env = client.envelope("notification", "echo", "record", server="e1", args={"event": "x"})
+    client.send(env)
+    assert [r["args"] for r in received(cluster, "e1")] == [{"event": "x"}]
+    event = tap.wait_for(lambda e: e["msg_id"] == env["msg_id"])
+    assert (event["kind"], event["phase"], event["dst"]) == ("notification", "routed", "echo.e1")

@@ -30,9 +30,9 @@ def test_scheduler_killed_errors_at_the_conductor_after_the_call_timeout(make_la
     assert record["status"] == "ERROR"
     assert record["fault"]["message"].startswith("MessagingTimeout")
     assert waited >= lab.config.timing("scheduler_timeout") * 0.9
-    expired = [e for e in lab.trace() if e["phase"] == "expired"
-               and e["method"] == "select_destinations"]
-    assert expired and expired[0]["src"] == "conductor.conductor1"
+    expired = lab.tap.wait_for(lambda e: e["phase"] == "expired"
+                               and e["method"] == "select_destinations", timeout=5)
+    assert expired["src"] == "conductor.conductor1" and expired["reason"] == "call timeout"
 
 
 def test_conductor_down_casts_wait_and_are_processed_when_it_returns(make_lab):

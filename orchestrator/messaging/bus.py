@@ -162,6 +162,12 @@ class Bus:
         if method == "unregister":
             self.routes.remove(env["src"])
             return
+        if method == "expired":  # one-way: a caller's notice, answered with nothing
+            try:
+                self.control_expired(env["src"], **args)
+            except Exception as exc:
+                self._bad(env["src"].encode(), "bad_control", f"expired: {exc}")
+            return
         handler = getattr(self, f"control_{method}", None)
         if env["topic"] != protocol.CONTROL_TOPIC or handler is None:
             return self._control_reply(env, error=ValueError(f"unknown control {method!r}"))
@@ -199,12 +205,14 @@ class Bus:
         self._release_held()
         return self.faults.describe()
 
-    def control_expired(self, call: dict[str, Any]) -> bool:
-        """A caller gave up on ``call`` (the envelope it sent): make the timeout visible."""
+    def control_expired(self, sender: str, call: dict[str, Any]) -> None:
+        """A caller gave up on ``call`` (the envelope it sent): make the timeout visible.
+        Only the caller itself may say so."""
         env = protocol.decode(protocol.encode(call))  # validates every field
+        if env["src"] != sender or env["kind"] != "call":
+            raise ValueError(f"{sender} cannot expire a {env['kind']} sent by {env['src']}")
         self._trace(env, "expired", protocol.identity(env["topic"], env["server"]),
                     0, "call timeout")
-        return True
 
     # -- routing ------------------------------------------------------------------------
     def process_message(self, env: dict[str, Any], data: bytes) -> None:

@@ -8,22 +8,27 @@ import pytest
 
 
 @pytest.mark.timeout(40)
-def test_heartbeats_detect_killed_and_hung_servers(cluster, live_tap, peers, wait_until,
+def test_heartbeats_detect_killed_and_hung_servers(make_cluster, live_tap, peers, wait_until,
                                                    received):
+    # A long bus_timeout: however long a loaded machine keeps e2 paused, e2 must not give
+    # up on the bus itself when it resumes.
+    cluster = make_cluster(bus_timeout=15.0)
     for host in ("e1", "e2", "e3"):
         cluster.spawn("echo", host, wait=True)
     client = cluster.client()
     tap = live_tap(cluster)
     dead_after = cluster.bus_config.dead_after
 
-    start = time.monotonic()
-    cluster.kill("echo.e1")       # SIGKILL: a crash
+    cluster.kill("echo.e1")       # SIGKILL: a crash; its connection closes
     cluster.pause("echo.e2")      # SIGSTOP: a hang; its connection stays open
+
+    def both_down():
+        table = peers(cluster)
+        return table if not (table["echo.e1"]["alive"] or table["echo.e2"]["alive"]) else None
     # dead_after plus a margin for a loaded 2-core machine (ticks, scheduling).
-    wait_until(lambda: not any(peers(cluster)[n]["alive"] for n in ("echo.e1", "echo.e2")),
-               dead_after + 3, "bus marks echo.e1 and echo.e2 down")
-    assert time.monotonic() - start >= dead_after * 0.9  # by silence, not by luck
-    table = peers(cluster)
+    table = wait_until(both_down, dead_after + 3, "bus marks echo.e1 and echo.e2 down")
+    # The hung one was found out by its silence: nothing heard for dead_after.
+    assert time.time() - table["echo.e2"]["last_seen"] >= dead_after
     assert table["echo.e3"]["alive"]
 
     # Round-robin skips the dead: every bare-topic call goes to e3.
@@ -34,8 +39,7 @@ def test_heartbeats_detect_killed_and_hung_servers(cluster, live_tap, peers, wai
     for mid in mids:
         event = tap.wait_for(lambda e: e["msg_id"] == mid)
         assert (event["phase"], event["reason"]) == ("queued", "receiver down")
-    # ... and are delivered, in order, once it heartbeats again. (Paused ~1-2 s, well
-    # under bus_timeout, so e2 itself does not give up on the bus meanwhile.)
+    # ... and are delivered, in order, once it heartbeats again.
     cluster.resume("echo.e2")
     wait_until(lambda: peers(cluster)["echo.e2"]["alive"], 10, "echo.e2 alive again")
     for mid in mids:

@@ -125,7 +125,7 @@ def test_queued_cast_expires_after_queue_ttl(make_cluster, live_tap, received):
     assert queued["phase"] == "queued"
     expired = tap.wait_for(lambda e: e["msg_id"] == mid and e["phase"] == "expired")
     assert (expired["reason"], expired["dst"]) == ("queue ttl", "echo.slow")
-    assert expired["ts"] - queued["ts"] >= 0.5
+    assert expired["ts"] - queued["ts"] >= 0.45   # ttl 0.5 s, measured from the enqueue
     stats = client.control("stats")
     assert stats["counters"]["expired"] == 1 and stats["queued"] == {}
     # Too late: the server that finally comes gets nothing.

@@ -147,7 +147,6 @@ def test_many_bad_frames_do_not_stop_the_bus(bus):
     ("bus", "no_such_control", {}),
     ("compute", "history", {}),              # a control not for the bus
     ("bus", "history", {"bogus": 1}),        # the handler raises TypeError
-    ("bus", "expired", {"call": [1, 2]}),    # the handler raises ProtocolError
     ("bus", "set_faults", {"hop_delay": -5}),
 ])
 def test_failing_control_is_answered_to_an_absent_peer_without_raising(bus, topic,
@@ -227,11 +226,33 @@ def test_control_set_faults_bad_spec_changes_nothing(bus):
 
 def test_control_expired_traces_the_timeout(bus):
     call = _cast(kind="call", server="c1")
-    assert bus.control_expired(call=call) is True
+    bus.control_expired(call["src"], call=call)
     (event,) = bus.history
     assert (event["phase"], event["reason"], event["dst"]) == ("expired", "call timeout",
                                                                "compute.c1")
     assert event["msg_id"] == call["msg_id"]
+
+
+def test_only_the_caller_may_expire_its_call(bus):
+    call = _cast(kind="call", server="c1")
+    with pytest.raises(ValueError):
+        bus.control_expired("lab.someone-else", call=call)
+    with pytest.raises(ValueError):
+        bus.control_expired(call["src"], call=_cast(server="c1"))   # a cast, not a call
+    assert not bus.history
+
+
+def test_expired_notice_gets_no_reply_and_bad_ones_are_counted(bus):
+    call = _cast(kind="call", server="c1")
+    notice = protocol.envelope("control", call["src"], "bus", "expired", args={"call": call})
+    bus.process_frame(_frame(notice))
+    assert bus.history[-1]["phase"] == "expired"
+    forged = protocol.envelope("control", "lab.other", "bus", "expired", args={"call": call})
+    bus.process_frame(_frame(forged))
+    garbage = protocol.envelope("control", "lab.x", "bus", "expired", args={"call": [1, 2]})
+    bus.process_frame(_frame(garbage))
+    assert bus.stats["bad.bad_control"] == 2
+    assert len(bus.history) == 1
 
 
 # -- routing and queues -------------------------------------------------------------------

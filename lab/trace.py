@@ -53,6 +53,7 @@ class Trace:
         """The instance's build as lines: time, attempt, who sent what to whom."""
         events = self.for_instance(instance_uuid, request_id)
         events = events if include_db_proxy else events.without_db_proxy()
+        events = events.filter(lambda e: e["phase"] != "delayed")  # pacing, not a fate
         lines, start = [], None
         for e in events:
             start = e["ts"] if start is None else start

@@ -152,7 +152,7 @@ class Database:
                     f"instance {uuid_} is in task_state {current['task_state']}, "
                     f"expected {expected_task_state}")
             c.execute(f"UPDATE instances SET {sets} WHERE uuid=?", (*values.values(), uuid_))
-        return self.instance(uuid_)
+        return self.instance(uuid_, deleted=True)   # the update may have deleted it
 
     # -- faults, actions, events ----------------------------------------------------------
     def add_fault(self, uuid_: str, code: int, message: str, details: str = "",

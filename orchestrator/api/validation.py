@@ -43,7 +43,7 @@ def _count(server: dict[str, Any], key: str) -> int | None:
     value = server.get(key)
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdecimal():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
         raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value!r}. "

@@ -42,8 +42,7 @@ def _node(**overrides):
 
 
 def _mark_deleted(db: Database, uuid: str) -> None:
-    # Straight SQL: update_instance(deleted=1) raises after its commit (see the xfail below).
-    db.conn.execute("UPDATE instances SET deleted=1, vm_state='deleted' WHERE uuid=?", (uuid,))
+    db.update_instance(uuid, deleted=1, vm_state="deleted", task_state=None)
 
 
 # -- creating instances ---------------------------------------------------------------
@@ -166,25 +165,19 @@ def test_deleted_instances_are_not_found_unless_asked_for(db):
         db.instance("never-existed", deleted=True)
 
 
-@pytest.mark.xfail(strict=True, reason="db.update_instance re-reads the row with "
-                   "self.instance(uuid_) (deleted=False) after committing, so a save that "
-                   "sets deleted=1 (API delete_server, conductor instance_destroy) raises "
-                   "NotFound although the delete was written")
 def test_update_instance_can_mark_an_instance_deleted(db):
     _, _, [uuid] = _create(db)
     row = db.update_instance(uuid, deleted=1, vm_state="deleted", task_state=None)
     assert row["deleted"] == 1
 
 
-def test_update_instance_deleted_is_written_even_though_it_raises(db):
-    # Documents the current behaviour behind the xfail above: the row is deleted.
+def test_a_deleted_instance_is_gone_from_listings(db):
     _, _, [uuid] = _create(db)
-    try:
-        db.update_instance(uuid, deleted=1, vm_state="deleted", task_state=None)
-    except NotFound:
-        pass
+    db.update_instance(uuid, deleted=1, vm_state="deleted", task_state=None)
     assert db.instance(uuid, deleted=True)["vm_state"] == "deleted"
     assert db.instances() == []
+    with pytest.raises(NotFound):
+        db.instance(uuid)
 
 
 def test_instances_filter_by_vm_state(db):

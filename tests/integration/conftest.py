@@ -95,3 +95,19 @@ def records(cluster: Cluster, host: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def received() -> Callable[[Cluster, str], list[dict[str, Any]]]:
     return records
+
+
+WORKFLOW_METHODS = {"build_instances", "select_destinations", "build_and_run_instance",
+                    "run_instance"}
+
+
+def _workflow(lab, record) -> list[dict[str, Any]]:
+    """Delivered workflow messages (no DB proxy, no lab control) of one server's build."""
+    trace = lab.trace().for_instance(record["id"], record["OS-EXT-LAB:request_id"])
+    return [e for e in trace.routed() if e["method"] in WORKFLOW_METHODS]
+
+
+@pytest.fixture
+def workflow() -> Callable[..., list[dict[str, Any]]]:
+    """``workflow(lab, server_record)`` -> the build's workflow messages, in order."""
+    return _workflow

@@ -8,21 +8,12 @@ from lab.trace import Trace
 
 pytestmark = pytest.mark.timeout(60)
 
-WORKFLOW = {"build_instances", "select_destinations", "build_and_run_instance",
-            "run_instance"}
-
-
-def workflow(lab, record) -> list[dict]:
-    """Delivered workflow messages (no DB proxy, no lab control) of one server's build."""
-    trace = lab.trace().for_instance(record["id"], record["OS-EXT-LAB:request_id"])
-    return [e for e in trace.routed() if e["method"] in WORKFLOW]
-
 
 def steps(events) -> list[tuple[str, str, str, str]]:
     return [(e["kind"], e["src"], e["dst"], e["method"]) for e in events]
 
 
-def test_successful_boot_follows_the_new_process(make_lab):
+def test_successful_boot_follows_the_new_process(make_lab, workflow):
     lab = make_lab()
     record = lab.wait(lab.boot("vm1"))
     assert record["status"] == "ACTIVE"
@@ -61,7 +52,7 @@ def test_api_answers_before_scheduling(make_lab):
     assert lab.wait(server_id)["status"] == "ACTIVE"
 
 
-def test_failed_build_is_rescheduled_by_the_conductor(make_lab):
+def test_failed_build_is_rescheduled_by_the_conductor(make_lab, workflow):
     lab = make_lab()
     lab.set_failure("compute1", reschedule=1.0)   # ties break by name: compute1 first
     record = lab.wait(lab.boot("vm2"))
@@ -84,7 +75,7 @@ def test_failed_build_is_rescheduled_by_the_conductor(make_lab):
     assert events_by_host == [("compute1", "Error"), ("compute2", "Success")]
 
 
-def test_every_host_failing_ends_in_max_retries_exceeded(make_lab):
+def test_every_host_failing_ends_in_max_retries_exceeded(make_lab, workflow):
     lab = make_lab(computes=4, max_attempts=3)
     for host in ("compute1", "compute2", "compute3", "compute4"):
         lab.set_failure(host, reschedule=1.0)

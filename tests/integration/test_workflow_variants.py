@@ -9,16 +9,8 @@ import pytest
 
 pytestmark = pytest.mark.timeout(60)
 
-WORKFLOW = {"build_instances", "select_destinations", "build_and_run_instance",
-            "run_instance"}
 
-
-def workflow(lab, record) -> list[dict]:
-    trace = lab.trace().for_instance(record["id"], record["OS-EXT-LAB:request_id"])
-    return [e for e in trace.routed() if e["method"] in WORKFLOW]
-
-
-def test_legacy_flow_scheduler_talks_to_computes(make_lab):
+def test_legacy_flow_scheduler_talks_to_computes(make_lab, workflow):
     lab = make_lab()
     lab.configure(flow="legacy")
     lab.set_failure("compute1", reschedule=1.0)
@@ -36,7 +28,7 @@ def test_legacy_flow_scheduler_talks_to_computes(make_lab):
     assert record["OS-EXT-LAB:num_attempts"] == 2
 
 
-def test_legacy_compute_decides_max_retries(make_lab):
+def test_legacy_compute_decides_max_retries(make_lab, workflow):
     lab = make_lab(max_attempts=2)
     lab.configure(flow="legacy")
     for host in ("compute1", "compute2", "compute3"):
@@ -61,7 +53,7 @@ def test_legacy_no_valid_host_written_by_scheduler(make_lab):
     assert events == ["scheduler_run_instance"]
 
 
-def test_local_mode_api_calls_the_scheduler_before_answering(make_lab):
+def test_local_mode_api_calls_the_scheduler_before_answering(make_lab, workflow):
     lab = make_lab()
     lab.configure(local_mode=True)
     lab.pause("scheduler")
@@ -105,7 +97,7 @@ def test_conductor_mode_answers_without_waiting(make_lab):
     assert lab.wait(server_id)["status"] == "ACTIVE"
 
 
-def test_alternates_reschedule_without_asking_the_scheduler_again(make_lab):
+def test_alternates_reschedule_without_asking_the_scheduler_again(make_lab, workflow):
     lab = make_lab()
     lab.configure(alternates=True)
     lab.set_failure("compute1", reschedule=1.0)

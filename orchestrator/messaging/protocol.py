@@ -67,6 +67,7 @@ field              type   meaning
 ``attempt``        int    from ``ctx`` (0 when absent)
 ``bytes``          int    size of the encoded envelope
 ``reason``         str    why a message was dropped/delayed/queued/expired; "" if routed
+``sent``           float  unix seconds when the sender sent it (the envelope's ``sent``)
 =================  =====  =====================================================
 
 A message may produce several events as its fate unfolds (``queued`` then ``routed``;
@@ -111,7 +112,7 @@ _ids = itertools.count(1)
 _id_prefix = os.urandom(6).hex()
 TRACE_FIELDS = (
     "seq", "ts", "kind", "phase", "src", "dst", "topic", "method", "msg_id", "reply_to",
-    "request_id", "instance_uuid", "attempt", "bytes", "reason",
+    "request_id", "instance_uuid", "attempt", "bytes", "reason", "sent",
 )
 
 
@@ -220,7 +221,7 @@ def trace_event(seq: int, env: dict[str, Any], phase: str, dst: str, size: int,
         "request_id": str(ctx.get("request_id") or ""),
         "instance_uuid": str(ctx.get("instance_uuid") or ""),
         "attempt": attempt if type(attempt) is int else 0,
-        "bytes": size, "reason": reason,
+        "bytes": size, "reason": reason, "sent": float(env["sent"]),
     }
 
 
@@ -233,4 +234,4 @@ def trace_json(e: dict[str, Any]) -> str:
             f'"msg_id":{_esc(e["msg_id"])},"reply_to":{_esc(e["reply_to"])},'
             f'"request_id":{_esc(e["request_id"])},'
             f'"instance_uuid":{_esc(e["instance_uuid"])},"attempt":{e["attempt"]:d},'
-            f'"bytes":{e["bytes"]:d},"reason":{_esc(e["reason"])}}}')
+            f'"bytes":{e["bytes"]:d},"reason":{_esc(e["reason"])},"sent":{e["sent"]!r}}}')

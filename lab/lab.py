@@ -11,25 +11,24 @@ change the workflow, read the trace. Every widget in ``lab.controls()`` calls on
 """
 from __future__ import annotations
 
-import time
-from typing import Any, Iterable
+import signal
+from typing import Any
 
 from orchestrator import rundir
-from orchestrator.compute.failures import FailureSettings
-from orchestrator.config import (RUNTIME_OPTIONS, BusConfig, ConfigError, LabConfig,
-                                 from_dict)
+from orchestrator.config import BusConfig, LabConfig, from_dict
+from orchestrator.messaging.blocking import BlockingClient
 
-from .client import ApiClient, ApiError
+from .client import ApiClient
+from .cloud import FINAL_STATUSES, CloudClient
 from .cluster import Cluster, LabError
 from .trace import Trace
 
-__all__ = ["Lab", "FINAL_STATUSES"]
+__all__ = ["Lab", "FINAL_STATUSES", "SERVICE_HOSTS"]
 
-FINAL_STATUSES = ("ACTIVE", "ERROR", "DELETED")
 SERVICE_HOSTS = {"api": "api", "conductor": "conductor1", "scheduler": "scheduler1"}
 
 
-class Lab:
+class Lab(CloudClient):
     def __init__(self, computes: int = 3, seed: int = 0, preset: str = "fast",
                  speed: float = 1.0, run_dir: str | None = None, **options: Any):
         self.config = LabConfig(computes=computes, seed=seed, preset=preset, speed=speed,
@@ -37,6 +36,8 @@ class Lab:
         bus = BusConfig(seed=seed, hop_delay=self.config.timing("hop_delay"))
         self.cluster = Cluster(run_dir, bus=bus, config={"lab": self.config.to_dict()})
         self.api: ApiClient | None = None
+        self.fault_rules: list[dict[str, Any]] = []
+        self.partitions: list[list[str]] = []
         self._tap = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -72,155 +73,99 @@ class Lab:
     def run_dir(self):
         return self.cluster.run_dir
 
-    @property
-    def api_url(self) -> str:
-        return self._api().base_url
+    def bus(self) -> BlockingClient:
+        return self.cluster.client()
 
-    def _api(self) -> ApiClient:
-        if self.api is None:
-            raise LabError("the lab is not started: use `with Lab() as lab:` or lab.start()")
-        return self.api
-
-    def wait_computes_up(self, hosts: Iterable[str] | None = None,
-                         timeout: float = 30.0) -> None:
-        wanted = set(hosts or self.config.compute_names())
-        deadline = time.monotonic() + timeout
-        while True:
-            up = {s["host"] for s in self.services()
-                  if s["binary"] == "nova-compute" and s["state"] == "up"}
-            nodes = {h["hypervisor_hostname"] for h in self.hypervisors()}
-            if wanted <= up and wanted <= nodes:
-                return
-            if time.monotonic() > deadline:
-                raise LabError(f"computes not up after {timeout}s: {sorted(wanted - up)}")
-            time.sleep(0.05)
-
-    # -- the API, as a student uses it ----------------------------------------------------------
-    def boot(self, name: str, flavor: str = "m1.small", image: str = "cirros",
-             count: int = 1, availability_zone: str | None = None) -> str | list[str]:
-        """POST /servers; returns the new server's id right after the 202 (a list of ids
-        when ``count`` > 1, all created by one request, as Nova's ``min_count``)."""
-        server: dict[str, Any] = {"name": name, "flavorRef": flavor, "imageRef": image}
-        if availability_zone:
-            server["availability_zone"] = availability_zone
-        if count == 1:
-            resp = self._api().post("/servers", {"server": server})
-            self.last_response_time = resp.elapsed
-            return resp.body["server"]["id"]
-        server.update(min_count=count, return_reservation_id=True)
-        resp = self._api().post("/servers", {"server": server})
-        self.last_response_time = resp.elapsed
-        listing = self._api().get(f"/servers?reservation_id={resp.body['reservation_id']}")
-        return [s["id"] for s in listing["servers"]]
-
-    def server(self, server_id: str) -> dict[str, Any]:
-        return self._api().get(f"/servers/{server_id}")["server"]
-
-    def servers(self) -> list[dict[str, Any]]:
-        return self._api().get("/servers/detail")["servers"]
-
-    def delete(self, server_id: str) -> None:
-        self._api().delete(f"/servers/{server_id}")
-
-    def actions(self, server_id: str) -> list[dict[str, Any]]:
-        return self._api().get(f"/servers/{server_id}/os-instance-actions")["instanceActions"]
-
-    def services(self) -> list[dict[str, Any]]:
-        return self._api().get("/os-services")["services"]
-
-    def hypervisors(self) -> list[dict[str, Any]]:
-        return self._api().get("/os-hypervisors/detail")["hypervisors"]
-
-    def wait(self, ids: str | Iterable[str], timeout: float = 30.0,
-             statuses: tuple[str, ...] = FINAL_STATUSES) -> Any:
-        """Wait until each server is ACTIVE or ERROR (or gone); return the final records
-        (one record for one id, a list for a list)."""
-        single = isinstance(ids, str)
-        pending = [ids] if single else list(ids)
-        done: dict[str, dict[str, Any]] = {}
-        deadline = time.monotonic() + timeout
-        while pending:
-            for sid in list(pending):
-                try:
-                    record = self.server(sid)
-                except ApiError as exc:
-                    if exc.status != 404:
-                        raise
-                    record = {"id": sid, "status": "DELETED"}
-                if record["status"] in statuses:
-                    done[sid] = record
-                    pending.remove(sid)
-            if pending and time.monotonic() > deadline:
-                states = {s: self.server(s)["status"] for s in pending[:5]}
-                raise LabError(f"{len(pending)} server(s) not finished after {timeout}s: {states}")
-            if pending:
-                time.sleep(0.05)
-        records = [done[s] for s in ([ids] if single else ids)]
-        return records[0] if single else records
-
-    # -- changing the cloud while it runs ---------------------------------------------------------
-    def configure(self, **changes: Any) -> LabConfig:
-        """Change workflow options (flow, local_mode, alternates, max_attempts, filters,
-        weighers, multipliers) in every running service, now."""
-        bad = sorted(set(changes) - set(RUNTIME_OPTIONS))
-        if bad:
-            raise ConfigError(f"cannot change {bad} while running; runtime options: "
-                              f"{', '.join(RUNTIME_OPTIONS)}")
-        new = self.config.replace(**changes)
-        self.config = new
-        rundir.update(self.run_dir, config={"lab": new.to_dict()})
-        client = self.cluster.client()
-        for child in self.cluster.children.values():
-            if child.service in ("api", "conductor", "scheduler", "compute") and child.alive():
-                client.call(child.service, "set_config", server=child.host,
-                            **{k: new.to_dict()[k] for k in changes})
-        return new
-
-    def set_failure(self, host: str, reschedule: float | None = None,
-                    fatal: float | None = None, crash: float | None = None,
-                    slow: float | None = None) -> dict[str, float]:
-        """Failure injection on one compute: probabilities per build attempt."""
-        given = {k: v for k, v in dict(reschedule=reschedule, fatal=fatal, crash=crash,
-                                       slow=slow).items() if v is not None}
-        self._compute(host)
-        saved = rundir.read(self.run_dir).get("failures", {}).get(host, {})
-        settings = FailureSettings(**{**saved, **given})  # validates before anything moves
-        rundir.update(self.run_dir, failures={host: settings.to_dict()})
-        return self.cluster.client().call("compute", "set_failure", server=host,
-                                          **settings.to_dict())
-
-    def _compute(self, host: str) -> str:
-        if host not in self.config.compute_names():
-            raise LabError(f"no compute {host!r}; computes: "
-                           f"{', '.join(self.config.compute_names())}")
-        return host
-
-    def _child_name(self, service: str) -> str:
+    # -- processes --------------------------------------------------------------------------------
+    def child_name(self, service: str) -> str:
+        """``conductor`` -> ``conductor.conductor1``; ``compute2`` -> ``compute.compute2``."""
         if service == "bus":
             return "bus"
         if service in SERVICE_HOSTS:
             return f"{service}.{SERVICE_HOSTS[service]}"
         return f"compute.{self._compute(service)}"
 
+    def is_up(self, identity: str) -> bool:
+        """The process is running, not paused, and the bus hears from it."""
+        child = self.cluster.children.get(identity)
+        if child is not None and (not child.alive() or child.paused):
+            return False
+        return super().is_up(identity)
+
+    def service_names(self) -> list[str]:
+        return ["api", "conductor", "scheduler", *self.config.compute_names(), "bus"]
+
     def kill(self, service: str) -> None:
-        """SIGKILL a service (``conductor``, ``scheduler``, ``api``, ``compute2``, ``bus``)."""
-        self.cluster.kill(self._child_name(service))
+        """SIGKILL a service (``conductor``, ``scheduler``, ``api``, ``compute2``, ``bus``):
+        a crash, the process gets no chance to say goodbye."""
+        self.cluster.kill(self.child_name(service))
+
+    crash = kill
+
+    def shutdown(self, service: str) -> None:
+        """SIGTERM: a clean stop (the service unregisters from the bus first)."""
+        self.cluster.kill(self.child_name(service), signal.SIGTERM)
 
     def restart(self, service: str) -> None:
-        self.cluster.restart(self._child_name(service))
+        self.cluster.restart(self.child_name(service))
 
     def pause(self, service: str) -> None:
-        self.cluster.pause(self._child_name(service))
+        """SIGSTOP: the process hangs (heartbeats stop, messages wait at the bus)."""
+        self.cluster.pause(self.child_name(service))
 
     def resume(self, service: str) -> None:
-        self.cluster.resume(self._child_name(service))
+        self.cluster.resume(self.child_name(service))
+
+    def service_state(self, service: str) -> str:
+        """``up``, ``paused``, ``down`` (process gone) or ``unreachable`` (running but the
+        bus has not heard from it within ``dead_after``)."""
+        child = self.cluster.children.get(self.child_name(service))
+        if child is None or not child.alive():
+            return "down"
+        if child.paused:
+            return "paused"
+        if service == "bus":
+            return "up"
+        peers = {p["identity"]: p["alive"] for p in self.bus().control("peers")}
+        return "up" if peers.get(child.name) else "unreachable"
+
+    # -- network faults (applied in the bus) ------------------------------------------------------
+    def add_fault(self, src: str = "*", dst: str = "*", method: str = "*", drop: float = 0.0,
+                  delay: float = 0.0, duplicate: float = 0.0, hold: bool = False) -> dict:
+        """Add a fault rule on a link and/or method (patterns: ``compute``, ``compute.compute2``,
+        ``select_*``). Returns the bus's whole fault table."""
+        rule = dict(src=src, dst=dst, method=method, drop=drop, delay=delay,
+                    duplicate=duplicate, hold=hold)
+        table = self.bus().control("set_faults", rules=[*self.fault_rules, rule])
+        self.fault_rules.append(rule)
+        return table
+
+    def partition(self, *hosts: str) -> dict:
+        """Cut computes off from everything else (their messages are dropped both ways)."""
+        isolated = [f"compute.{self._compute(h)}" for h in hosts]
+        table = self.bus().control("set_faults", partitions=[isolated, ["*"]])
+        self.partitions = [isolated, ["*"]]
+        return table
+
+    def clear_faults(self) -> dict:
+        """Lift every fault rule and partition (held messages are released)."""
+        self.fault_rules, self.partitions = [], []
+        return self.bus().control("set_faults", rules=[], partitions=[])
 
     # -- what happened ----------------------------------------------------------------------------
-    def trace(self) -> Trace:
-        """Every trace event since the lab started (the DESIGN.md schema, as dicts)."""
+    def mark(self) -> int:
+        """A bookmark in the trace: ``lab.trace(since=mark)`` is what happened after it."""
         if self._tap is None:
             raise LabError("the lab is not started")
-        return Trace(self._tap.snapshot())
+        self._tap.wait_seq(self.bus().control("stats")["seq"])
+        return self._tap.last_seq
+
+    def trace(self, since: int | None = None) -> Trace:
+        """The trace events since the lab started, or since a ``mark()``."""
+        if self._tap is None:
+            raise LabError("the lab is not started")
+        self._tap.wait_seq(self.bus().control("stats")["seq"])
+        return Trace(self._tap.snapshot(since or 0))
 
     def story(self, server_id: str, include_db_proxy: bool = False) -> list[str]:
         """One instance's build, message by message."""
@@ -231,6 +176,12 @@ class Lab:
     @property
     def tap(self):
         return self._tap
+
+    def controls(self):
+        """The ipywidgets control panel bound to this lab."""
+        from .controls import ControlModel
+        from .widgets import ControlPanel
+        return ControlPanel(ControlModel(self))
 
     @classmethod
     def config_of(cls, run_dir: str) -> LabConfig:

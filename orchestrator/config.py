@@ -82,7 +82,8 @@ PRESETS: dict[str, dict[str, float]] = {
 }
 # What ``Lab.configure`` may change while the lab runs.
 RUNTIME_OPTIONS = ("flow", "local_mode", "alternates", "max_attempts", "filters",
-                   "weighers", "ram_weight_multiplier", "build_failure_weight_multiplier")
+                   "weighers", "ram_weight_multiplier", "build_failure_weight_multiplier",
+                   "preset", "speed")
 
 
 @dataclass(frozen=True)

@@ -35,14 +35,15 @@ class Manager:
         self.db = Database(run_dir, self.config.seed) if self.uses_db else None
 
     async def start(self) -> None:
-        self.periodic(self.report_state, self.config.timing("report_interval"))
+        self.periodic(self.report_state, "report_interval")
 
-    def periodic(self, job: Callable[[], Awaitable[None] | None], interval: float,
-                 initial_delay: float = 0.0) -> None:
-        """Run ``job`` after ``initial_delay``, then every ``interval`` seconds, until the
-        service stops."""
+    def periodic(self, job: Callable[[], Awaitable[None] | None], timing: str,
+                 initial_rounds: int = 0) -> None:
+        """Run ``job`` every ``timing`` seconds (a preset duration, re-read each round so a
+        change of preset or speed takes effect), first after ``initial_rounds`` rounds."""
         async def loop() -> None:
-            await asyncio.sleep(initial_delay)
+            for _ in range(initial_rounds):
+                await asyncio.sleep(self.config.timing(timing))
             while True:
                 try:
                     result = job()
@@ -50,7 +51,7 @@ class Manager:
                         await result
                 except Exception:  # a periodic job must not die of one bad round
                     log.exception("periodic %s failed", getattr(job, "__name__", job))
-                await asyncio.sleep(interval)
+                await asyncio.sleep(self.config.timing(timing))
         self.transport.spawn(loop())
 
     def report_state(self) -> Awaitable[None] | None:

@@ -59,7 +59,37 @@ class ComputeManager(Manager):
         self.failure = FailureSettings(**saved)
         self.failed_builds = 0
 
+    async def start(self) -> None:
+        self.recovered = asyncio.Event()
+        self.transport.spawn(self._recover())
+        await super().start()
+
+    async def _recover(self) -> None:
+        """On (re)start, rebuild the claims from the instances the database says live
+        here, and fail builds that were in progress when we died (Nova's
+        ``_init_instance``): usage survives a crash, nothing stays half-built."""
+        ctx = {"request_id": f"init-{self.host}"}
+        while True:
+            try:
+                rows = await self.conductor.instances_on_host(ctx, self.host)
+                break
+            except MessagingTimeout:
+                log.warning("conductor not answering; retrying instance recovery")
+        for inst in rows:
+            if inst["vm_state"] == "active" or inst["task_state"] == "deleting":
+                self.tracker.claims[inst["uuid"]] = {
+                    "vcpus": inst["vcpus"], "memory_mb": inst["memory_mb"],
+                    "local_gb": inst["root_gb"]}
+            elif inst["vm_state"] == "building":
+                await self._abort({**ctx, "instance_uuid": inst["uuid"],
+                                   "request_id": inst["request_id"],
+                                   "attempt": inst["num_attempts"]}, inst["uuid"],
+                                  BuildAbortException(f"Build of instance {inst['uuid']} was "
+                                                      f"interrupted: {self.host} restarted"))
+        self.recovered.set()
+
     async def report_state(self) -> None:
+        await self.recovered.wait()
         ctx = {"request_id": f"periodic-{self.host}"}
         await self.conductor.service_update(ctx, self.binary, self.host)
         await self.report_resources(ctx)

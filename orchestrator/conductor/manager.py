@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compute.rpcapi import ComputeAPI
+from ..config import FLAVORS
 from ..exception import BuildTimeout
 from ..manager import Manager
 from ..messaging.transport import Transport
@@ -35,8 +36,7 @@ class ConductorManager(Manager):
 
     async def start(self) -> None:
         await super().start()
-        interval = self.config.timing("report_interval")
-        self.periodic(self.check_build_timeouts, interval, initial_delay=4 * interval)
+        self.periodic(self.check_build_timeouts, "report_interval", initial_rounds=4)
 
     async def build_instances(self, ctx: dict[str, Any], instance_uuids: list[str],
                               request_spec: dict[str, Any],
@@ -74,6 +74,12 @@ class ConductorManager(Manager):
                      result: str, details: str = "") -> None:
         self.db.add_event(instance_uuid, ctx.get("request_id", ""), event, host,
                           int(ctx.get("attempt") or 0), result, details)
+
+    def instances_on_host(self, ctx: dict[str, Any], host: str) -> list[dict[str, Any]]:
+        """What a (re)starting compute should hold: its instances with their sizes."""
+        return [{"uuid": i["uuid"], "vm_state": i["vm_state"], "task_state": i["task_state"],
+                 "request_id": i["request_id"], "num_attempts": i["num_attempts"],
+                 **FLAVORS[i["flavor"]]} for i in self.db.instances() if i["host"] == host]
 
     def service_update(self, ctx: dict[str, Any], binary: str, host: str) -> None:
         self.db.service_update(binary, host, binary)

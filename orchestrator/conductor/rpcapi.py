@@ -14,7 +14,8 @@ __all__ = ["ConductorAPI", "DB_PROXY_METHODS"]
 
 # The conductor's database-proxy methods: how computes save anything at all.
 DB_PROXY_METHODS = frozenset({"instance_update", "instance_destroy", "instance_fault_create",
-                              "action_event", "service_update", "compute_node_update"})
+                              "action_event", "service_update", "compute_node_update",
+                              "instances_on_host"})
 
 
 class ConductorAPI:
@@ -46,6 +47,9 @@ class ConductorAPI:
                            host: str, result: str, details: str = "") -> None:
         await self.client.call(ctx, "action_event", instance_uuid=instance_uuid,
                                event=event, host=host, result=result, details=details)
+
+    async def instances_on_host(self, ctx: dict[str, Any], host: str) -> list[dict[str, Any]]:
+        return await self.client.call(ctx, "instances_on_host", host=host)
 
     async def service_update(self, ctx: dict[str, Any], binary: str, host: str) -> None:
         await self.client.call(ctx, "service_update", binary=binary, host=host)

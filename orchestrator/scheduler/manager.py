@@ -34,6 +34,7 @@ class SchedulerManager(Manager):
 
     def configured(self) -> None:
         self.hosts.service_down_time = self.config.timing("service_down_time")
+        self.hosts.claim_ttl = max(5.0, 3 * self.config.timing("report_interval"))
 
     # -- the conductor's call ---------------------------------------------------------------
     def select_destinations(self, ctx: dict[str, Any], request_spec: dict[str, Any],

@@ -13,7 +13,7 @@ from orchestrator.messaging import protocol
 from orchestrator.messaging.bus import TRACE_FILE
 from orchestrator.messaging.tap import TraceTap
 
-TYPES = {"seq": int, "ts": float, "attempt": int, "bytes": int}   # the rest are str
+TYPES = {"seq": int, "ts": float, "sent": float, "attempt": int, "bytes": int}   # the rest are str
 
 
 def _check_schema(event: dict) -> None:

@@ -13,6 +13,7 @@ from collections import defaultdict
 
 import pytest
 
+from orchestrator.compute.manager import CRASH_EXIT_CODE
 from orchestrator.config import FLAVORS
 
 pytestmark = pytest.mark.timeout(90)
@@ -73,3 +74,22 @@ def test_killing_the_labs_parent_leaves_no_process(tmp_path, pid_gone, reap_pids
     while time.monotonic() < deadline and not all(pid_gone(p) for p in pids):
         time.sleep(0.1)
     assert [p for p in pids if not pid_gone(p)] == []
+
+
+def test_a_restarted_compute_recovers_its_usage_and_fails_interrupted_builds(make_lab):
+    lab = make_lab(computes=2)
+    lab.configure(ram_weight_multiplier=-1.0)     # stack: everything lands on compute1
+    keeper = lab.wait(lab.boot("keeper", flavor="m1.medium"))
+    assert keeper["OS-EXT-SRV-ATTR:host"] == "compute1"
+    lab.set_failure("compute1", crash=1.0)
+    interrupted = lab.boot("interrupted")
+    assert lab.cluster.children["compute.compute1"].proc.wait(20) == CRASH_EXIT_CODE
+    lab.set_failure("compute1", crash=0.0)        # kept in lab.json for the restart
+    lab.restart("compute1")
+    record = lab.wait(interrupted, timeout=30)
+    assert record["status"] == "ERROR"
+    assert "interrupted: compute1 restarted" in record["fault"]["message"]
+    lab.wait_computes_up(["compute1"])
+    node = {h["hypervisor_hostname"]: h for h in lab.hypervisors()}["compute1"]
+    assert (node["memory_mb_used"], node["running_vms"]) == (4096, 1)   # the keeper only
+    assert lab.server(keeper["id"])["status"] == "ACTIVE"

@@ -1,0 +1,177 @@
+"""Talking to a running lab's cloud, as a user does: the Compute API over HTTP, and the
+lab's knobs (failure injection, workflow options, network faults) over the bus.
+
+``CloudClient`` is shared by ``Lab`` (which also owns the processes) and ``RemoteLab``
+(which attaches to a lab another process started, for the CLI)."""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+from orchestrator import rundir
+from orchestrator.compute.failures import FailureSettings
+from orchestrator.config import RUNTIME_OPTIONS, ConfigError, LabConfig
+from orchestrator.messaging.blocking import BlockingClient
+
+from .client import ApiClient, ApiError
+from .cluster import LabError
+from .progress import progress_bar
+
+__all__ = ["CloudClient", "FINAL_STATUSES"]
+
+FINAL_STATUSES = ("ACTIVE", "ERROR", "DELETED")
+
+
+class CloudClient:
+    """Needs ``self.api`` (ApiClient), ``self.config`` (LabConfig), ``self.run_dir`` and
+    ``self.bus()`` (a BlockingClient)."""
+
+    api: ApiClient | None
+    config: LabConfig
+    last_response_time: float = 0.0
+
+    def bus(self) -> BlockingClient:
+        raise NotImplementedError
+
+    @property
+    def api_url(self) -> str:
+        return self._api().base_url
+
+    def _api(self) -> ApiClient:
+        if self.api is None:
+            raise LabError("the lab is not started: use `with Lab() as lab:` or lab.start()")
+        return self.api
+
+    # -- the API, as a student uses it ----------------------------------------------------------
+    def boot(self, name: str, flavor: str = "m1.small", image: str = "cirros",
+             count: int = 1, availability_zone: str | None = None) -> str | list[str]:
+        """POST /servers; returns the new server's id right after the 202 (a list of ids
+        when ``count`` > 1, all created by one request, as Nova's ``min_count``)."""
+        server: dict[str, Any] = {"name": name, "flavorRef": flavor, "imageRef": image}
+        if availability_zone:
+            server["availability_zone"] = availability_zone
+        if count != 1:
+            server.update(min_count=count, return_reservation_id=True)
+        resp = self._api().post("/servers", {"server": server})
+        self.last_response_time = resp.elapsed
+        if count == 1:
+            return resp.body["server"]["id"]
+        listing = self._api().get(f"/servers?reservation_id={resp.body['reservation_id']}")
+        return [s["id"] for s in listing["servers"]]
+
+    def server(self, server_id: str) -> dict[str, Any]:
+        return self._api().get(f"/servers/{server_id}")["server"]
+
+    def servers(self) -> list[dict[str, Any]]:
+        return self._api().get("/servers/detail")["servers"]
+
+    def delete(self, server_id: str) -> None:
+        self._api().delete(f"/servers/{server_id}")
+
+    def actions(self, server_id: str) -> list[dict[str, Any]]:
+        return self._api().get(f"/servers/{server_id}/os-instance-actions")["instanceActions"]
+
+    def services(self) -> list[dict[str, Any]]:
+        return self._api().get("/os-services")["services"]
+
+    def hypervisors(self) -> list[dict[str, Any]]:
+        return self._api().get("/os-hypervisors/detail")["hypervisors"]
+
+    def wait(self, ids: str | Iterable[str], timeout: float = 30.0,
+             statuses: tuple[str, ...] = FINAL_STATUSES, progress: bool = False) -> Any:
+        """Wait until each server is ACTIVE or ERROR (or gone); return the final records
+        (one record for one id, a list for a list). ``progress`` shows a bar."""
+        single = isinstance(ids, str)
+        order = [ids] if single else list(ids)
+        pending, done = list(order), {}
+        deadline = time.monotonic() + timeout
+        with progress_bar(len(order), "builds", enabled=progress) as bar:
+            while pending:
+                for sid in list(pending):
+                    record = self._final_or_none(sid, statuses)
+                    if record is not None:
+                        done[sid] = record
+                        pending.remove(sid)
+                        bar.update(1)
+                if pending and time.monotonic() > deadline:
+                    states = {s: self.server(s)["status"] for s in pending[:5]}
+                    raise LabError(f"{len(pending)} server(s) not finished after {timeout}s:"
+                                   f" {states}")
+                if pending:
+                    time.sleep(0.05)
+        records = [done[s] for s in order]
+        return records[0] if single else records
+
+    def _final_or_none(self, sid: str, statuses: tuple[str, ...]) -> dict[str, Any] | None:
+        try:
+            record = self.server(sid)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            record = {"id": sid, "status": "DELETED"}
+        return record if record["status"] in statuses else None
+
+    def wait_computes_up(self, hosts: Iterable[str] | None = None,
+                         timeout: float = 30.0) -> None:
+        wanted = set(hosts or self.config.compute_names())
+        deadline = time.monotonic() + timeout
+        while True:
+            up = {s["host"] for s in self.services()
+                  if s["binary"] == "nova-compute" and s["state"] == "up"}
+            nodes = {h["hypervisor_hostname"] for h in self.hypervisors()}
+            if wanted <= up and wanted <= nodes:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"computes not up after {timeout}s: {sorted(wanted - up)}")
+            time.sleep(0.05)
+
+    # -- the lab's knobs ------------------------------------------------------------------------
+    def set_failure(self, host: str, reschedule: float | None = None,
+                    fatal: float | None = None, crash: float | None = None,
+                    slow: float | None = None) -> dict[str, float]:
+        """Failure injection on one compute: probabilities per build attempt."""
+        given = {k: v for k, v in dict(reschedule=reschedule, fatal=fatal, crash=crash,
+                                       slow=slow).items() if v is not None}
+        self._compute(host)
+        settings = FailureSettings(**{**self.failures(host), **given})  # validate first
+        rundir.update(self.run_dir, failures={host: settings.to_dict()})
+        if not self.is_up(f"compute.{host}"):
+            return settings.to_dict()   # a down compute reads lab.json when it restarts
+        return self.bus().call("compute", "set_failure", server=host, **settings.to_dict())
+
+    def is_up(self, identity: str) -> bool:
+        """Whether the bus hears from ``identity`` (``compute.compute1``) right now."""
+        return any(p["identity"] == identity and p["alive"]
+                   for p in self.bus().control("peers"))
+
+    def failures(self, host: str) -> dict[str, float]:
+        saved = rundir.read(self.run_dir).get("failures", {}).get(host, {})
+        return FailureSettings(**saved).to_dict()
+
+    def configure(self, **changes: Any) -> LabConfig:
+        """Change workflow options (flow, local_mode, alternates, max_attempts, filters,
+        weighers, multipliers, preset, speed) in every running service, now."""
+        bad = sorted(set(changes) - set(RUNTIME_OPTIONS))
+        if bad:
+            raise ConfigError(f"cannot change {bad} while running; runtime options: "
+                              f"{', '.join(RUNTIME_OPTIONS)}")
+        new = self.config.replace(**changes)
+        self.config = new
+        rundir.update(self.run_dir, config={"lab": new.to_dict()})
+        values = {k: new.to_dict()[k] for k in changes}
+        for peer in self.bus().control("peers"):
+            if peer["topic"] not in ("api", "conductor", "scheduler", "compute"):
+                continue
+            if self.is_up(peer["identity"]):   # confirmed before we return
+                self.bus().call(peer["topic"], "set_config", server=peer["server"], **values)
+            else:   # paused or gone: the bus keeps the cast until it is back
+                self.bus().cast(peer["topic"], "set_config", server=peer["server"], **values)
+        if {"preset", "speed"} & set(changes):
+            self.bus().control("set_faults", hop_delay=new.timing("hop_delay"))
+        return new
+
+    def _compute(self, host: str) -> str:
+        if host not in self.config.compute_names():
+            raise LabError(f"no compute {host!r}; computes: "
+                           f"{', '.join(self.config.compute_names())}")
+        return host

@@ -1,0 +1,140 @@
+"""The control panel's model: everything the panel shows and does, with no widget imports
+(the ipywidgets tutorial's model/view split). ``lab.widgets.ControlPanel`` is the thin
+view; a test or a notebook cell can drive this model, or the widgets, and get the same
+effect, because every action is one call to a plain ``Lab`` method."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.config import FILTERS, FLAVORS, PRESETS, WEIGHERS
+
+if TYPE_CHECKING:
+    from .lab import Lab
+
+__all__ = ["ControlModel", "LINKS", "FAULT_METHODS", "FLAVOR_NAMES"]
+
+# The links a student is likely to break, as (label, src pattern, dst pattern).
+LINKS = {
+    "any link": ("*", "*"),
+    "api -> conductor": ("api", "conductor"),
+    "conductor -> scheduler": ("conductor", "scheduler"),
+    "scheduler -> conductor": ("scheduler", "conductor"),
+    "conductor -> computes": ("conductor", "compute"),
+    "computes -> conductor": ("compute", "conductor"),
+    "scheduler -> computes": ("scheduler", "compute"),
+}
+FAULT_METHODS = ("any method", "build_instances", "select_destinations",
+                 "build_and_run_instance", "run_instance", "instance_update",
+                 "service_update", "compute_node_update")
+FLAVOR_NAMES = tuple(FLAVORS)
+
+
+class ControlModel:
+    def __init__(self, lab: "Lab"):
+        self.lab = lab
+        self.booted: list[str] = []
+        self.message = ""
+
+    # -- what the panel shows ----------------------------------------------------------------
+    def computes(self) -> list[dict[str, Any]]:
+        nodes = {h["hypervisor_hostname"]: h for h in self.lab.hypervisors()}
+        out = []
+        for host in self.lab.config.compute_names():
+            node = nodes.get(host, {})
+            failure = self.lab.failures(host)
+            state = self.lab.service_state(host)
+            if state == "up" and (failure["reschedule"] or failure["fatal"] or failure["crash"]):
+                state = "failing"
+            out.append({"host": host, "state": state,
+                        "instances": node.get("running_vms", 0),
+                        "free_ram_mb": node.get("free_ram_mb", 0),
+                        "free_vcpus": node.get("vcpus", 0) - node.get("vcpus_used", 0),
+                        "failed_builds": node.get("OS-EXT-LAB:failed_builds", 0), **failure})
+        return out
+
+    def services(self) -> list[dict[str, str]]:
+        return [{"name": name, "state": self.lab.service_state(name)}
+                for name in ("api", "conductor", "scheduler", "bus")]
+
+    def instances(self) -> list[dict[str, Any]]:
+        rows = []
+        for s in self.lab.servers():
+            rows.append({"name": s["name"], "status": s["status"],
+                         "task_state": s["OS-EXT-STS:task_state"] or "",
+                         "host": s["OS-EXT-SRV-ATTR:host"] or "",
+                         "attempts": s["OS-EXT-LAB:num_attempts"],
+                         "fault": (s.get("fault") or {}).get("message", "")})
+        return rows
+
+    def workflow(self) -> dict[str, Any]:
+        c = self.lab.config
+        return {"flow": c.flow, "local_mode": c.local_mode, "alternates": c.alternates,
+                "max_attempts": c.max_attempts, "filters": list(c.filters),
+                "weighers": list(c.weighers), "preset": c.preset, "speed": c.speed}
+
+    def progress(self) -> tuple[int, int]:
+        """(finished, total) of the builds booted from the panel."""
+        if not self.booted:
+            return 0, 0
+        status = {s["id"]: s["status"] for s in self.lab.servers()}
+        done = sum(1 for i in self.booted if status.get(i, "DELETED") != "BUILD")
+        return done, len(self.booted)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"computes": self.computes(), "services": self.services(),
+                "instances": self.instances(), "workflow": self.workflow(),
+                "progress": self.progress(), "message": self.message}
+
+    # -- what the panel does -------------------------------------------------------------------
+    def set_failure(self, host: str, **rates: float) -> dict[str, float]:
+        settings = self.lab.set_failure(host, **rates)
+        self.message = f"{host}: " + ", ".join(f"{k} {v:.0%}" for k, v in rates.items())
+        return settings
+
+    def service_action(self, name: str, action: str) -> None:
+        """``crash`` (SIGKILL), ``kill`` (clean stop), ``restart``, ``pause``, ``resume``."""
+        actions = {"crash": self.lab.kill, "kill": self.lab.shutdown,
+                   "restart": self.lab.restart, "pause": self.lab.pause,
+                   "resume": self.lab.resume}
+        if action not in actions:
+            raise ValueError(f"unknown action {action!r}; one of {', '.join(actions)}")
+        actions[action](name)
+        self.message = f"{action} {name}"
+
+    def configure(self, **options: Any) -> None:
+        self.lab.configure(**options)
+        self.message = ", ".join(f"{k}={v}" for k, v in options.items())
+
+    def network_fault(self, link: str, method: str, drop: float, delay: float) -> None:
+        """The panel's one fault rule: replaces the previous one."""
+        src, dst = LINKS[link]
+        self.lab.clear_faults()
+        if drop or delay:
+            self.lab.add_fault(src=src, dst=dst, drop=drop, delay=delay,
+                               method="*" if method == FAULT_METHODS[0] else method)
+        self.message = f"fault on {link} / {method}: drop {drop:.0%}, delay {delay:g}s"
+
+    def partition(self, host: str) -> None:
+        self.lab.partition(host)
+        self.message = f"{host} partitioned"
+
+    def heal(self) -> None:
+        self.lab.clear_faults()
+        self.message = "network healed"
+
+    def boot(self, count: int, flavor: str, name: str = "vm") -> list[str]:
+        if not 1 <= count <= 100:
+            raise ValueError("boot between 1 and 100 instances at a time")
+        ids = self.lab.boot(f"{name}{len(self.booted) + 1}", flavor=flavor, count=count)
+        ids = [ids] if isinstance(ids, str) else ids
+        self.booted.extend(ids)
+        self.message = f"booted {count} x {flavor} (202 in {self.lab.last_response_time*1e3:.0f} ms)"
+        return ids
+
+    def set_speed(self, preset: str | None = None, speed: float | None = None) -> None:
+        changes = {k: v for k, v in dict(preset=preset, speed=speed).items() if v is not None}
+        self.lab.configure(**changes)
+        self.message = ", ".join(f"{k}={v}" for k, v in changes.items())
+
+    choices = {"filters": FILTERS, "weighers": WEIGHERS, "presets": tuple(PRESETS),
+               "flavors": FLAVOR_NAMES, "links": tuple(LINKS), "methods": FAULT_METHODS}

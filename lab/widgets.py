@@ -1,0 +1,257 @@
+"""The control panel's view: ipywidgets bound to a ``ControlModel``. Thin on purpose: each
+widget calls one model method, and ``refresh()`` paints the model's snapshot.
+
+Every control is reachable from code, so a notebook (or nbval, with no browser) can do
+``panel.computes["compute1"]["reschedule"].value = 0.5`` or
+``panel.services["conductor"]["crash"].click()`` and get the same effect as a person.
+Refreshing runs on the kernel's own event loop (``call_later``), never on a thread, and
+errors land in the panel's status line, never printed into a cell."""
+from __future__ import annotations
+
+import asyncio
+import html
+from typing import Any, Callable
+
+import ipywidgets as w
+
+from .controls import ControlModel
+
+__all__ = ["ControlPanel", "REFRESH_SECONDS"]
+
+REFRESH_SECONDS = 1.0
+COLORS = {"up": "#2e7d32", "failing": "#ef6c00", "paused": "#1565c0", "down": "#c62828",
+          "unreachable": "#6a1b9a"}
+
+
+def _badge(state: str) -> str:
+    return (f"<span style='background:{COLORS.get(state, '#555')};color:white;"
+            f"padding:1px 6px;border-radius:8px'>{html.escape(state)}</span>")
+
+
+class ControlPanel:
+    def __init__(self, model: ControlModel, auto_refresh: bool = True):
+        self.model = model
+        self._painting = False
+        self._timer: asyncio.TimerHandle | None = None
+        self.status = w.HTML()
+        self.computes = {host: self._compute_row(host)
+                         for host in model.lab.config.compute_names()}
+        self.services = {name: self._service_row(name)
+                         for name in ("api", "conductor", "scheduler", "bus")}
+        self.workflow = self._workflow_box()
+        self.network = self._network_box()
+        self.boot = self._boot_box()
+        self.speed = self._speed_box()
+        self.widget = w.VBox([
+            w.HTML("<b>Conductor Lab</b> control panel"), self.status,
+            w.Tab(children=[self._computes_tab(), self._services_tab(), self._workflow_tab(),
+                            self._network_tab(), self._boot_tab(), self._speed_tab()],
+                  titles=["Computes", "Services", "Workflow", "Network", "Boot", "Speed"]),
+        ])
+        self.refresh()
+        if auto_refresh:
+            self.start_auto_refresh()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # -- wiring -------------------------------------------------------------------------------
+    def _act(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run one model action; show what happened (or the error) in the status line."""
+        if self._painting:
+            return
+        try:
+            fn(*args, **kwargs)
+            self.status.value = f"<span style='color:#2e7d32'>{html.escape(self.model.message)}</span>"
+        except Exception as exc:  # shown to the student, never raised into a callback
+            self.status.value = (f"<span style='color:#c62828'>{type(exc).__name__}: "
+                                 f"{html.escape(str(exc))}</span>")
+        self.refresh()
+
+    def _on_value(self, widget: w.Widget, fn: Callable[[Any], Any]) -> w.Widget:
+        widget.observe(lambda change: self._act(fn, change["new"]), names="value")
+        return widget
+
+    def _button(self, label: str, fn: Callable[[], Any], style: str = "") -> w.Button:
+        button = w.Button(description=label, button_style=style,
+                          layout=w.Layout(width="auto"))
+        button.on_click(lambda _b: self._act(fn))
+        return button
+
+    # -- sections -----------------------------------------------------------------------------
+    def _compute_row(self, host: str) -> dict[str, w.Widget]:
+        m = self.model
+        slider = dict(min=0.0, max=1.0, step=0.05, continuous_update=False,
+                      readout_format=".0%", layout=w.Layout(width="260px"))
+        return {
+            "state": w.HTML(),
+            "reschedule": self._on_value(w.FloatSlider(description="fail", **slider),
+                                         lambda v: m.set_failure(host, reschedule=v)),
+            "fatal": self._on_value(w.FloatSlider(description="fatal", **slider),
+                                    lambda v: m.set_failure(host, fatal=v)),
+            "crash": self._button("crash", lambda: m.service_action(host, "crash"), "danger"),
+            "kill": self._button("kill", lambda: m.service_action(host, "kill"), "warning"),
+            "restart": self._button("restart", lambda: m.service_action(host, "restart")),
+        }
+
+    def _service_row(self, name: str) -> dict[str, w.Widget]:
+        act = self.model.service_action
+        return {"state": w.HTML(),
+                "crash": self._button("crash", lambda: act(name, "crash"), "danger"),
+                "kill": self._button("kill", lambda: act(name, "kill"), "warning"),
+                "restart": self._button("restart", lambda: act(name, "restart")),
+                "pause": self._button("pause", lambda: act(name, "pause")),
+                "resume": self._button("resume", lambda: act(name, "resume"))}
+
+    def _workflow_box(self) -> dict[str, w.Widget]:
+        m, ch = self.model, self.model.choices
+        return {
+            "flow": self._on_value(w.ToggleButtons(options=["conductor", "legacy"],
+                                                   description="flow"),
+                                   lambda v: m.configure(flow=v)),
+            "local_mode": self._on_value(w.Checkbox(description="local_mode"),
+                                         lambda v: m.configure(local_mode=v)),
+            "alternates": self._on_value(w.Checkbox(description="alternates"),
+                                         lambda v: m.configure(alternates=v)),
+            "max_attempts": self._on_value(
+                w.IntSlider(min=1, max=6, description="max_attempts",
+                            continuous_update=False), lambda v: m.configure(max_attempts=v)),
+            "filters": self._on_value(w.SelectMultiple(options=ch["filters"], rows=6,
+                                                       description="filters"),
+                                      lambda v: m.configure(filters=list(v))),
+            "weighers": self._on_value(w.SelectMultiple(options=ch["weighers"], rows=2,
+                                                        description="weighers"),
+                                       lambda v: m.configure(weighers=list(v))),
+        }
+
+    def _network_box(self) -> dict[str, w.Widget]:
+        m, ch = self.model, self.model.choices
+        box = {"link": w.Dropdown(options=ch["links"], description="link"),
+               "method": w.Dropdown(options=ch["methods"], description="method"),
+               "drop": w.FloatSlider(min=0, max=1, step=0.05, description="drop",
+                                     readout_format=".0%", continuous_update=False),
+               "delay": w.FloatSlider(min=0, max=5, step=0.1, description="delay (s)",
+                                      continuous_update=False),
+               "host": w.Dropdown(options=m.lab.config.compute_names(), description="compute")}
+        box["apply"] = self._button("apply fault", lambda: m.network_fault(
+            box["link"].value, box["method"].value, box["drop"].value, box["delay"].value),
+            "warning")
+        box["partition"] = self._button("partition", lambda: m.partition(box["host"].value),
+                                        "danger")
+        box["heal"] = self._button("heal network", m.heal, "success")
+        return box
+
+    def _boot_box(self) -> dict[str, w.Widget]:
+        m = self.model
+        box = {"count": w.BoundedIntText(value=1, min=1, max=100, description="how many"),
+               "flavor": w.Dropdown(options=m.choices["flavors"], value="m1.small",
+                                    description="flavor"),
+               "progress": w.IntProgress(value=0, min=0, max=1, description="finished"),
+               "table": w.HTML()}
+        box["button"] = self._button("Boot", lambda: m.boot(box["count"].value,
+                                                            box["flavor"].value), "primary")
+        return box
+
+    def _speed_box(self) -> dict[str, w.Widget]:
+        m = self.model
+        return {"preset": self._on_value(w.ToggleButtons(options=m.choices["presets"],
+                                                         description="preset"),
+                                         lambda v: m.set_speed(preset=v)),
+                "speed": self._on_value(w.FloatLogSlider(value=1.0, base=10, min=-1, max=1,
+                                                         step=0.05, description="speed",
+                                                         continuous_update=False),
+                                        lambda v: m.set_speed(speed=v))}
+
+    # -- tabs ---------------------------------------------------------------------------------
+    def _computes_tab(self) -> w.Widget:
+        return w.VBox([w.HBox([row["state"], row["reschedule"], row["fatal"], row["crash"],
+                               row["kill"], row["restart"]]) for row in self.computes.values()])
+
+    def _services_tab(self) -> w.Widget:
+        return w.VBox([w.HBox([row["state"], row["crash"], row["kill"], row["restart"],
+                               row["pause"], row["resume"]]) for row in self.services.values()])
+
+    def _workflow_tab(self) -> w.Widget:
+        b = self.workflow
+        return w.VBox([b["flow"], w.HBox([b["local_mode"], b["alternates"]]),
+                       b["max_attempts"], w.HBox([b["filters"], b["weighers"]])])
+
+    def _network_tab(self) -> w.Widget:
+        b = self.network
+        return w.VBox([w.HBox([b["link"], b["method"]]), w.HBox([b["drop"], b["delay"]]),
+                       b["apply"], w.HBox([b["host"], b["partition"], b["heal"]])])
+
+    def _boot_tab(self) -> w.Widget:
+        b = self.boot
+        return w.VBox([w.HBox([b["count"], b["flavor"], b["button"]]), b["progress"],
+                       b["table"]])
+
+    def _speed_tab(self) -> w.Widget:
+        return w.VBox([self.speed["preset"], self.speed["speed"]])
+
+    # -- painting -----------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Paint the model's current state into the widgets (no callbacks fire)."""
+        try:
+            snap = self.model.snapshot()
+        except Exception as exc:
+            self.status.value = f"<span style='color:#c62828'>lab unreachable: {html.escape(str(exc))}</span>"
+            return
+        self._painting = True
+        try:
+            self._paint(snap)
+        finally:
+            self._painting = False
+
+    def _paint(self, snap: dict[str, Any]) -> None:
+        for c in snap["computes"]:
+            row = self.computes[c["host"]]
+            row["state"].value = (f"<b>{c['host']}</b> {_badge(c['state'])} {c['instances']} vms,"
+                                  f" {c['free_ram_mb']} MB / {c['free_vcpus']} vCPU free")
+            row["reschedule"].value, row["fatal"].value = c["reschedule"], c["fatal"]
+        for s in snap["services"]:
+            self.services[s["name"]]["state"].value = f"<b>{s['name']}</b> {_badge(s['state'])}"
+        wf = snap["workflow"]
+        for key in ("flow", "local_mode", "alternates", "max_attempts"):
+            self.workflow[key].value = wf[key]
+        self.workflow["filters"].value = tuple(wf["filters"])
+        self.workflow["weighers"].value = tuple(wf["weighers"])
+        self.speed["preset"].value, self.speed["speed"].value = wf["preset"], wf["speed"]
+        done, total = snap["progress"]
+        self.boot["progress"].max, self.boot["progress"].value = max(total, 1), done
+        self.boot["progress"].description = f"{done}/{total} done"
+        self.boot["table"].value = _instances_html(snap["instances"])
+
+    def start_auto_refresh(self, every: float = REFRESH_SECONDS) -> bool:
+        """Repaint every ``every`` seconds on the running event loop (Jupyter's kernel has
+        one); returns False where there is none (a plain script)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+
+        def tick() -> None:
+            self.refresh()
+            if self.model.lab.cluster.children.get("bus") and \
+                    self.model.lab.cluster.children["bus"].alive():
+                self._timer = loop.call_later(every, tick)
+        self._timer = loop.call_later(every, tick)
+        return True
+
+    def stop_auto_refresh(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _instances_html(rows: list[dict[str, Any]], limit: int = 50) -> str:
+    head = "".join(f"<th style='text-align:left;padding:0 8px'>{h}</th>" for h in
+                   ("name", "status", "task state", "host", "attempts", "fault"))
+    body = []
+    for r in rows[-limit:]:
+        cells = [r["name"], r["status"], r["task_state"], r["host"], str(r["attempts"]),
+                 r["fault"][:80]]
+        body.append("<tr>" + "".join(f"<td style='padding:0 8px'>{html.escape(c)}</td>"
+                                     for c in cells) + "</tr>")
+    more = f"<p>({len(rows) - limit} older not shown)</p>" if len(rows) > limit else ""
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"

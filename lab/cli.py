@@ -1,30 +1,43 @@
 """The command line: ``python -m lab <command>`` (also installed as ``conductor-lab``).
 
-``up`` starts a lab and keeps it running until Ctrl-C; ``demo`` tells the seed's story
-in a minute; ``bench`` runs the benchmarks."""
+    up        start a lab and keep it running until Ctrl-C
+    status    services and instances of a running lab
+    boot N    boot N instances (--flavor, --wait)
+    fail HOST RATE   make a compute fail that share of its builds (--fatal, --crash)
+    kill SERVICE     SIGKILL a service (api, conductor, scheduler, computeN, bus)
+    trace     a running (or stopped) lab's trace: summary, or --export jsonl|chrome|shiviz
+    demo      the seed's story in a minute
+    bench     benchmarks (python -m lab bench bus)
+    replay FILE      play a saved trace back in the terminal, paced like the original
+
+Commands that act on a running lab find it by ``--run-dir``, ``$CONDUCTOR_LAB_RUN_DIR``
+or as the newest live lab. Bad arguments exit 2; a missing lab or a failed action, 1.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
+from typing import Callable
 
-from orchestrator.config import ConfigError
+from orchestrator.config import FLAVORS, ConfigError
 
+from .client import ApiError
 from .cluster import LabError
 from .lab import Lab
 
 __all__ = ["main"]
 
+EXTENSIONS = {"jsonl": "jsonl", "chrome": "json", "shiviz": "log"}
+
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Start a lab and keep it until Ctrl-C (services may be killed meanwhile: that is
     what lessons do; only losing the bus ends it)."""
-    try:
-        lab = Lab(computes=args.computes, seed=args.seed, preset=args.preset,
-                  flow=args.flow, run_dir=args.run_dir)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    lab = Lab(computes=args.computes, seed=args.seed, preset=args.preset, flow=args.flow,
+              run_dir=args.run_dir)
     try:
         lab.start()
         print(f"lab running in {lab.run_dir}", flush=True)
@@ -40,23 +53,112 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 0
-    except LabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     finally:
         lab.stop()
 
 
+def _remote(args: argparse.Namespace):
+    from .remote import RemoteLab
+    return RemoteLab(args.run_dir)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _remote(args) as lab:
+        print(f"lab in {lab.run_dir}  api {lab.api_url}/v2.1  flow {lab.config.flow}")
+        print(f"\n{'service':18} {'host':12} {'state':6} status")
+        for s in lab.services():
+            print(f"{s['binary']:18} {s['host']:12} {s['state']:6} {s['status']}")
+        print(f"\n{'hypervisor':12} {'vms':>4} {'ram used':>10} {'vcpus used':>11} failing")
+        for h in lab.hypervisors():
+            fail = lab.failures(h["hypervisor_hostname"])
+            print(f"{h['hypervisor_hostname']:12} {h['running_vms']:4} "
+                  f"{h['memory_mb_used']:>5}/{h['memory_mb']:<5}{h['vcpus_used']:>5}/"
+                  f"{h['vcpus']:<5} {fail['reschedule']:.0%}")
+        servers = lab.servers()
+        print(f"\n{len(servers)} instance(s)")
+        for s in servers:
+            fault = (s.get("fault") or {}).get("message", "")
+            print(f"  {s['name']:14} {s['status']:6} {s['OS-EXT-STS:task_state'] or '-':22}"
+                  f" {s['OS-EXT-SRV-ATTR:host'] or '-':10} attempts "
+                  f"{s['OS-EXT-LAB:num_attempts']}  {fault[:60]}")
+    return 0
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    with _remote(args) as lab:
+        ids = lab.boot(args.name, flavor=args.flavor, count=args.count)
+        ids = [ids] if isinstance(ids, str) else ids
+        print(f"accepted {len(ids)} (202 in {lab.last_response_time * 1000:.0f} ms)")
+        if not args.wait:
+            print("\n".join(ids))
+            return 0
+        records = lab.wait(ids, timeout=args.timeout, progress=True)
+        for r in records:
+            fault = (r.get("fault") or {}).get("message", "")
+            print(f"{r['id']}  {r['name']:12} {r['status']:6} "
+                  f"{r.get('OS-EXT-SRV-ATTR:host') or '-':10} {fault[:70]}")
+        return 0 if all(r["status"] == "ACTIVE" for r in records) else 1
+
+
+def cmd_fail(args: argparse.Namespace) -> int:
+    with _remote(args) as lab:
+        settings = lab.set_failure(args.host, reschedule=args.rate, fatal=args.fatal,
+                                   crash=args.crash)
+        print(f"{args.host}: " + ", ".join(f"{k} {v:g}" for k, v in settings.items()))
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    with _remote(args) as lab:
+        pid = lab.kill(args.service)
+        print(f"killed {args.service} (pid {pid})")
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from .remote import resolve_run_dir
+    from .trace import Trace
+    path = Path(args.file) if args.file else resolve_run_dir(args.run_dir) / "trace.jsonl"
+    trace = Trace.load(path)
+    if not args.export:
+        print(trace.summary_text())
+        print()
+        print(trace.table())
+        return 0
+    out = Path(args.out or f"trace.{EXTENSIONS[args.export]}")
+    if args.export == "jsonl":
+        trace.save(out)
+    elif args.export == "chrome":
+        trace.to_chrome(out)
+    else:
+        trace.to_shiviz(out)
+    print(f"wrote {len(trace)} events as {args.export} to {out}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Play a saved trace in the terminal, paced by its own timestamps / --speed."""
+    from .trace import Trace, short
+    trace = Trace.load(args.file).routed()
+    if args.instance:
+        trace = trace.filter(lambda e: e["instance_uuid"].startswith(args.instance))
+    if not args.db_proxy:
+        trace = trace.without_db_proxy()
+    previous = None
+    for e in trace:
+        if previous is not None and args.speed > 0:
+            time.sleep(min(2.0, max(0.0, e["ts"] - previous) / args.speed))
+        previous = e["ts"]
+        print(f"{e['seq']:6}  {short(e['src']):>10} -> {short(e['dst']):<10} "
+              f"{e['kind']:6} {e['method']:24} attempt {e['attempt']}", flush=True)
+    print(f"{len(trace)} messages replayed")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
-    try:
-        run_demo(preset=args.preset, computes=args.computes, instances=args.instances,
-                 seed=args.seed)
-    except (LabError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    run_demo(preset=args.preset, computes=args.computes, instances=args.instances,
+             seed=args.seed)
     return 0
 
 
@@ -65,26 +167,84 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args.rest)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab", description="Conductor Lab")
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability in [0, 1]")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lab", description="Conductor Lab",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n")[1])
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start a lab and keep it running until Ctrl-C")
-    up.add_argument("--run-dir", default=None, help="where the lab keeps its files")
-    up.add_argument("--computes", type=int, default=3)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str,
+            lab: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        if lab:
+            p.add_argument("--run-dir", default=None, help="the lab's run directory")
+        p.set_defaults(func=func)
+        return p
+
+    up = add("up", cmd_up, "start a lab and keep it running until Ctrl-C")
+    up.add_argument("--computes", type=_positive, default=3)
     up.add_argument("--seed", type=int, default=0)
     up.add_argument("--preset", choices=["fast", "demo"], default="demo")
     up.add_argument("--flow", choices=["conductor", "legacy"], default="conductor")
-    up.set_defaults(func=cmd_up)
-    demo = sub.add_parser("demo", help="boot a few instances with one failing compute and "
-                          "print each one's story")
+    add("status", cmd_status, "services and instances of a running lab")
+    boot = add("boot", cmd_boot, "boot instances in a running lab")
+    boot.add_argument("count", type=_positive)
+    boot.add_argument("--flavor", choices=list(FLAVORS), default="m1.small")
+    boot.add_argument("--name", default="vm")
+    boot.add_argument("--wait", action="store_true", help="wait and show how each ended")
+    boot.add_argument("--timeout", type=float, default=120.0)
+    fail = add("fail", cmd_fail, "set a compute's build failure rate")
+    fail.add_argument("host")
+    fail.add_argument("rate", type=_probability, help="share of builds rescheduled, 0..1")
+    fail.add_argument("--fatal", type=_probability, default=None)
+    fail.add_argument("--crash", type=_probability, default=None)
+    kill = add("kill", cmd_kill, "SIGKILL a service of a running lab")
+    kill.add_argument("service")
+    trace = add("trace", cmd_trace, "summarise or export a lab's trace")
+    trace.add_argument("--export", choices=["jsonl", "chrome", "shiviz"])
+    trace.add_argument("--out", help="output file")
+    trace.add_argument("--file", help="a saved trace.jsonl instead of a lab's")
+    replay = add("replay", cmd_replay, "play a saved trace in the terminal", lab=False)
+    replay.add_argument("file")
+    replay.add_argument("--speed", type=float, default=1.0, help="0 = no pacing")
+    replay.add_argument("--instance", default="", help="only this instance (uuid prefix)")
+    replay.add_argument("--db-proxy", action="store_true", help="include DB proxy calls")
+    demo = add("demo", cmd_demo, "boot a few instances with one failing compute and print "
+               "each one's story", lab=False)
     demo.add_argument("--preset", choices=["demo", "fast"], default="demo")
-    demo.add_argument("--computes", type=int, default=4)
-    demo.add_argument("--instances", type=int, default=5)
+    demo.add_argument("--computes", type=_positive, default=4)
+    demo.add_argument("--instances", type=_positive, default=5)
     demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=cmd_demo)
     bench = sub.add_parser("bench", help="benchmarks: python -m lab bench bus [--json]",
                            add_help=False)
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BrokenPipeError:   # `python -m lab status | head`: the reader left; fine
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except (LabError, ConfigError, ApiError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

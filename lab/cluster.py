@@ -25,10 +25,20 @@ from orchestrator.config import BusConfig
 from orchestrator.messaging.blocking import BlockingClient
 from orchestrator.messaging.tap import TraceTap
 
-__all__ = ["Cluster", "Child", "LabError"]
+__all__ = ["Cluster", "Child", "LabError", "labs_home"]
 
 STOP_GRACE = 3.0      # seconds a child gets after SIGTERM before SIGKILL
 _live: "weakref.WeakSet[Cluster]" = weakref.WeakSet()
+
+
+def labs_home() -> Path:
+    """Where labs live unless told otherwise, one directory each (``$CONDUCTOR_LAB_HOME``,
+    else a per-user directory in the system's temp dir); the CLI finds running labs here."""
+    home = os.environ.get("CONDUCTOR_LAB_HOME") or \
+        os.path.join(tempfile.gettempdir(), f"conductor-lab-{os.getuid()}")
+    path = Path(home)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 class LabError(RuntimeError):
@@ -59,7 +69,7 @@ class Cluster:
 
     def __init__(self, run_dir: str | os.PathLike | None = None,
                  bus: BusConfig | None = None, config: dict[str, Any] | None = None):
-        self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="conductor-lab-"))
+        self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="lab-", dir=labs_home()))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.bus_config = bus or BusConfig()
         self.children: dict[str, Child] = {}

@@ -21,11 +21,10 @@ from orchestrator.messaging.blocking import BlockingClient
 from .client import ApiClient
 from .cloud import FINAL_STATUSES, CloudClient
 from .cluster import Cluster, LabError
+from .remote import SERVICE_HOSTS, child_name
 from .trace import Trace
 
-__all__ = ["Lab", "FINAL_STATUSES", "SERVICE_HOSTS"]
-
-SERVICE_HOSTS = {"api": "api", "conductor": "conductor1", "scheduler": "scheduler1"}
+__all__ = ["Lab", "FINAL_STATUSES"]
 
 
 class Lab(CloudClient):
@@ -79,11 +78,7 @@ class Lab(CloudClient):
     # -- processes --------------------------------------------------------------------------------
     def child_name(self, service: str) -> str:
         """``conductor`` -> ``conductor.conductor1``; ``compute2`` -> ``compute.compute2``."""
-        if service == "bus":
-            return "bus"
-        if service in SERVICE_HOSTS:
-            return f"{service}.{SERVICE_HOSTS[service]}"
-        return f"compute.{self._compute(service)}"
+        return child_name(service, self.config.compute_names())
 
     def is_up(self, identity: str) -> bool:
         """The process is running, not paused, and the bus hears from it."""

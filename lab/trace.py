@@ -307,7 +307,8 @@ class Trace:
 
     @classmethod
     def load(cls, path: str | PathLike[str]) -> Trace:
-        """Read a JSON Lines trace (a lab's ``trace.jsonl``); see ``trace_export.load_jsonl``."""
+        """Read a JSON Lines trace (a lab's ``trace.jsonl``); see
+        ``trace_export.load_jsonl``."""
         from . import trace_export
         return cls(trace_export.load_jsonl(path))
 

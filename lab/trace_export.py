@@ -115,11 +115,12 @@ def to_chrome(events: Iterable[Event], path: PathArg | None = None) -> dict[str,
     """Chrome trace-event JSON: one process, one thread per service (in lane order).
 
     Each delivered message is a complete ("X") event on the sender's thread at ``sent``
-    and one on the receiver's at ``ts``, joined by a flow ("s" at the send, "f" with
-    ``"bp": "e"`` at the receipt, ``id`` = the event's ``seq``, ``cat`` = its kind) that
-    Perfetto (ui.perfetto.dev: Open trace file) and ``chrome://tracing`` draw as an arrow.
-    Dropped and expired messages are instant ("i") events on the sender's thread.
-    Timestamps are microseconds since the first event. Writes JSON when ``path`` is given.
+    (one for all the receivers of a fanout or a duplicate) and one on the receiver's at
+    ``ts``, joined by a flow ("s" at the send, "f" with ``"bp": "e"`` at the receipt,
+    ``id`` = the event's ``seq``, ``cat`` = its kind) that Perfetto (ui.perfetto.dev,
+    "Open trace file") and ``chrome://tracing`` draw as an arrow. Dropped and expired
+    messages are instant ("i") events on the sender's thread. Timestamps are
+    microseconds since the first event. Writes JSON when ``path`` is given.
     """
     events = list(events)
     routed = _routed(events)
@@ -131,15 +132,23 @@ def to_chrome(events: Iterable[Event], path: PathArg | None = None) -> dict[str,
     def at(t: float) -> float:
         return round((t - t0) * 1e6, 3)
 
-    slices, flows = [], []
+    sends: dict[tuple[str, str, float], Event] = {}  # a fanout is one send, N receipts
+    receipts, flows = [], []
     for e in routed:
-        args, common = _chrome_args(e), {"cat": e["kind"], "pid": CHROME_PID}
-        ends = ((e["src"], e["sent"], "s", {}), (e["dst"], e["ts"], "f", {"bp": "e"}))
-        for name, t, ph, extra in ends:
-            slices.append({"ph": "X", "name": e["method"], "tid": tids[name], "ts": at(t),
-                           "args": args, **common})
-            flows.append({"ph": ph, "name": e["method"], "id": e["seq"], "tid": tids[name],
-                          "ts": at(t), **common, **extra})
+        common = {"name": e["method"], "cat": e["kind"], "pid": CHROME_PID}
+        src, dst = tids[e["src"]], tids[e["dst"]]
+        key = (e["src"], e["msg_id"], e["sent"])
+        if key not in sends:
+            sends[key] = {"ph": "X", "tid": src, "ts": at(e["sent"]),
+                          "args": _chrome_args(e), **common}
+        elif e["dst"] not in sends[key]["args"]["dst"].split(", "):
+            sends[key]["args"]["dst"] += f", {e['dst']}"
+        receipts.append({"ph": "X", "tid": dst, "ts": at(e["ts"]), "args": _chrome_args(e),
+                         **common})
+        flows.append({"ph": "s", "id": e["seq"], "tid": src, "ts": at(e["sent"]), **common})
+        flows.append({"ph": "f", "bp": "e", "id": e["seq"], "tid": dst, "ts": at(e["ts"]),
+                      **common})
+    slices = list(sends.values()) + receipts
     _clip_slices(slices)
     instants = [{"ph": "i", "s": "t", "name": f"{e['phase']} {e['method']}",
                  "cat": e["phase"], "pid": CHROME_PID, "tid": tids[e["src"]],
@@ -219,6 +228,28 @@ def _columns(events: list[Event], lanes: dict[str, int], t0: float) -> dict[str,
     return cols
 
 
+def _select(events: Iterable[Event], start: float | None, end: float | None,
+            services: str | Collection[str] | None) -> tuple[list[Event], list[Event]]:
+    """The delivered messages and the dropped ones a diagram shows."""
+    wanted = None if services is None else frozenset(
+        [services] if isinstance(services, str) else services)
+    shown = [e for e in events if (start is None or e["ts"] >= start)
+             and (end is None or e["ts"] < end) and _on(e["src"], wanted)]
+    routed = [e for e in _routed(shown) if _on(e["dst"], wanted)]
+    return routed, [e for e in shown if e["phase"] == "dropped"]
+
+
+def _lanes(p: figure, names: list[str]) -> None:
+    """One vertical line per service, its name on top."""
+    from bokeh.models import FixedTicker, Span
+
+    p.xaxis.ticker = FixedTicker(ticks=list(range(len(names))))
+    p.xaxis.major_label_overrides = dict(enumerate(lane_labels(names)))
+    p.xgrid.visible = False
+    for i in range(len(names)):
+        p.add_layout(Span(location=i, dimension="height", line_color="#cccccc"))
+
+
 def sequence(events: Iterable[Event], start: float | None = None, end: float | None = None,
              services: str | Collection[str] | None = None,
              max_events: int = 400) -> figure:
@@ -230,45 +261,38 @@ def sequence(events: Iterable[Event], start: float | None = None, end: float | N
     ``end`` bound ``ts`` (unix seconds); ``services`` keeps messages between the given
     identities or topics; at most ``max_events`` messages are drawn (the first ones).
     The sources are named ``sequence`` (one row per message) and ``dropped``."""
-    from bokeh.models import Arrow, ColumnDataSource, FixedTicker, HoverTool, Span, VeeHead
-    from bokeh.plotting import figure as new_figure
     from bokeh.core.properties import field
+    from bokeh.models import Arrow, ColumnDataSource, HoverTool, Legend, LegendItem, VeeHead
+    from bokeh.plotting import figure as new_figure
 
-    wanted = None if services is None else frozenset(
-        [services] if isinstance(services, str) else services)
-    shown = [e for e in events if (start is None or e["ts"] >= start)
-             and (end is None or e["ts"] < end) and _on(e["src"], wanted)]
-    routed = [e for e in _routed(shown) if _on(e["dst"], wanted)]
-    drawn, dropped = routed[:max_events], [e for e in shown if e["phase"] == "dropped"]
+    routed, dropped = _select(events, start, end, services)
+    drawn = routed[:max_events]
     names = lane_order([e["src"] for e in drawn + dropped] + [e["dst"] for e in drawn])
     lanes = {name: i for i, name in enumerate(names)}
     t0 = min([min(e["sent"], e["ts"]) for e in drawn + dropped], default=0.0)
     title = f"Messages over time: {len(drawn)}" + (
         f" of {len(routed)} (the first ones)" if len(routed) > len(drawn) else "")
-
     p = new_figure(title=title, width=max(480, 120 * len(names) + 140), height=640,
                    x_range=(-0.5, max(len(names), 1) - 0.5), x_axis_location="above",
                    y_axis_label="seconds since the first message",
                    tools="pan,wheel_zoom,box_zoom,reset,save")
     p.y_range.flipped = True
-    p.xaxis.ticker = FixedTicker(ticks=list(range(len(names))))
-    p.xaxis.major_label_overrides = dict(enumerate(lane_labels(names)))
-    p.xgrid.visible = False
-    for i in range(len(names)):
-        p.add_layout(Span(location=i, dimension="height", line_color="#cccccc"))
+    _lanes(p, names)
 
     source = ColumnDataSource(_columns(drawn, lanes, t0), name="sequence")
     lines = p.segment("x0", "y0", "x1", "y1", source=source, line_width=2,
-                      line_color=field("color"), line_dash=field("dash"), legend_field="kind")
+                      line_color=field("color"), line_dash=field("dash"))
     p.add_layout(Arrow(source=source, x_start="x0", y_start="y0", x_end="x1", y_end="y1",
                        line_alpha=0, end=VeeHead(size=8, fill_color=field("color"),
                                                  line_color=field("color"))))
     lost = ColumnDataSource(_columns(dropped, lanes, t0), name="dropped")
     marks = p.scatter("x0", "y0", source=lost, marker="x", size=12, line_width=2,
-                      line_color="red", **({"legend_label": "dropped"} if dropped else {}))
+                      line_color="red")
     tips = [("message", "@kind @method"), ("from", "@src"), ("to", "@dst"),
             ("instance", "@instance_uuid"), ("attempt", "@attempt"), ("seq", "@seq")]
     p.add_tools(HoverTool(renderers=[lines], tooltips=tips),
                 HoverTool(renderers=[marks], tooltips=tips + [("dropped", "@reason")]))
-    p.legend.location = "bottom_right"
+    items = [LegendItem(label=field("kind"), renderers=[lines])]
+    items += [LegendItem(label="dropped", renderers=[marks])] if dropped else []
+    p.add_layout(Legend(items=items, location="top_left"), "right")
     return p

@@ -60,8 +60,8 @@ field              type   meaning
 ``dst``            str    receiver, ``topic.server`` (or the bare topic if none yet)
 ``topic``          str    target topic
 ``method``         str    the method
-``msg_id``         str    the message's id; a call and its reply share it:
-``reply_to``       str    a reply's ``reply_to`` is its call's ``msg_id``
+``msg_id``         str    the message's own id (a reply has its own)
+``reply_to``       str    a reply's ``reply_to`` is its call's ``msg_id``: the pairing
 ``request_id``     str    from ``ctx``
 ``instance_uuid``  str    from ``ctx``
 ``attempt``        int    from ``ctx`` (0 when absent)

@@ -27,10 +27,14 @@ def _alive(pid: object) -> bool:
         return False
     try:
         os.kill(pid, 0)
-        return True
     except ProcessLookupError:
         return False
     except PermissionError:
+        return True
+    try:  # a killed child its parent has not reaped yet is a zombie: not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
         return True
 
 

@@ -45,7 +45,7 @@ lab: install
 test: install browser-deps
 	$(PYTEST) -n $(JOBS) --dist loadfile tests
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
-		$(PYTEST) -n $(JOBS) --dist loadfile --nbval-lax -p no:cacheprovider notebooks; \
+		LAB_PRESET=fast $(PYTEST) -n $(JOBS) --dist loadfile --nbval-lax -p no:cacheprovider notebooks; \
 	fi
 
 unit: install

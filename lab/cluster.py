@@ -195,8 +195,8 @@ class Cluster:
     def client(self) -> BlockingClient:
         """The lab's own connection to the bus (for control and calls)."""
         if self._client is None:
-            if not self.endpoints:
-                raise LabError("the lab is not started")
+            if not self.endpoints or self not in _live:
+                raise LabError("the lab is not running (not started, or stopped)")
             # A fixed name: fault decisions are seeded by sender, so the lab's own
             # messages meet the same faults in every run with the same seed.
             self._client = BlockingClient(self.endpoints["bus"], "control", timeout=10)

@@ -1,0 +1,406 @@
+"""Unit tests for lab.widgets.ControlPanel, the ipywidgets view, over a ControlModel bound
+to a FakeLab (ipywidgets works without a kernel): a widget change is one model action,
+painting is never an action, errors land in the status line."""
+from __future__ import annotations
+
+import asyncio
+import html
+import inspect
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from lab.cluster import LabError
+from lab.controls import ControlModel
+from lab.lab import Lab
+from lab.widgets import ControlPanel
+from orchestrator.config import LabConfig
+
+
+class FakeLab:
+    """The part of ``Lab`` the panel's model uses; actions are recorded as
+    ``(method, args, kwargs)`` after binding them to the real ``Lab`` signature."""
+
+    def __init__(self, computes: int = 3, **options: Any):
+        self.config = LabConfig(computes=computes, **options)
+        self.cluster = SimpleNamespace(children={})
+        self.calls: list[tuple[str, tuple, dict]] = []
+        self.states = {n: "up" for n in ("api", "conductor", "scheduler", "bus",
+                                         *self.config.compute_names())}
+        self.failure = {h: {"reschedule": 0.0, "fatal": 0.0, "crash": 0.0, "slow": 1.0}
+                        for h in self.config.compute_names()}
+        self.nodes = [{"hypervisor_hostname": h, "running_vms": 0, "free_ram_mb": 16384,
+                       "vcpus": 8, "vcpus_used": 0} for h in self.config.compute_names()]
+        self.server_list: list[dict[str, Any]] = []
+        self.last_response_time = 0.004
+        self.raises: dict[str, BaseException] = {}
+        self._n = 0
+
+    def _record(self, name: str, /, *args: Any, **kwargs: Any) -> None:
+        inspect.signature(getattr(Lab, name)).bind(self, *args, **kwargs)
+        self.calls.append((name, args, kwargs))
+        if name in self.raises:
+            raise self.raises[name]
+
+    def hypervisors(self) -> list[dict[str, Any]]:
+        return [dict(n) for n in self.nodes]
+
+    def servers(self) -> list[dict[str, Any]]:
+        return [dict(s) for s in self.server_list]
+
+    def failures(self, host: str) -> dict[str, float]:
+        return dict(self.failure[host])
+
+    def service_state(self, name: str) -> str:
+        return self.states[name]
+
+    def set_failure(self, host: str, **rates: float) -> dict[str, float]:
+        self._record("set_failure", host, **rates)
+        self.failure[host].update(rates)
+        return dict(self.failure[host])
+
+    def kill(self, service: str) -> None:
+        self._record("kill", service)
+
+    def shutdown(self, service: str) -> None:
+        self._record("shutdown", service)
+
+    def restart(self, service: str) -> None:
+        self._record("restart", service)
+
+    def pause(self, service: str) -> None:
+        self._record("pause", service)
+
+    def resume(self, service: str) -> None:
+        self._record("resume", service)
+
+    def configure(self, **changes: Any) -> LabConfig:
+        self._record("configure", **changes)
+        self.config = self.config.replace(**changes)
+        return self.config
+
+    def clear_faults(self) -> dict:
+        self._record("clear_faults")
+        return {}
+
+    def add_fault(self, **rule: Any) -> dict:
+        self._record("add_fault", **rule)
+        return {}
+
+    def partition(self, *hosts: str) -> dict:
+        self._record("partition", *hosts)
+        return {}
+
+    def boot(self, name: str, flavor: str = "m1.small", count: int = 1) -> str | list[str]:
+        self._record("boot", name, flavor=flavor, count=count)
+        ids = []
+        for _ in range(count):
+            self._n += 1
+            ids.append(f"id-{self._n}")
+            self.server_list.append(_server(f"id-{self._n}", f"{name}-{self._n}", "BUILD"))
+        return ids[0] if count == 1 else ids
+
+
+def _server(sid: str, name: str, status: str = "ACTIVE", fault: str | None = None) -> dict:
+    record = {"id": sid, "name": name, "status": status, "OS-EXT-STS:task_state": None,
+              "OS-EXT-SRV-ATTR:host": "compute1", "OS-EXT-LAB:num_attempts": 1}
+    if fault is not None:
+        record["fault"] = {"code": 500, "message": fault}
+    return record
+
+
+@pytest.fixture
+def lab() -> FakeLab:
+    return FakeLab()
+
+
+@pytest.fixture
+def panel(lab) -> ControlPanel:
+    return ControlPanel(ControlModel(lab), auto_refresh=False)
+
+
+def test_building_and_painting_the_panel_fires_nothing(panel, lab):
+    assert lab.calls == []
+    assert set(panel.computes) == {"compute1", "compute2", "compute3"}
+    assert set(panel.services) == {"api", "conductor", "scheduler", "bus"}
+    assert len(panel.widget.children[2].children) == 6
+    assert "up" in panel.computes["compute1"]["state"].value
+    assert "16384 MB / 8 vCPU free" in panel.computes["compute1"]["state"].value
+    assert panel.workflow["flow"].value == "conductor"
+    assert panel.boot["progress"].description == "0/0 done"
+    assert panel._timer is None
+    assert "application/vnd.jupyter.widget-view+json" in panel._repr_mimebundle_()
+
+
+# -- a widget change is one action ------------------------------------------------------------
+@pytest.mark.parametrize("host", ["compute1", "compute3"])
+@pytest.mark.parametrize("slider", ["reschedule", "fatal"])
+def test_moving_a_failure_slider_calls_set_failure_once(panel, lab, host, slider):
+    panel.computes[host][slider].value = 0.5
+    assert lab.calls == [("set_failure", (host,), {slider: 0.5})]
+    assert f"{host}: {slider} 50%" in panel.status.value
+    assert "failing" in panel.computes[host]["state"].value    # repainted after the action
+    assert panel.computes[host][slider].value == 0.5
+
+
+def test_setting_a_slider_to_its_current_value_is_no_action(panel, lab):
+    panel.computes["compute1"]["reschedule"].value = 0.0
+    assert lab.calls == []
+
+
+WIDGET_ACTIONS = [
+    (lambda p: p.workflow["flow"], "legacy", {"flow": "legacy"}),
+    (lambda p: p.workflow["local_mode"], True, {"local_mode": True}),
+    (lambda p: p.workflow["alternates"], True, {"alternates": True}),
+    (lambda p: p.workflow["max_attempts"], 5, {"max_attempts": 5}),
+    (lambda p: p.workflow["filters"], ("RamFilter", "RetryFilter"),
+     {"filters": ["RamFilter", "RetryFilter"]}),
+    (lambda p: p.workflow["weighers"], ("RAMWeigher",), {"weighers": ["RAMWeigher"]}),
+    (lambda p: p.speed["preset"], "demo", {"preset": "demo"}),
+    (lambda p: p.speed["speed"], 2.0, {"speed": 2.0}),
+]
+
+
+@pytest.mark.parametrize("get, value, expected", WIDGET_ACTIONS)
+def test_workflow_and_speed_widgets_call_configure(panel, lab, get, value, expected):
+    get(panel).value = value
+    assert lab.calls == [("configure", (), expected)]
+    assert get(panel).value == value
+    key, val = next(iter(expected.items()))
+    assert html.escape(f"{key}={val}") in panel.status.value
+
+
+# -- painting is never an action -----------------------------------------------------------------
+def test_refresh_paints_the_lab_state_without_firing_any_action(panel, lab):
+    changes: list[str] = []
+    lab.failure["compute2"].update(reschedule=0.75, fatal=0.2)
+    lab.states.update(compute3="down", scheduler="paused")
+    lab.config = lab.config.replace(flow="legacy", local_mode=True, alternates=True,
+                                    max_attempts=5, filters=("RamFilter",),
+                                    weighers=("RAMWeigher",), preset="demo", speed=2.0)
+    lab.server_list = [_server("a", "vm1", "ACTIVE")]
+    watched = [panel.computes["compute2"]["reschedule"], panel.computes["compute2"]["fatal"],
+               panel.workflow["flow"], panel.workflow["local_mode"],
+               panel.workflow["alternates"], panel.workflow["max_attempts"],
+               panel.workflow["filters"], panel.workflow["weighers"],
+               panel.speed["preset"], panel.speed["speed"]]
+    for widget in watched:
+        widget.observe(lambda change: changes.append(change["name"]), names="value")
+
+    panel.refresh()
+
+    assert len(changes) == len(watched)   # every value changed, so every observer ran ...
+    assert lab.calls == []                # ... and none of them acted
+    assert panel.computes["compute2"]["reschedule"].value == 0.75
+    assert panel.computes["compute2"]["fatal"].value == 0.2
+    assert "failing" in panel.computes["compute2"]["state"].value
+    assert "down" in panel.computes["compute3"]["state"].value
+    assert "paused" in panel.services["scheduler"]["state"].value
+    assert panel.workflow["flow"].value == "legacy"
+    assert panel.workflow["local_mode"].value is True
+    assert panel.workflow["alternates"].value is True
+    assert panel.workflow["max_attempts"].value == 5
+    assert panel.workflow["filters"].value == ("RamFilter",)
+    assert panel.workflow["weighers"].value == ("RAMWeigher",)
+    assert panel.speed["preset"].value == "demo" and panel.speed["speed"].value == 2.0
+    assert "vm1" in panel.boot["table"].value
+    assert panel._painting is False
+
+
+def test_after_painting_widgets_act_again(panel, lab):
+    lab.failure["compute1"]["reschedule"] = 0.4
+    panel.refresh()
+    assert lab.calls == []
+    panel.computes["compute1"]["reschedule"].value = 0.0
+    assert lab.calls == [("set_failure", ("compute1",), {"reschedule": 0.0})]
+
+
+def test_an_unreachable_lab_shows_in_the_status_line(panel, lab):
+    def down() -> list:
+        raise ConnectionRefusedError("api <gone>")
+    lab.hypervisors = down
+    panel.refresh()
+    assert "lab unreachable" in panel.status.value
+    assert "api &lt;gone&gt;" in panel.status.value
+    assert lab.calls == []
+
+
+# -- errors are shown, never raised -------------------------------------------------------------
+def test_a_failing_slider_action_shows_its_error_and_does_not_raise(panel, lab):
+    lab.raises["set_failure"] = ValueError("reschedule <b>bad</b>")
+    panel.computes["compute2"]["reschedule"].value = 0.3       # must not raise
+    assert len(lab.calls) == 1
+    assert "ValueError" in panel.status.value
+    assert "reschedule &lt;b&gt;bad&lt;/b&gt;" in panel.status.value
+    assert "<b>bad" not in panel.status.value
+    assert panel.computes["compute2"]["reschedule"].value == 0.0   # repainted from the lab
+
+
+def test_a_failing_button_action_shows_its_error_and_does_not_raise(panel, lab):
+    lab.raises["restart"] = LabError("compute.compute2 exited with 1")
+    panel.computes["compute2"]["restart"].click()
+    assert lab.calls == [("restart", ("compute2",), {})]
+    assert "LabError" in panel.status.value and "exited with 1" in panel.status.value
+
+
+def test_a_bad_boot_count_shows_the_model_error(panel, lab):
+    panel.boot["count"].value = 500            # the widget bounds the count to 1..100
+    assert panel.boot["count"].value == 100
+    panel._act(panel.model.boot, 101, "m1.tiny")   # the model refuses anything else
+    assert "ValueError" in panel.status.value and "between 1 and 100" in panel.status.value
+    assert lab.calls == []
+
+
+# -- buttons ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("button, method", [("crash", "kill"), ("kill", "shutdown"),
+                                            ("restart", "restart")])
+@pytest.mark.parametrize("host", ["compute1", "compute2"])
+def test_compute_buttons(panel, lab, host, button, method):
+    panel.computes[host][button].click()
+    assert lab.calls == [(method, (host,), {})]
+    assert f"{button} {host}" in panel.status.value
+
+
+@pytest.mark.parametrize("button, method", [("crash", "kill"), ("kill", "shutdown"),
+                                            ("restart", "restart"), ("pause", "pause"),
+                                            ("resume", "resume")])
+@pytest.mark.parametrize("service", ["api", "conductor", "scheduler", "bus"])
+def test_service_buttons(panel, lab, service, button, method):
+    panel.services[service][button].click()
+    assert lab.calls == [(method, (service,), {})]
+    assert f"{button} {service}" in panel.status.value
+
+
+def test_network_apply_uses_the_chosen_link_method_drop_and_delay(panel, lab):
+    net = panel.network
+    net["link"].value = "conductor -> computes"
+    net["method"].value = "build_and_run_instance"
+    net["drop"].value, net["delay"].value = 0.5, 1.0
+    assert lab.calls == []                          # choosing is not applying
+    net["apply"].click()
+    assert lab.calls == [("clear_faults", (), {}),
+                         ("add_fault", (), {"src": "conductor", "dst": "compute", "drop": 0.5,
+                                            "delay": 1.0, "method": "build_and_run_instance"})]
+    assert "fault on conductor -&gt; computes" in panel.status.value
+
+
+def test_network_apply_with_defaults_only_clears(panel, lab):
+    panel.network["apply"].click()
+    assert lab.calls == [("clear_faults", (), {})]
+
+
+def test_partition_and_heal_buttons(panel, lab):
+    panel.network["host"].value = "compute3"
+    panel.network["partition"].click()
+    panel.network["heal"].click()
+    assert lab.calls == [("partition", ("compute3",), {}), ("clear_faults", (), {})]
+    assert "network healed" in panel.status.value
+
+
+def test_boot_button_boots_and_progress_follows(panel, lab):
+    panel.boot["count"].value = 3
+    panel.boot["flavor"].value = "m1.tiny"
+    assert lab.calls == []
+    panel.boot["button"].click()
+    assert lab.calls == [("boot", ("vm1",), {"flavor": "m1.tiny", "count": 3})]
+    assert "booted 3 x m1.tiny (202 in 4 ms)" in panel.status.value
+    assert panel.model.booted == ["id-1", "id-2", "id-3"]
+    assert panel.boot["progress"].description == "0/3 done"
+    lab.server_list[0]["status"] = "ACTIVE"
+    lab.server_list[1]["status"] = "ERROR"
+    panel.refresh()
+    progress = panel.boot["progress"]
+    assert (progress.value, progress.max, progress.description) == (2, 3, "2/3 done")
+
+
+# -- the instances table ------------------------------------------------------------------------
+def test_instances_table_escapes_names_and_faults(panel, lab):
+    lab.server_list = [_server("a", "<script>alert(1)</script>", "ERROR",
+                               fault="<script>steal()</script> & more")]
+    panel.refresh()
+    table = panel.boot["table"].value
+    assert "<script>" not in table and "</script>" not in table
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in table
+    assert "&lt;script&gt;steal()&lt;/script&gt; &amp; more" in table
+
+
+def test_instances_table_truncates_long_faults(panel, lab):
+    lab.server_list = [_server("a", "vm", "ERROR", fault="x" * 200)]
+    panel.refresh()
+    table = panel.boot["table"].value
+    assert "x" * 80 in table and "x" * 81 not in table
+
+
+def test_instances_table_caps_rows_at_50_newest_with_a_note(panel, lab):
+    lab.server_list = [_server(f"s{i}", f"srv-{i:03d}") for i in range(60)]
+    panel.refresh()
+    table = panel.boot["table"].value
+    assert table.count("<tr>") == 51                  # the header and 50 rows
+    assert "srv-059" in table and "srv-010" in table and "srv-009" not in table
+    assert "(10 older not shown)" in table
+
+
+def test_instances_table_of_exactly_50_has_no_note(panel, lab):
+    lab.server_list = [_server(f"s{i}", f"srv-{i:03d}") for i in range(50)]
+    panel.refresh()
+    table = panel.boot["table"].value
+    assert table.count("<tr>") == 51 and "not shown" not in table
+
+
+# -- auto refresh ---------------------------------------------------------------------------------
+def test_auto_refresh_needs_an_event_loop(panel):
+    assert panel.start_auto_refresh() is False
+    assert panel._timer is None
+    panel.stop_auto_refresh()          # harmless without a timer
+
+
+def test_auto_refresh_inside_an_event_loop_and_stop(panel):
+    async def main():
+        started = panel.start_auto_refresh(every=60)
+        timer = panel._timer
+        panel.stop_auto_refresh()
+        return started, timer
+
+    started, timer = asyncio.run(main())
+    assert started is True
+    assert isinstance(timer, asyncio.TimerHandle) and timer.cancelled()
+    assert panel._timer is None
+
+
+def test_auto_refresh_ticks_while_the_bus_lives_and_stops_when_told(panel, lab):
+    ticks: list[int] = []
+    paint = panel.refresh
+    panel.refresh = lambda: (ticks.append(1), paint())[1]
+    lab.cluster.children["bus"] = SimpleNamespace(alive=lambda: True)
+
+    async def main():
+        assert panel.start_auto_refresh(every=0.005)
+        lab.states["conductor"] = "down"
+        for _ in range(200):
+            if len(ticks) >= 3:
+                break
+            await asyncio.sleep(0.005)
+        panel.stop_auto_refresh()
+        seen = len(ticks)
+        await asyncio.sleep(0.03)
+        return seen
+
+    seen = asyncio.run(main())
+    assert seen >= 3 and len(ticks) == seen
+    assert "down" in panel.services["conductor"]["state"].value
+    assert lab.calls == []
+
+
+def test_auto_refresh_stops_by_itself_when_the_bus_is_gone(panel, lab):
+    ticks: list[int] = []
+    paint = panel.refresh
+    panel.refresh = lambda: (ticks.append(1), paint())[1]
+
+    async def main():
+        assert panel.start_auto_refresh(every=0.005)
+        await asyncio.sleep(0.05)
+        panel.stop_auto_refresh()
+
+    asyncio.run(main())
+    assert ticks == [1]

@@ -8,7 +8,7 @@
     trace     a running (or stopped) lab's trace: summary, or --export jsonl|chrome|shiviz
     demo      the seed's story in a minute
     bench     benchmarks (python -m lab bench bus)
-    replay FILE      play a saved trace back in the terminal, paced like the original
+    replay FILE      play a saved trace back in the terminal (or --dashboard in the page)
 
 Commands that act on a running lab find it by ``--run-dir``, ``$CONDUCTOR_LAB_RUN_DIR``
 or as the newest live lab. Bad arguments exit 2; a missing lab or a failed action, 1.
@@ -37,10 +37,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Start a lab and keep it until Ctrl-C (services may be killed meanwhile: that is
     what lessons do; only losing the bus ends it)."""
     lab = Lab(computes=args.computes, seed=args.seed, preset=args.preset, flow=args.flow,
-              run_dir=args.run_dir)
+              run_dir=args.run_dir, dashboard=not args.no_dashboard)
     try:
         lab.start()
         print(f"lab running in {lab.run_dir}", flush=True)
+        if not args.no_dashboard:
+            print(f"  dashboard  {lab.dashboard_url}   <- open this in a browser")
         print(f"  api     {lab.api_url}/v2.1")
         for name, endpoint in lab.cluster.endpoints.items():
             print(f"  {name:7} {endpoint}")
@@ -137,8 +139,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    """Play a saved trace in the terminal, paced by its own timestamps / --speed."""
+    """Play a saved trace in the terminal, paced by its own timestamps / --speed; or, with
+    --dashboard, in the dashboard (seek and speed in the page) until Ctrl-C."""
     from .trace import Trace, short
+    if args.dashboard:
+        return _replay_dashboard(args)
     trace = Trace.load(args.file).routed()
     if args.instance:
         trace = trace.filter(lambda e: e["instance_uuid"].startswith(args.instance))
@@ -153,6 +158,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
               f"{e['kind']:6} {e['method']:24} attempt {e['attempt']}", flush=True)
     print(f"{len(trace)} messages replayed")
     return 0
+
+
+def _replay_dashboard(args: argparse.Namespace) -> int:
+    import subprocess
+    from .trace import Trace
+    Trace.load(args.file)   # a clear error here rather than in the child's log
+    proc = subprocess.Popen([sys.executable, "-m", "lab.dashboard", "--replay", args.file,
+                             "--speed", str(args.speed or 1.0)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        if not line.startswith("dashboard at "):
+            return proc.wait() or 1
+        print(f"replaying {args.file}: {line.split(' at ', 1)[1]}   (Ctrl-C stops)", flush=True)
+        proc.wait()
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+        proc.stdout.close()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -200,6 +228,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--seed", type=int, default=0)
     up.add_argument("--preset", choices=["fast", "demo"], default="demo")
     up.add_argument("--flow", choices=["conductor", "legacy"], default="conductor")
+    up.add_argument("--no-dashboard", action="store_true", help="skip the Bokeh dashboard")
     add("status", cmd_status, "services and instances of a running lab")
     boot = add("boot", cmd_boot, "boot instances in a running lab")
     boot.add_argument("count", type=_positive)
@@ -223,6 +252,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--speed", type=float, default=1.0, help="0 = no pacing")
     replay.add_argument("--instance", default="", help="only this instance (uuid prefix)")
     replay.add_argument("--db-proxy", action="store_true", help="include DB proxy calls")
+    replay.add_argument("--dashboard", action="store_true",
+                        help="replay in the dashboard (prints its URL) instead")
     demo = add("demo", cmd_demo, "boot a few instances with one failing compute and print "
                "each one's story", lab=False)
     demo.add_argument("--preset", choices=["demo", "fast"], default="demo")

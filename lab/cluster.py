@@ -28,6 +28,8 @@ from orchestrator.messaging.tap import TraceTap
 __all__ = ["Cluster", "Child", "LabError", "labs_home"]
 
 STOP_GRACE = 3.0      # seconds a child gets after SIGTERM before SIGKILL
+SINGLETONS = ("bus", "dashboard")            # children named without a host
+LAB_PROCESSES = {"dashboard": "lab.dashboard"}  # children that are the lab's, not the cloud's
 _live: "weakref.WeakSet[Cluster]" = weakref.WeakSet()
 
 
@@ -99,15 +101,16 @@ class Cluster:
 
     def spawn(self, service: str, host: str, *, wait: bool = False,
               timeout: float = 20.0) -> Child:
-        """Start ``python -m orchestrator service --host host``; optionally wait until it
-        has registered on the bus."""
-        name = f"{service}.{host}" if service != "bus" else "bus"
+        """Start ``python -m orchestrator service --host host`` (or, for the lab's own
+        processes such as the dashboard, ``python -m lab.<service>``); optionally wait
+        until it has registered on the bus."""
+        name = service if service in SINGLETONS else f"{service}.{host}"
         old = self.children.get(name)
         if old is not None and old.alive():
             raise LabError(f"{name} is already running (pid {old.pid})")
         log = open(rundir.log_path(self.run_dir, name), "ab")
-        cmd = [sys.executable, "-m", "orchestrator", service,
-               "--run-dir", str(self.run_dir), "--host", host]
+        module = LAB_PROCESSES.get(service, f"orchestrator {service}").split()
+        cmd = [sys.executable, "-m", *module, "--run-dir", str(self.run_dir), "--host", host]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, env=env)
@@ -138,7 +141,8 @@ class Cluster:
         if self._client is not None:
             self._client.close()
             self._client = None
-        order = sorted(self.children.values(), key=lambda c: c.service == "bus")
+        order = sorted(self.children.values(), key=lambda c: (c.service == "bus",
+                                                              c.service != "dashboard"))
         for child in order:
             if child.paused and child.alive():
                 os.kill(child.pid, signal.SIGCONT)
@@ -152,6 +156,11 @@ class Cluster:
                 child.proc.kill()
                 child.proc.wait()
         _live.discard(self)
+
+    @property
+    def running(self) -> bool:
+        """Started and not yet stopped."""
+        return bool(self.endpoints) and self in _live
 
     def __enter__(self) -> Cluster:
         return self.start()
@@ -189,13 +198,14 @@ class Cluster:
             self.kill(name, signal.SIGTERM)
         if child.service == "bus":
             return self.start_bus()
-        return self.spawn(child.service, child.host, wait=wait)
+        return self.spawn(child.service, child.host,
+                          wait=wait and child.service not in LAB_PROCESSES)
 
     # -- talking to the bus ---------------------------------------------------------------
     def client(self) -> BlockingClient:
         """The lab's own connection to the bus (for control and calls)."""
         if self._client is None:
-            if not self.endpoints or self not in _live:
+            if not self.running:
                 raise LabError("the lab is not running (not started, or stopped)")
             # A fixed name: fault decisions are seeded by sender, so the lab's own
             # messages meet the same faults in every run with the same seed.

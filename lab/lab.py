@@ -30,7 +30,8 @@ __all__ = ["Lab", "FINAL_STATUSES"]
 
 class Lab(CloudClient):
     def __init__(self, computes: int = 3, seed: int = 0, preset: str = "fast",
-                 speed: float = 1.0, run_dir: str | None = None, **options: Any):
+                 speed: float = 1.0, run_dir: str | None = None, dashboard: bool = False,
+                 **options: Any):
         # $LAB_PRESET overrides: CI runs lessons written for "demo" at "fast" speed.
         preset = os.environ.get("LAB_PRESET") or preset
         self.config = LabConfig(computes=computes, seed=seed, preset=preset, speed=speed,
@@ -38,6 +39,7 @@ class Lab(CloudClient):
         bus = BusConfig(seed=seed, hop_delay=self.config.timing("hop_delay"))
         self.cluster = Cluster(run_dir, bus=bus, config={"lab": self.config.to_dict()})
         self.api: ApiClient | None = None
+        self.want_dashboard = dashboard
         self.fault_rules: list[dict[str, Any]] = []
         self.partitions: list[list[str]] = []
         self._tap = None
@@ -55,6 +57,8 @@ class Lab(CloudClient):
             url = rundir.wait_for(self.run_dir, "endpoints", "api", timeout=timeout)
             self.api = ApiClient(url)
             self.wait_computes_up(timeout=timeout)
+            if self.want_dashboard:
+                self.start_dashboard(timeout=timeout)
         except BaseException:
             self.stop()
             raise
@@ -174,6 +178,30 @@ class Lab(CloudClient):
     @property
     def tap(self):
         return self._tap
+
+    # -- the dashboard ------------------------------------------------------------------------
+    def start_dashboard(self, timeout: float = 60.0) -> str:
+        """Start the live dashboard (a Bokeh server, one more child process); its URL."""
+        child = self.cluster.children.get("dashboard")
+        if child is None or not child.alive():
+            rundir.update(self.run_dir, endpoints={"dashboard": None})
+            child = self.cluster.spawn("dashboard", "dashboard")
+            rundir.wait_for(self.run_dir, "endpoints", "dashboard", timeout=timeout,
+                            alive=child.alive)
+        return self.dashboard_url
+
+    @property
+    def dashboard_url(self) -> str:
+        url = rundir.read(self.run_dir).get("endpoints", {}).get("dashboard")
+        if not url:
+            raise LabError("no dashboard: Lab(dashboard=True), or lab.start_dashboard()")
+        return url
+
+    def show(self, height: int = 820):
+        """The dashboard inside the notebook (an iframe onto the local Bokeh server:
+        BokehJS comes from it, never from a CDN)."""
+        from IPython.display import IFrame
+        return IFrame(self.start_dashboard(), width="100%", height=height)
 
     def controls(self):
         """The ipywidgets control panel bound to this lab."""

@@ -23,7 +23,7 @@ SERVICE_HOSTS = {"api": "api", "conductor": "conductor1", "scheduler": "schedule
 
 
 def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)

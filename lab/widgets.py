@@ -229,11 +229,11 @@ class ControlPanel:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return False
+        self.stop_auto_refresh()   # one repaint loop per panel, however often asked
 
         def tick() -> None:
             self.refresh()
-            if self.model.lab.cluster.children.get("bus") and \
-                    self.model.lab.cluster.children["bus"].alive():
+            if self.model.lab.cluster.running:   # a crashed bus may come back; a stopped lab not
                 self._timer = loop.call_later(every, tick)
         self._timer = loop.call_later(every, tick)
         return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ class ApiManager(Manager):
         self.compute = ComputeAPI(transport)
         self.local_build = BuildTask(self.db, self.scheduler, self.compute, lambda: self.config)
         self.url = ""
+        self.create_latencies: deque[float] = deque(maxlen=200)
         self._server: tornado.httpserver.HTTPServer | None = None
 
     async def start(self) -> None:

@@ -24,7 +24,7 @@ class FakeLab:
 
     def __init__(self, computes: int = 3, **options: Any):
         self.config = LabConfig(computes=computes, **options)
-        self.cluster = SimpleNamespace(children={})
+        self.cluster = SimpleNamespace(children={}, running=False)
         self.calls: list[tuple[str, tuple, dict]] = []
         self.states = {n: "up" for n in ("api", "conductor", "scheduler", "bus",
                                          *self.config.compute_names())}
@@ -368,11 +368,11 @@ def test_auto_refresh_inside_an_event_loop_and_stop(panel):
     assert panel._timer is None
 
 
-def test_auto_refresh_ticks_while_the_bus_lives_and_stops_when_told(panel, lab):
+def test_auto_refresh_ticks_while_the_lab_runs_and_stops_when_told(panel, lab):
     ticks: list[int] = []
     paint = panel.refresh
     panel.refresh = lambda: (ticks.append(1), paint())[1]
-    lab.cluster.children["bus"] = SimpleNamespace(alive=lambda: True)
+    lab.cluster.running = True
 
     async def main():
         assert panel.start_auto_refresh(every=0.005)
@@ -392,7 +392,7 @@ def test_auto_refresh_ticks_while_the_bus_lives_and_stops_when_told(panel, lab):
     assert lab.calls == []
 
 
-def test_auto_refresh_stops_by_itself_when_the_bus_is_gone(panel, lab):
+def test_auto_refresh_stops_by_itself_when_the_lab_is_stopped(panel, lab):
     ticks: list[int] = []
     paint = panel.refresh
     panel.refresh = lambda: (ticks.append(1), paint())[1]
@@ -404,3 +404,26 @@ def test_auto_refresh_stops_by_itself_when_the_bus_is_gone(panel, lab):
 
     asyncio.run(main())
     assert ticks == [1]
+
+
+def test_stop_after_starting_twice_stops_all_repainting(panel, lab):
+    ticks: list[int] = []
+    paint = panel.refresh
+    panel.refresh = lambda: (ticks.append(1), paint())[1]
+    lab.cluster.running = True
+
+    async def main():
+        assert panel.start_auto_refresh(every=0.005)
+        assert panel.start_auto_refresh(every=0.005)
+        await asyncio.sleep(0.02)
+        panel.stop_auto_refresh()
+        seen = len(ticks)
+        await asyncio.sleep(0.04)
+        after = len(ticks)
+        lab.cluster.running = False         # end any chain still running
+        await asyncio.sleep(0.02)
+        return seen, after
+
+    seen, after = asyncio.run(main())
+    assert seen >= 1
+    assert after == seen, f"{after - seen} repaints after stop_auto_refresh()"

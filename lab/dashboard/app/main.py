@@ -1,0 +1,239 @@
+"""The dashboard document, built once per browser session (a Bokeh directory app).
+
+The server only streams: every 100 ms the session's model turns new trace events into
+rows for the named sources (``messages``, ``timeline``), and once a second it repaints
+``nodes``, ``edges``, ``reschedule``, ``instances`` and ``metrics``. All motion is
+computed in the browser (``animate.js``, requestAnimationFrame) into the ``dots`` source,
+changed in place so nothing travels back to the server.
+"""
+from __future__ import annotations
+
+import time
+
+from bokeh.io import curdoc
+from bokeh.layouts import column, row
+from bokeh.models import (Button, CDSView, CheckboxGroup, ColumnDataSource, CustomJS,
+                          DataRange1d, DataTable, Div, GroupFilter, HoverTool, Legend,
+                          LegendItem, Select, Slider, TableColumn, TapTool, Toggle)
+from bokeh.plotting import figure
+
+from lab.dashboard import feed as feeds
+from lab.dashboard.animate import ANIMATE_JS, JUMP_JS
+from lab.dashboard.model import (KIND_COLORS, KIND_MARKERS, MESSAGE_COLUMNS,
+                                 TIMELINE_COLUMNS, DashboardModel)
+
+ROLLOVER = 3000
+doc = curdoc()
+source = feeds.current()
+doc.title = "Conductor Lab"
+
+
+def empty(columns) -> dict:
+    return {c: [] for c in columns}
+
+
+def initial_services() -> list[str]:
+    names = list(source.snapshot.get("states", {}))
+    names += [e[k] for e in source.events_since(0)[:2000] for k in ("src", "dst")]
+    return sorted({n for n in names if n and n != "bus" and "." in n})
+
+
+config = source.snapshot.get("config", {})
+state = {"seq": 0, "generation": source.generation, "last_slow": 0.0,
+         "model": DashboardModel(initial_services(), max_attempts=config.get("max_attempts", 3))}
+model = state["model"]   # the first one builds the figures; rebuilds replace state["model"]
+
+messages = ColumnDataSource(empty(MESSAGE_COLUMNS), name="messages")
+timeline = ColumnDataSource(empty(TIMELINE_COLUMNS), name="timeline")
+dots = ColumnDataSource({"x": [], "y": [], "color": [], "marker": [], "size": [],
+                         "alpha": [], "label": []}, name="dots")
+nodes = ColumnDataSource(model.nodes_data(), name="nodes")
+edges = ColumnDataSource(model.edges_data(), name="edges")
+reschedule = ColumnDataSource(model.reschedule_data(), name="reschedule")
+instances = ColumnDataSource(model.instances_data([], time.time()), name="instances")
+metrics = ColumnDataSource(model.metrics_data(time.time()), name="metrics")
+
+# -- topology: services, edges that traffic used, dots in flight, the reschedule loop ----
+topo = figure(title="Who talks to whom, live", width=760, height=430, tools="pan,wheel_zoom,reset",
+              x_range=(-1.0, 11.0), y_range=(-1.0, 7.0), toolbar_location="above",
+              name="topology")
+topo.xgrid.visible = topo.ygrid.visible = False
+topo.axis.visible = False
+topo.multi_line("xs", "ys", source=edges, line_color="color", line_width="width",
+                line_alpha=0.35)
+topo.multi_line("xs", "ys", source=reschedule, line_color="color", line_width=5,
+                line_alpha=0.45, line_dash="dashed")
+topo.scatter("x", "y", source=nodes, size=46, fill_color="color", line_color="#333",
+             fill_alpha=0.9, name="node_glyphs")
+topo.text("x", "y", text="label", source=nodes, text_align="center",
+          text_baseline="middle", text_color="white", text_font_size="10pt",
+          text_font_style="bold")
+topo.text("x", "y", text="info", source=nodes, y_offset=34, text_align="center",
+          text_font_size="8pt", text_color="#333")
+topo.scatter("x", "y", source=dots, marker="marker", size="size", fill_color="color",
+             line_color="color", fill_alpha="alpha", line_alpha="alpha")
+topo.text("x", "y", text="text", source=reschedule, text_color="color",
+          text_font_style="bold", text_font_size="11pt", x_offset=30)
+legend_items = []
+for kind, color in KIND_COLORS.items():
+    r = topo.scatter([], [], marker=KIND_MARKERS[kind], size=10, color=color)
+    legend_items.append(LegendItem(label=kind, renderers=[r]))
+r = topo.scatter([], [], marker="x", size=10, color="#d62728", line_width=2)
+legend_items.append(LegendItem(label="dropped / timeout", renderers=[r]))
+topo.add_layout(Legend(items=legend_items, location="top_right", orientation="vertical",
+                       label_text_font_size="8pt"))
+
+# -- time-space diagram: one lane per service, one segment per message -----------------
+seq = figure(title="Time-space diagram (time runs right; hover for details)", width=760,
+             height=330, tools="xpan,xwheel_zoom,reset,tap", name="sequence",
+             x_range=DataRange1d(follow="end", follow_interval=20, range_padding=0.02),
+             y_range=(-0.5, max(1, len(model.lanes())) - 0.5))
+seq.yaxis.ticker = list(range(len(model.lanes())))
+seq.yaxis.major_label_overrides = {i: n for i, n in enumerate(model.lanes())}
+seq.xaxis.axis_label = "seconds"
+for dash in ("solid", "dashed", "dotted"):
+    view = CDSView(filter=GroupFilter(column_name="dash", group=dash))
+    seq.segment("t0", "y0", "t1", "y1", source=timeline, view=view, line_color="color",
+                line_width=2, line_dash=dash, nonselection_line_alpha=0.25,
+                selection_line_width=4, name=f"timeline_{dash}")
+seq.scatter("t1", "y1", source=timeline, size=5, color="color")
+seq.add_tools(HoverTool(tooltips=[("", "@kind @method"), ("from", "@src"), ("to", "@dst"),
+                                  ("instance", "@instance"), ("attempt", "@attempt"),
+                                  ("phase", "@phase")]))
+
+# -- instances: one lane per instance, its task states as segments --------------------
+lanes = figure(title="Instances (click one to highlight its messages)", width=560,
+               height=330, tools="tap,reset", name="instance_lanes",
+               x_range=DataRange1d(follow="end", follow_interval=30))
+lanes.hbar(y="y", left="start", right="end", height=0.7, color="color", source=instances,
+           nonselection_alpha=0.35)
+lanes.text("start", "y", text="name", source=instances, text_font_size="8pt",
+           text_baseline="middle", x_offset=2)
+lanes.yaxis.visible = False
+lanes.add_tools(HoverTool(tooltips=[("", "@name @state"), ("fault", "@fault")]))
+
+# -- metrics and controls -------------------------------------------------------------
+table = DataTable(source=metrics, width=360, height=300, index_position=None,
+                  columns=[TableColumn(field="name", title="metric", width=220),
+                           TableColumn(field="value", title="value", width=120)],
+                  name="metrics_table")
+pause = Toggle(label="Pause display", button_type="default", name="pause")
+speed = Slider(title="Playback speed", start=0.1, end=4.0, value=1.0, step=0.1,
+               name="speed")
+behind = Div(text="live", name="behind")
+jump = Button(label="Jump to live", button_type="primary", name="jump")
+show = CheckboxGroup(labels=["DB-proxy traffic", "heartbeats", "lab control traffic"],
+                     active=[0], name="show")
+pick = Select(title="Instance", value="(all)", options=["(all)"], name="instance_filter")
+controls = [pause, speed, behind, jump, show, pick]
+if source.mode == "replay":
+    seek = Slider(title="Seek (s)", start=0, end=max(source.duration, 0.1), value=0,
+                  step=0.1, name="seek")
+    replay_speed = Slider(title="Replay speed", start=0.1, end=10, value=source.speed,
+                          step=0.1, name="replay_speed")
+    seek.on_change("value_throttled", lambda a, o, n: source.seek(n))
+    replay_speed.on_change("value", lambda a, o, n: source.set_speed(n))
+    controls += [seek, replay_speed]
+
+anim = CustomJS(args=dict(messages=messages, dots=dots, pause=pause, speed_slider=speed,
+                          behind_div=behind), code=ANIMATE_JS)
+doc.js_on_event("document_ready", anim)
+jump.js_on_event("button_click", CustomJS(code=JUMP_JS))
+
+def rebuild() -> None:
+    """Start the view over (new filters, or a replay seek): a fresh model re-reads the
+    whole history, so counters stay exact and rows match the filters."""
+    old = state["model"]
+    fresh = DashboardModel(sorted(n for n in old.positions if n != "bus"),
+                           max_attempts=old.max_attempts)
+    fresh.set_filters(show_db_proxy=0 in show.active, show_heartbeats=1 in show.active,
+                      show_lab=2 in show.active,
+                      instance="" if pick.value == "(all)" else pick.value)
+    state["model"] = fresh
+    for src, cols in ((messages, MESSAGE_COLUMNS), (timeline, TIMELINE_COLUMNS)):
+        src.data = empty(cols)
+    state["seq"] = 0
+
+
+def apply_filters(attr, old, new) -> None:
+    rebuild()
+
+
+show.on_change("active", apply_filters)
+pick.on_change("value", apply_filters)
+apply_filters(None, None, None)
+
+
+def highlight_instance(attr, old, new) -> None:
+    """Clicking an instance lane selects its messages in the time-space diagram."""
+    if not new:
+        timeline.selected.indices = []
+        return
+    chosen = instances.data["instance"][new[0]]
+    timeline.selected.indices = [i for i, inst in enumerate(timeline.data["instance"])
+                                 if inst == chosen]
+
+
+instances.selected.on_change("indices", highlight_instance)
+
+
+def stream() -> None:
+    if source.generation != state["generation"]:   # a replay seek: start over
+        state["generation"] = source.generation
+        rebuild()
+    model = state["model"]
+    events = source.events_since(state["seq"])
+    if events:
+        state["seq"] = events[-1]["seq"]
+        for identity in {e[k] for e in events for k in ("src", "dst")} - set(model.positions):
+            if "." in identity and not identity.startswith("bus"):
+                model.add_service(identity)
+        update = model.ingest(events)
+        if len(update):
+            messages.stream(update.messages, rollover=ROLLOVER)
+        if update.timeline.get("seq"):
+            timeline.stream(update.timeline, rollover=ROLLOVER)
+    now = time.time()
+    if now - state["last_slow"] >= 1.0:
+        state["last_slow"] = now
+        repaint(now)
+
+
+def repaint(now: float) -> None:
+    model = state["model"]
+    snap = source.snapshot
+    cfg = snap.get("config", {})
+    if cfg.get("max_attempts"):
+        model.set_max_attempts(cfg["max_attempts"])
+    nodes.data = model.nodes_data(*node_states(snap))
+    edges.data = model.edges_data()
+    instances.data = model.instances_data(snap.get("servers", []), now)
+    reschedule.data = model.reschedule_data()
+    metrics.data = model.metrics_data(now, snap.get("latencies"))
+    names = ["(all)"] + [s["id"] for s in snap.get("servers", [])][-50:]
+    if names != pick.options:
+        pick.options = names
+    seq.yaxis.ticker = list(range(len(model.lanes())))
+    seq.yaxis.major_label_overrides = {i: n for i, n in enumerate(model.lanes())}
+    seq.y_range.end = max(1, len(model.lanes())) - 0.5
+
+
+def node_states(snap: dict) -> tuple[dict[str, str], dict[str, str]]:
+    states, info = dict(snap.get("states", {})), {}
+    nodes_by_host = {h["hypervisor_hostname"]: h for h in snap.get("hypervisors", [])}
+    for host, node in nodes_by_host.items():
+        ident = f"compute.{host}"
+        fail = snap.get("failures", {}).get(host, {})
+        rate = fail.get("reschedule", 0.0)
+        if states.get(ident) == "up" and (rate or fail.get("fatal") or fail.get("crash")):
+            states[ident] = "failing"
+        info[ident] = (f"{node['running_vms']} vms, {node['free_ram_mb'] // 1024} GB free"
+                       + (f", fail {rate:.0%}" if rate else ""))
+    return states, info
+
+
+doc.add_root(column(
+    row(topo, column(*controls, table, width=380), name="top_row"),
+    row(seq, lanes, name="bottom_row"),
+    name="dashboard"))
+doc.add_periodic_callback(stream, 100)

@@ -1,0 +1,91 @@
+"""The dashboard process: a Bokeh server running the directory app next to this file,
+bound to 127.0.0.1 on a port the OS picks, websocket origins limited to that address.
+BokehJS comes from this server's own /static route: no CDN, no internet.
+
+    python -m lab.dashboard --run-dir DIR        live: a running lab's traffic
+    python -m lab.dashboard --replay trace.jsonl [--speed 2]
+
+In live mode it writes its URL to the run directory's ``lab.json`` (``endpoints.dashboard``)
+and, like every service, exits when its parent process dies."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from bokeh.application import Application
+from bokeh.application.handlers import DirectoryHandler
+from bokeh.server.server import BaseServer
+from bokeh.server.tornado import BokehTornado
+from bokeh.server.util import bind_sockets
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop, PeriodicCallback
+
+from orchestrator import rundir
+
+from . import feed
+
+__all__ = ["main", "APP_DIR", "PATH"]
+
+APP_DIR = Path(__file__).parent / "app"
+PATH = "/dashboard"
+log = logging.getLogger("lab.dashboard")
+
+
+def serve(source: feed.LiveFeed | feed.ReplayFeed, run_dir: Path | None,
+          port: int = 0) -> None:
+    feed.install(source)
+    sockets, port = bind_sockets("127.0.0.1", port)
+    origins = [f"127.0.0.1:{port}", f"localhost:{port}"]
+    app = BokehTornado({PATH: Application(DirectoryHandler(filename=str(APP_DIR)))},
+                       extra_websocket_origins=origins, keep_alive_milliseconds=10000)
+    http = HTTPServer(app, xheaders=False)
+    http.add_sockets(sockets)
+    server = BaseServer(IOLoop.current(), app, http)
+    server.start()
+    url = f"http://127.0.0.1:{port}{PATH}"
+    if run_dir is not None:
+        rundir.update(run_dir, endpoints={"dashboard": url})
+    print(f"dashboard at {url}", flush=True)
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        if os.getppid() != parent:
+            log.warning("parent process gone: stopping")
+            IOLoop.current().stop()
+    PeriodicCallback(watch_parent, 1000).start()
+    signal.signal(signal.SIGTERM, lambda *_: IOLoop.current().add_callback_from_signal(
+        IOLoop.current().stop))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        IOLoop.current().start()
+    finally:
+        source.stop()
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.dashboard")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--run-dir", type=Path, help="a running lab's run directory")
+    mode.add_argument("--replay", type=Path, help="a saved trace (JSON Lines)")
+    parser.add_argument("--speed", type=float, default=1.0, help="replay speed factor")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--host", default="", help="ignored (the lab passes it)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s dashboard %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.replay:
+            source: feed.LiveFeed | feed.ReplayFeed = feed.ReplayFeed(args.replay, args.speed)
+        else:
+            rundir.wait_for(args.run_dir, "endpoints", "api", timeout=60)
+            source = feed.LiveFeed(args.run_dir)
+    except (OSError, ValueError, TimeoutError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    serve(source, None if args.replay else args.run_dir, args.port)
+    return 0

@@ -128,7 +128,8 @@ class ControlModel:
         ids = self.lab.boot(f"{name}{len(self.booted) + 1}", flavor=flavor, count=count)
         ids = [ids] if isinstance(ids, str) else ids
         self.booted.extend(ids)
-        self.message = f"booted {count} x {flavor} (202 in {self.lab.last_response_time*1e3:.0f} ms)"
+        self.message = (f"booted {count} x {flavor}: the API accepted it in "
+                        f"{self.lab.last_response_time * 1e3:.0f} ms")
         return ids
 
     def set_speed(self, preset: str | None = None, speed: float | None = None) -> None:

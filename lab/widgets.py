@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import time
 from typing import Any, Callable
 
 import ipywidgets as w
@@ -19,13 +20,27 @@ from .controls import ControlModel
 __all__ = ["ControlPanel", "REFRESH_SECONDS"]
 
 REFRESH_SECONDS = 1.0
-COLORS = {"up": "#2e7d32", "failing": "#ef6c00", "paused": "#1565c0", "down": "#c62828",
+COLORS = {"up": "#2e7d32", "failing": "#bf360c", "paused": "#1565c0", "down": "#c62828",
           "unreachable": "#6a1b9a"}
 
 
 def _badge(state: str) -> str:
     return (f"<span style='background:{COLORS.get(state, '#555')};color:white;"
-            f"padding:1px 6px;border-radius:8px'>{html.escape(state)}</span>")
+            f"padding:2px 8px;border-radius:8px;font-size:14px'>{html.escape(state)}</span>")
+
+
+def _state_cell(width: str) -> w.HTML:
+    """A fixed-width cell: a badge changing from "up" to "paused" moves nothing."""
+    return w.HTML(layout=w.Layout(width=width, flex="0 0 auto"))
+
+
+def _row(children: list[w.Widget]) -> w.HBox:
+    """A row that wraps on a narrow screen (a projector) instead of squashing."""
+    return w.HBox(children, layout=w.Layout(flex_flow="row wrap", align_items="center"))
+
+
+def _labelled(label: str, widget: w.Widget) -> w.HBox:
+    return w.HBox([w.Label(label, layout=w.Layout(width="90px")), widget])
 
 
 class ControlPanel:
@@ -33,7 +48,7 @@ class ControlPanel:
         self.model = model
         self._painting = False
         self._timer: asyncio.TimerHandle | None = None
-        self.status = w.HTML()
+        self.status = w.HTML("ready")
         self.computes = {host: self._compute_row(host)
                          for host in model.lab.config.compute_names()}
         self.services = {name: self._service_row(name)
@@ -62,7 +77,8 @@ class ControlPanel:
             return
         try:
             fn(*args, **kwargs)
-            self.status.value = f"<span style='color:#2e7d32'>{html.escape(self.model.message)}</span>"
+            self.status.value = (f"<span style='color:#2e7d32'>{time.strftime('%H:%M:%S')} "
+                                 f"{html.escape(self.model.message)}</span>")
         except Exception as exc:  # shown to the student, never raised into a callback
             self.status.value = (f"<span style='color:#c62828'>{type(exc).__name__}: "
                                  f"{html.escape(str(exc))}</span>")
@@ -74,7 +90,7 @@ class ControlPanel:
 
     def _button(self, label: str, fn: Callable[[], Any], style: str = "") -> w.Button:
         button = w.Button(description=label, button_style=style,
-                          layout=w.Layout(width="auto"))
+                          layout=w.Layout(width="auto", flex="0 0 auto"))
         button.on_click(lambda _b: self._act(fn))
         return button
 
@@ -82,9 +98,10 @@ class ControlPanel:
     def _compute_row(self, host: str) -> dict[str, w.Widget]:
         m = self.model
         slider = dict(min=0.0, max=1.0, step=0.05, continuous_update=False,
-                      readout_format=".0%", layout=w.Layout(width="260px"))
+                      readout_format=".0%", style={"description_width": "40px"},
+                      layout=w.Layout(width="300px", flex="0 0 auto"))
         return {
-            "state": w.HTML(),
+            "state": _state_cell("360px"),
             "reschedule": self._on_value(w.FloatSlider(description="fail", **slider),
                                          lambda v: m.set_failure(host, reschedule=v)),
             "fatal": self._on_value(w.FloatSlider(description="fatal", **slider),
@@ -96,7 +113,7 @@ class ControlPanel:
 
     def _service_row(self, name: str) -> dict[str, w.Widget]:
         act = self.model.service_action
-        return {"state": w.HTML(),
+        return {"state": _state_cell("170px"),
                 "crash": self._button("crash", lambda: act(name, "crash"), "danger"),
                 "kill": self._button("kill", lambda: act(name, "kill"), "warning"),
                 "restart": self._button("restart", lambda: act(name, "restart")),
@@ -106,15 +123,15 @@ class ControlPanel:
     def _workflow_box(self) -> dict[str, w.Widget]:
         m, ch = self.model, self.model.choices
         return {
-            "flow": self._on_value(w.ToggleButtons(options=["conductor", "legacy"],
-                                                   description="flow"),
+            "flow": self._on_value(w.ToggleButtons(options=["conductor", "legacy"]),
                                    lambda v: m.configure(flow=v)),
             "local_mode": self._on_value(w.Checkbox(description="local_mode"),
                                          lambda v: m.configure(local_mode=v)),
             "alternates": self._on_value(w.Checkbox(description="alternates"),
                                          lambda v: m.configure(alternates=v)),
             "max_attempts": self._on_value(
-                w.IntSlider(min=1, max=6, description="max_attempts",
+                w.IntSlider(min=1, max=6, description="max attempts",
+                            style={"description_width": "initial"},
                             continuous_update=False), lambda v: m.configure(max_attempts=v)),
             "filters": self._on_value(w.SelectMultiple(options=ch["filters"], rows=6,
                                                        description="filters"),
@@ -143,7 +160,8 @@ class ControlPanel:
 
     def _boot_box(self) -> dict[str, w.Widget]:
         m = self.model
-        box = {"count": w.BoundedIntText(value=1, min=1, max=100, description="how many"),
+        box = {"count": w.BoundedIntText(value=1, min=1, max=100, description="how many",
+                                         layout=w.Layout(width="170px")),
                "flavor": w.Dropdown(options=m.choices["flavors"], value="m1.small",
                                     description="flavor"),
                "progress": w.IntProgress(value=0, min=0, max=1, description="finished"),
@@ -154,32 +172,32 @@ class ControlPanel:
 
     def _speed_box(self) -> dict[str, w.Widget]:
         m = self.model
-        return {"preset": self._on_value(w.ToggleButtons(options=m.choices["presets"],
-                                                         description="preset"),
+        return {"preset": self._on_value(w.ToggleButtons(options=m.choices["presets"]),
                                          lambda v: m.set_speed(preset=v)),
                 "speed": self._on_value(w.FloatLogSlider(value=1.0, base=10, min=-1, max=1,
-                                                         step=0.05, description="speed",
+                                                         step=0.05, description="speed ×",
+                                                         readout_format=".2f",
                                                          continuous_update=False),
                                         lambda v: m.set_speed(speed=v))}
 
     # -- tabs ---------------------------------------------------------------------------------
     def _computes_tab(self) -> w.Widget:
-        return w.VBox([w.HBox([row["state"], row["reschedule"], row["fatal"], row["crash"],
-                               row["kill"], row["restart"]]) for row in self.computes.values()])
+        return w.VBox([_row([row["state"], row["reschedule"], row["fatal"], row["crash"],
+                             row["kill"], row["restart"]]) for row in self.computes.values()])
 
     def _services_tab(self) -> w.Widget:
-        return w.VBox([w.HBox([row["state"], row["crash"], row["kill"], row["restart"],
-                               row["pause"], row["resume"]]) for row in self.services.values()])
+        return w.VBox([_row([row["state"], row["crash"], row["kill"], row["restart"],
+                             row["pause"], row["resume"]]) for row in self.services.values()])
 
     def _workflow_tab(self) -> w.Widget:
         b = self.workflow
-        return w.VBox([b["flow"], w.HBox([b["local_mode"], b["alternates"]]),
+        return w.VBox([_labelled("flow", b["flow"]), w.HBox([b["local_mode"], b["alternates"]]),
                        b["max_attempts"], w.HBox([b["filters"], b["weighers"]])])
 
     def _network_tab(self) -> w.Widget:
         b = self.network
-        return w.VBox([w.HBox([b["link"], b["method"]]), w.HBox([b["drop"], b["delay"]]),
-                       b["apply"], w.HBox([b["host"], b["partition"], b["heal"]])])
+        return w.VBox([_row([b["link"], b["method"]]), _row([b["drop"], b["delay"], b["apply"]]),
+                       _row([b["host"], b["partition"], b["heal"]])])
 
     def _boot_tab(self) -> w.Widget:
         b = self.boot
@@ -187,7 +205,7 @@ class ControlPanel:
                        b["table"]])
 
     def _speed_tab(self) -> w.Widget:
-        return w.VBox([self.speed["preset"], self.speed["speed"]])
+        return w.VBox([_labelled("preset", self.speed["preset"]), self.speed["speed"]])
 
     # -- painting -----------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -245,7 +263,7 @@ class ControlPanel:
 
 
 def _instances_html(rows: list[dict[str, Any]], limit: int = 50) -> str:
-    head = "".join(f"<th style='text-align:left;padding:0 8px'>{h}</th>" for h in
+    head = "".join(f"<th style='text-align:left;padding:2px 8px;border-bottom:1px solid #999'>{h}</th>" for h in
                    ("name", "status", "task state", "host", "attempts", "fault"))
     body = []
     for r in rows[-limit:]:
@@ -254,4 +272,5 @@ def _instances_html(rows: list[dict[str, Any]], limit: int = 50) -> str:
         body.append("<tr>" + "".join(f"<td style='padding:0 8px'>{html.escape(c)}</td>"
                                      for c in cells) + "</tr>")
     more = f"<p>({len(rows) - limit} older not shown)</p>" if len(rows) > limit else ""
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"
+    return (f"<table style='border-collapse:collapse'><tr>{head}</tr>{''.join(body)}</table>"
+            f"{more}")

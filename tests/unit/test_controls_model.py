@@ -371,7 +371,7 @@ def test_boot_one_gets_a_single_id_as_a_list(model, lab):
     assert model.boot(1, "m1.tiny") == ["id-1"]
     assert lab.calls == [("boot", ("vm1",), {"flavor": "m1.tiny", "count": 1})]
     assert model.booted == ["id-1"]
-    assert model.message == "booted 1 x m1.tiny (202 in 12 ms)"
+    assert model.message == "booted 1 x m1.tiny: the API accepted it in 12 ms"
 
 
 def test_boot_many_extends_booted_and_numbers_names_on(model, lab):
@@ -381,7 +381,7 @@ def test_boot_many_extends_booted_and_numbers_names_on(model, lab):
     assert [c[1][0] for c in lab.calls] == ["vm1", "web2", "vm5"]
     assert lab.calls[1] == ("boot", ("web2",), {"flavor": "m1.large", "count": 3})
     assert model.booted[:4] == ["id-1", "id-2", "id-3", "id-4"] and len(model.booted) == 104
-    assert model.message.startswith("booted 100 x m1.tiny (202 in ")
+    assert model.message.startswith("booted 100 x m1.tiny: the API accepted it in ")
 
 
 @pytest.mark.parametrize("given, expected", [

@@ -304,7 +304,7 @@ def test_boot_button_boots_and_progress_follows(panel, lab):
     assert lab.calls == []
     panel.boot["button"].click()
     assert lab.calls == [("boot", ("vm1",), {"flavor": "m1.tiny", "count": 3})]
-    assert "booted 3 x m1.tiny (202 in 4 ms)" in panel.status.value
+    assert "booted 3 x m1.tiny: the API accepted it in 4 ms" in panel.status.value
     assert panel.model.booted == ["id-1", "id-2", "id-3"]
     assert panel.boot["progress"].description == "0/3 done"
     lab.server_list[0]["status"] = "ACTIVE"

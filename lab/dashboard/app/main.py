@@ -13,8 +13,8 @@ import time
 from bokeh.io import curdoc
 from bokeh.layouts import column, row
 from bokeh.models import (Button, CDSView, CheckboxGroup, ColumnDataSource, CustomJS,
-                          DataRange1d, DataTable, Div, GroupFilter, HoverTool, Legend,
-                          LegendItem, Select, Slider, TableColumn, TapTool, Toggle)
+                          DataRange1d, DataTable, Div, GroupFilter, HoverTool, Select, Slider,
+                          TableColumn, Toggle)
 from bokeh.plotting import figure
 
 from lab.dashboard import feed as feeds
@@ -63,25 +63,27 @@ topo.multi_line("xs", "ys", source=edges, line_color="color", line_width="width"
                 line_alpha=0.35)
 topo.multi_line("xs", "ys", source=reschedule, line_color="color", line_width=5,
                 line_alpha=0.45, line_dash="dashed")
-topo.scatter("x", "y", source=nodes, size=46, fill_color="color", line_color="#333",
+topo.scatter("x", "y", source=nodes, size=58, fill_color="color", line_color="#333",
              fill_alpha=0.9, name="node_glyphs")
 topo.text("x", "y", text="label", source=nodes, text_align="center",
-          text_baseline="middle", text_color="white", text_font_size="10pt",
+          text_baseline="middle", text_color="white", text_font_size="9pt",
           text_font_style="bold")
-topo.text("x", "y", text="info", source=nodes, y_offset=34, text_align="center",
+topo.text("x", "y", text="info", source=nodes, y_offset=40, text_align="center",
           text_font_size="8pt", text_color="#333")
+# Never drawn: keeps the streamed messages in the document's model graph, so the
+# browser (and a browser test) can find them by name.
+topo.scatter("x0", "y0", source=messages, visible=False, name="messages_anchor")
 topo.scatter("x", "y", source=dots, marker="marker", size="size", fill_color="color",
              line_color="color", fill_alpha="alpha", line_alpha="alpha")
 topo.text("x", "y", text="text", source=reschedule, text_color="color",
           text_font_style="bold", text_font_size="11pt", x_offset=30)
-legend_items = []
-for kind, color in KIND_COLORS.items():
-    r = topo.scatter([], [], marker=KIND_MARKERS[kind], size=10, color=color)
-    legend_items.append(LegendItem(label=kind, renderers=[r]))
-r = topo.scatter([], [], marker="x", size=10, color="#d62728", line_width=2)
-legend_items.append(LegendItem(label="dropped / timeout", renderers=[r]))
-topo.add_layout(Legend(items=legend_items, location="top_right", orientation="vertical",
-                       label_text_font_size="8pt"))
+SYMBOLS = {"circle": "●", "square": "■", "triangle": "▲", "diamond": "◆",
+           "inverted_triangle": "▼"}
+legend = Div(name="legend", text=" ".join(
+    f"<span style='color:{color};font-size:15px'>{SYMBOLS[KIND_MARKERS[kind]]}</span>&nbsp;{kind}"
+    for kind, color in KIND_COLORS.items()) +
+    " <span style='color:#d62728;font-size:15px'>✖</span>&nbsp;dropped / timed out"
+    " &nbsp; <i>dashed orange: the reschedule loop</i>")
 
 # -- time-space diagram: one lane per service, one segment per message -----------------
 seq = figure(title="Time-space diagram (time runs right; hover for details)", width=760,
@@ -233,7 +235,7 @@ def node_states(snap: dict) -> tuple[dict[str, str], dict[str, str]]:
 
 
 doc.add_root(column(
-    row(topo, column(*controls, table, width=380), name="top_row"),
+    row(column(legend, topo), column(*controls, table, width=380), name="top_row"),
     row(seq, lanes, name="bottom_row"),
     name="dashboard"))
 doc.add_periodic_callback(stream, 100)

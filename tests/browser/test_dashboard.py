@@ -1,0 +1,104 @@
+"""The dashboard in real headless Chromium, on a real lab: the page gets the build's
+casts, calls and replies in order, dots move between frames, the reschedule loop is
+labelled, and a saved trace replays to the same events."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.timeout(150)
+
+WORKFLOW = ["build_instances", "select_destinations", "build_and_run_instance"]
+
+
+@pytest.fixture
+def dash_lab(make_lab):
+    lab = make_lab(computes=3, preset="demo", speed=4.0, dashboard=True)
+    return lab
+
+
+def workflow_rows(data: dict) -> list[tuple[str, str, str, str]]:
+    rows = zip(data["kind"], data["phase"], data["src"], data["dst"], data["method"])
+    return [(k, s, d, m) for k, p, s, d, m in rows if p == "routed" and m in WORKFLOW]
+
+
+def test_live_dashboard_animates_a_rescheduled_build(dash_lab, bokeh_page, model_data,
+                                                     wait_for, screenshot, browser):
+    lab = dash_lab
+    page = bokeh_page(lab.dashboard_url)
+    assert "BokehJS" not in page.page_source or "cdn.bokeh.org" not in page.page_source
+    scripts = browser.execute_script(
+        "return Array.from(document.scripts).map(s => s.src).filter(Boolean)")
+    assert scripts and all(s.startswith(lab.dashboard_url.rsplit("/", 1)[0]) for s in scripts)
+    for name in ("messages", "nodes", "instances", "timeline", "metrics"):
+        assert model_data(name) is not None, name
+    nodes = model_data("nodes")
+    assert {"api.api", "conductor.conductor1", "scheduler.scheduler1",
+            "compute.compute1"} <= set(nodes["name"])
+
+    lab.set_failure("compute1", reschedule=1.0)          # ties go to compute1 first
+    server = lab.boot("watched")
+
+    def rows():
+        return workflow_rows(model_data("messages"))
+    seen = wait_for(lambda: (r := rows()) and len(r) >= 8 and r, timeout=60,
+                    what="the build's workflow messages")
+    assert seen[:4] == [
+        ("cast", "api.api", "conductor.conductor1", "build_instances"),
+        ("call", "conductor.conductor1", "scheduler.scheduler1", "select_destinations"),
+        ("reply", "scheduler.scheduler1", "conductor.conductor1", "select_destinations"),
+        ("cast", "conductor.conductor1", "compute.compute1", "build_and_run_instance"),
+    ]
+    assert ("cast", "compute.compute1", "conductor.conductor1", "build_instances") in seen
+
+    # Dots move: two frames apart, the positions differ.
+    first = wait_for(lambda: (d := model_data("dots")) and d["x"] and d, timeout=30,
+                     what="a dot in flight")
+    time.sleep(0.25)
+    second = model_data("dots")
+    assert (first["x"], first["y"]) != (second["x"], second["y"])
+
+    label = wait_for(lambda: [t for t in model_data("reschedule").get("text", [])
+                              if t.startswith("attempt 2/")], timeout=30,
+                     what="the reschedule label")
+    assert label[0] == f"attempt 2/{lab.config.max_attempts}"
+    screenshot("rescheduled")
+    record = lab.wait(server, timeout=60)
+    assert record["status"] == "ACTIVE"
+    metrics = wait_for(lambda: (m := model_data("metrics")) and
+                       dict(zip(m["name"], m["value"])).get("reschedules") == "1" and m,
+                       timeout=20, what="metrics counting the reschedule")
+    assert metrics
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
+
+
+def test_replay_shows_the_same_events(dash_lab, bokeh_page, model_data, wait_for,
+                                      screenshot, tmp_path, reap_pids):
+    lab = dash_lab
+    lab.wait(lab.boot("recorded"))
+    trace = lab.trace()
+    path = tmp_path / "saved.jsonl"
+    trace.save(path)
+    proc = subprocess.Popen([sys.executable, "-m", "lab.dashboard", "--replay", str(path),
+                             "--speed", "50"], stdout=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    reap_pids.append(proc.pid)
+    try:
+        url = proc.stdout.readline().strip().split(" at ", 1)[1]
+        bokeh_page(url)
+        expected = [e["seq"] for e in trace if e["phase"] != "delayed"
+                    and not e["src"].startswith("lab.") and not e["dst"].startswith("lab.")
+                    and not e["request_id"].startswith(("periodic-", "init-"))]
+        got = wait_for(lambda: (d := model_data("messages")) and
+                       len(d["seq"]) >= len(expected) and d["seq"], timeout=60,
+                       what="the replayed messages")
+        assert got == expected
+        screenshot("replay")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()

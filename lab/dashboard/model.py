@@ -665,6 +665,7 @@ class PlaybackClock:
         """Skip the backlog; the next event starts at once. Returns how many were skipped."""
         skipped = self.behind(now)
         self._pending.clear()
+        self._last = -math.inf
         return skipped
 
     def pause(self, now: float) -> None:

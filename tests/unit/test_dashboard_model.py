@@ -1,0 +1,640 @@
+"""Unit tests for lab.dashboard.model: the dashboard's numbers and rows without a server.
+Trace events are built with the bus's own ``protocol.envelope``/``trace_event`` by a
+``Wire`` (a clock and a seq counter): a conductor-flow build with one reschedule, a legacy
+build, faults (dropped, queued, expired, delayed), heartbeats and the lab's own traffic."""
+from __future__ import annotations
+
+import ast
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import lab.dashboard.model as model_module
+from lab.dashboard.model import (BOX, BUS, DROP_COLOR, KIND_COLORS, KIND_MARKERS,
+                                 MESSAGE_COLUMNS, NODE_STATE_COLORS, TASK_STATE_COLORS,
+                                 TIMELINE_COLUMNS, DashboardModel, PlaybackClock, Updates,
+                                 topology_layout)
+from lab.trace import Trace
+from orchestrator.messaging import protocol
+
+API, COND, SCHED = "api.api", "conductor.conductor1", "scheduler.scheduler1"
+C1, C2, C3 = "compute.compute1", "compute.compute2", "compute.compute3"
+LAB = "lab.control"
+SERVICES = [API, COND, SCHED, C1, C2, C3]
+U1, U2, U3, U4, U5 = ("aaaa1111-u1", "bbbb2222-u2", "cccc3333-u3", "dddd4444-u4",
+                      "eeee5555-u5")
+R1, R2, R3, R4 = "req-1", "req-2", "req-3", "req-4"
+T0 = 1000.0
+ORANGE, GREEN, RED = "#ff7f0e", "#2ca02c", "#d62728"
+
+
+class Wire:
+    """Builds trace events in order: each one 0.1 s after the previous, sent 0.01 s
+    before the bus decided its fate."""
+
+    def __init__(self, t: float = T0):
+        self.t, self.seq, self.events = t, 0, []
+
+    def emit(self, env: dict, phase: str = "routed", dst: str | None = None,
+             reason: str = "") -> dict:
+        self.t += 0.1
+        self.seq += 1
+        env["sent"] = self.t - 0.01
+        dst = dst or protocol.identity(env["topic"], env["server"])
+        event = protocol.trace_event(self.seq, env, phase, dst, 120, reason, ts=self.t)
+        self.events.append(event)
+        return event
+
+    @staticmethod
+    def env(kind: str, method: str, src: str, dst: str, uuid: str = "", rid: str = R1,
+            attempt: int = 1) -> dict:
+        topic, server = protocol.split_identity(dst)
+        return protocol.envelope(kind, src, topic, method, server=server, ctx={
+            "request_id": rid, "instance_uuid": uuid, "attempt": attempt})
+
+    def cast(self, method: str, src: str, dst: str, uuid: str = "", rid: str = R1,
+             attempt: int = 1, phase: str = "routed", reason: str = "") -> dict:
+        return self.emit(self.env("cast", method, src, dst, uuid, rid, attempt), phase,
+                         reason=reason)
+
+    def call(self, method: str, caller: str, callee: str, uuid: str = "", rid: str = R1,
+             attempt: int = 1) -> None:
+        """A call and its reply, both delivered."""
+        env = self.env("call", method, caller, callee, uuid, rid, attempt)
+        self.emit(env)
+        self.emit(protocol.reply_to(env, callee, result=None))
+
+
+def conductor_build(w: Wire) -> list[dict]:
+    """U1: compute1 fails and casts build_instances back; compute2 succeeds. 14 routed."""
+    start = len(w.events)
+    w.cast("build_instances", API, COND, U1)
+    w.call("select_destinations", COND, SCHED, U1)
+    w.cast("build_and_run_instance", COND, C1, U1)
+    w.call("instance_update", C1, COND, U1)
+    w.call("action_event", C1, COND, U1)
+    w.cast("build_instances", C1, COND, U1, attempt=2)          # the reschedule
+    w.call("select_destinations", COND, SCHED, U1, attempt=2)
+    w.cast("build_and_run_instance", COND, C2, U1, attempt=2)
+    w.call("instance_update", C2, COND, U1, attempt=2)
+    return w.events[start:]
+
+
+def legacy_build(w: Wire, reschedule: bool = False) -> list[dict]:
+    """U2 the seed's way: the API casts run_instance to the scheduler, which casts to the
+    compute; a reschedule goes back to the scheduler."""
+    start = len(w.events)
+    w.cast("run_instance", API, SCHED, U2, R2)
+    w.cast("build_and_run_instance", SCHED, C1 if reschedule else C3, U2, R2)
+    if reschedule:
+        w.cast("run_instance", C1, SCHED, U2, R2, attempt=2)
+        w.cast("build_and_run_instance", SCHED, C2, U2, R2, attempt=2)
+    w.call("instance_update", C3, COND, U2, R2)
+    return w.events[start:]
+
+
+def faults(w: Wire) -> list[dict]:
+    """A dropped build (U3), a queued then delivered one (U4), a call whose caller gave up
+    (U3), a delayed then delivered cast (U4)."""
+    start = len(w.events)
+    w.cast("build_and_run_instance", COND, C2, U3, R3, phase="dropped", reason="fault: drop")
+    queued = Wire.env("cast", "build_and_run_instance", COND, C3, U4, R4)
+    w.emit(queued, "queued", reason="receiver down")
+    w.emit(queued)
+    w.emit(Wire.env("call", "instance_update", C2, COND, U3, R3), "expired",
+           reason="caller gave up")
+    delayed = Wire.env("cast", "instance_update", C3, COND, U4, R4)
+    w.emit(delayed, "delayed", reason="fault: delay")
+    w.emit(delayed)
+    return w.events[start:]
+
+
+def heartbeats(w: Wire) -> list[dict]:
+    start = len(w.events)
+    w.call("service_update", C1, COND, rid="periodic-compute1", attempt=0)
+    w.call("compute_node_update", C1, COND, rid="periodic-compute1", attempt=0)
+    w.call("instances_on_host", C2, COND, rid="init-compute2", attempt=0)
+    return w.events[start:]
+
+
+def lab_traffic(w: Wire) -> list[dict]:
+    start = len(w.events)
+    w.call("set_failure", LAB, C1, rid="lab-1", attempt=0)
+    return w.events[start:]
+
+
+def everything() -> list[dict]:
+    w = Wire()
+    conductor_build(w)
+    legacy_build(w)
+    faults(w)
+    heartbeats(w)
+    lab_traffic(w)
+    return w.events
+
+
+def rows(columns: dict[str, list]) -> list[dict]:
+    names = list(columns)
+    return [dict(zip(names, values)) for values in zip(*columns.values())]
+
+
+def model(**filters) -> DashboardModel:
+    m = DashboardModel(SERVICES)
+    m.set_filters(**filters)
+    return m
+
+
+# -- layout ------------------------------------------------------------------------------------
+def test_layout_puts_the_tiers_left_to_right_with_the_bus_below():
+    pos = topology_layout(SERVICES + [LAB])
+    assert set(pos) == set(SERVICES) | {BUS, LAB}
+    assert pos[API][0] < pos[COND][0] < pos[SCHED][0] < pos[C1][0]
+    assert pos[C1][0] == pos[C2][0] == pos[C3][0]
+    assert pos[C1][1] > pos[C2][1] > pos[C3][1]                 # spread, compute1 on top
+    assert pos[API][1] == pos[COND][1] == pos[SCHED][1] == pos[C2][1]   # one main row
+    assert pos[COND][0] < pos[BUS][0] < pos[SCHED][0] and pos[BUS][1] < pos[COND][1] - 1
+    assert pos[LAB][0] < pos[API][0] and pos[LAB][1] > max(p[1] for p in pos.values()
+                                                           if p != pos[LAB])
+    for x, y in pos.values():
+        assert BOX[0] <= x <= BOX[1] and BOX[2] <= y <= BOX[3]
+
+
+def test_layout_is_deterministic_and_keeps_many_computes_in_the_box():
+    computes = [f"compute.compute{i}" for i in range(1, 13)]
+    names = [API, COND, SCHED, "echo.e1", *computes]
+    pos = topology_layout(names)
+    shuffled = names[:]
+    random.Random(4).shuffle(shuffled)
+    assert topology_layout(shuffled) == pos == topology_layout(names + [BUS, API])
+    ys = [pos[c][1] for c in computes]                  # compute2 above compute10
+    assert ys == sorted(ys, reverse=True) and len(set(ys)) == 12
+    gaps = {round(a - b, 2) for a, b in zip(ys, ys[1:])}
+    assert len(gaps) == 1
+    assert all(BOX[2] <= y <= BOX[3] for y in ys)
+    assert pos[SCHED][0] < pos["echo.e1"][0] < pos[computes[0]][0]
+
+
+def test_add_service_lays_out_again_and_ingest_adds_unseen_senders():
+    m = DashboardModel([API, COND, SCHED, C1])
+    version, y1 = m.layout_version, m.positions[C1][1]
+    m.add_service(C2)
+    assert m.layout_version == version + 1 and C2 in m.positions
+    assert m.positions[C1][1] > y1 > m.positions[C2][1]
+    m.add_service(C2)
+    m.add_service(BUS)
+    assert m.layout_version == version + 1
+    w = Wire()
+    m.ingest([w.cast("build_and_run_instance", COND, "compute.compute9", U1)])
+    assert "compute.compute9" in m.positions and m.layout_version == version + 2
+    assert m.lanes() == [API, COND, SCHED, C1, C2, "compute.compute9"]
+
+
+# -- message rows ------------------------------------------------------------------------------
+def test_routed_rows_go_from_sender_to_receiver_relative_to_the_first_sent():
+    m = model()
+    events = conductor_build(Wire())
+    update = m.ingest(events)
+    assert isinstance(update, Updates)
+    assert tuple(update.messages) == MESSAGE_COLUMNS
+    assert tuple(update.timeline) == TIMELINE_COLUMNS
+    assert len(update) == 14 == len(update.messages["seq"])
+    assert m.origin == events[0]["sent"]
+    out = rows(update.messages)
+    first = out[0]
+    assert (first["x0"], first["y0"]) == m.positions[API]
+    assert (first["x1"], first["y1"]) == m.positions[COND]
+    assert first["sent"] == 0.0 and first["t"] == pytest.approx(0.01)
+    assert out[5]["t"] == pytest.approx(events[5]["ts"] - events[0]["sent"])
+    assert (first["color"], first["marker"], first["label"]) == (
+        KIND_COLORS["cast"], "circle", "build_instances #1")
+    assert [r["seq"] for r in out] == [e["seq"] for e in events]
+    reply = out[2]
+    assert (reply["kind"], reply["src"], reply["dst"]) == ("reply", SCHED, COND)
+    assert (reply["marker"], reply["color"]) == ("triangle", KIND_COLORS["reply"])
+    assert (reply["x1"], reply["y1"]) == m.positions[COND]
+    resched = next(r for r in out if r["src"] == C1 and r["method"] == "build_instances")
+    assert resched["label"] == "build_instances #2" and resched["attempt"] == 2
+    assert resched["instance"] == U1
+    update_call = next(r for r in out if r["method"] == "instance_update")
+    assert (update_call["label"], update_call["marker"]) == ("instance_update", "square")
+
+
+def test_queued_waits_at_the_bus_dropped_bursts_halfway_expired_marks_the_caller():
+    m = model()
+    w = Wire()
+    events = faults(w)
+    first = m.ingest(events[:2])                       # the dropped one and the queued one
+    assert m.counters()["waiting"] == 1
+    assert m.nodes_data()["info"][-1] == "1 waiting"
+    rest = m.ingest(events[2:])
+    assert m.counters()["waiting"] == 0 and m.nodes_data()["info"][-1] == ""
+    out = rows(first.messages) + rows(rest.messages)
+    by_phase = {}
+    for r in out:
+        by_phase.setdefault(r["phase"], []).append(r)
+    dropped, = by_phase["dropped"]
+    (cx, cy), (dx, dy) = m.positions[COND], m.positions[C2]
+    assert (dropped["x0"], dropped["y0"]) == (cx, cy)
+    assert (dropped["x1"], dropped["y1"]) == (pytest.approx((cx + dx) / 2),
+                                              pytest.approx((cy + dy) / 2))
+    assert (dropped["color"], dropped["marker"], dropped["reason"]) == (
+        DROP_COLOR, "x", "fault: drop")
+    queued, = by_phase["queued"]
+    assert (queued["x0"], queued["y0"]) == m.positions[COND]
+    assert (queued["x1"], queued["y1"]) == m.positions[BUS]
+    assert queued["marker"] == KIND_MARKERS["cast"]
+    delivered = next(r for r in by_phase["routed"] if r["instance"] == U4
+                     and r["method"] == "build_and_run_instance")
+    assert (delivered["x1"], delivered["y1"]) == m.positions[C3]
+    expired, = by_phase["expired"]
+    assert (expired["x0"], expired["y0"]) == (expired["x1"], expired["y1"]) == m.positions[C2]
+    assert (expired["marker"], expired["label"], expired["color"]) == ("x", "timeout",
+                                                                       DROP_COLOR)
+    assert "delayed" not in by_phase                   # not animated ...
+    timeline = rows(first.timeline) + rows(rest.timeline)
+    assert [r["phase"] for r in timeline] == ["dropped", "queued", "routed", "expired",
+                                              "delayed", "routed"]   # ... but drawn
+    assert len(out) == 5
+
+
+def test_an_expired_queued_cast_is_marked_at_the_bus():
+    m = model()
+    w = Wire()
+    env = Wire.env("cast", "build_and_run_instance", COND, C3, U4, R4)
+    w.emit(env, "queued", reason="receiver down")
+    w.emit(env, "expired", reason="queue ttl")
+    row = rows(m.ingest(w.events).messages)[1]
+    assert (row["x0"], row["y0"]) == (row["x1"], row["y1"]) == m.positions[BUS]
+    assert (row["label"], row["marker"]) == ("expired", "x")
+    assert m.counters()["expired"] == 1 and m.counters()["waiting"] == 0
+
+
+# -- filters -----------------------------------------------------------------------------------
+def methods_shown(m: DashboardModel, events: list[dict]) -> set[str]:
+    return set(m.ingest(events).messages["method"])
+
+
+def test_heartbeats_and_lab_traffic_are_hidden_by_default_but_counted():
+    events = everything()
+    m = model()
+    shown = methods_shown(m, events)
+    assert {"service_update", "compute_node_update", "instances_on_host",
+            "set_failure"}.isdisjoint(shown)
+    assert {"instance_update", "action_event", "build_instances"} <= shown
+    counts = m.counters()["by_method"]
+    assert counts["call", "service_update"] == 1 and counts["reply", "service_update"] == 1
+    assert counts["call", "instances_on_host"] == 1 and counts["call", "set_failure"] == 1
+    assert counts["reply", "set_failure"] == 1
+    assert {"service_update", "instances_on_host"} <= methods_shown(
+        model(show_heartbeats=True), events)
+    lab = model(show_lab=True)
+    update = lab.ingest(events)
+    assert {(LAB, C1), (C1, LAB)} <= set(zip(update.messages["src"], update.messages["dst"]))
+    assert lab.lanes()[-1] == LAB and LAB not in model().lanes()
+    assert counts == lab.counters()["by_method"]
+
+
+def test_db_proxy_toggle_and_instance_filter():
+    events = everything()
+    no_db = model(show_db_proxy=False)
+    shown = methods_shown(no_db, events)
+    assert {"instance_update", "action_event", "service_update"}.isdisjoint(shown)
+    assert {"build_instances", "select_destinations", "build_and_run_instance"} <= shown
+    with_beats = model(show_db_proxy=False, show_heartbeats=True)   # independent toggles
+    assert "service_update" in methods_shown(with_beats, events)
+    assert "instance_update" not in methods_shown(with_beats, events)
+    only_u1 = model(instance=U1[:6])
+    update = only_u1.ingest(events)
+    assert set(update.messages["instance"]) == {U1} and len(update) == 14
+    assert set(update.timeline["instance"]) == {U1}
+    only_u1.set_filters(instance="")
+    assert only_u1.instance_filter == "" and only_u1.show_db_proxy is True
+    everyone = model()
+    everyone.ingest(events)
+    assert only_u1.counters() == everyone.counters()
+
+
+def test_visible_predicate():
+    m = model()
+    w = Wire()
+    beat = w.emit(Wire.env("call", "service_update", C1, COND, rid="periodic-compute1"))
+    boot_beat = w.emit(Wire.env("call", "compute_node_update", C1, COND, rid="init-compute1"))
+    saved = w.emit(Wire.env("call", "service_update", C1, COND, rid=R1))   # not periodic
+    lab_in = w.emit(Wire.env("call", "instance_update", LAB, COND, rid="lab-x"))
+    assert not m.visible(beat) and not m.visible(boot_beat) and not m.visible(lab_in)
+    assert m.visible(saved)
+    m.set_filters(show_db_proxy=False)
+    assert not m.visible(saved)
+    m.set_filters(show_heartbeats=True, show_lab=True, show_db_proxy=True)
+    assert m.visible(beat) and m.visible(lab_in)
+    m.set_filters(instance="zzz")
+    assert not m.visible(saved)
+
+
+# -- timeline ----------------------------------------------------------------------------------
+def test_timeline_lanes_dashes_and_times():
+    m = model()
+    events = conductor_build(Wire()) + faults(Wire(T0 + 50))
+    update = m.ingest(events)
+    assert m.lanes() == SERVICES
+    out = rows(update.timeline)
+    assert len(out) == 14 + 6
+    call, reply = out[1], out[2]
+    assert (call["kind"], call["y0"], call["y1"], call["dash"]) == ("call", 1, 2, "dashed")
+    assert (reply["kind"], reply["y0"], reply["y1"], reply["dash"]) == ("reply", 2, 1,
+                                                                        "dotted")
+    cast = out[0]
+    assert (cast["y0"], cast["y1"], cast["dash"], cast["color"]) == (0, 1, "solid",
+                                                                     KIND_COLORS["cast"])
+    assert cast["t0"] == 0.0 and cast["t1"] == pytest.approx(0.01)
+    assert all(r["t1"] >= r["t0"] for r in out)
+    resched = out[8]
+    assert (resched["src"], resched["y0"], resched["y1"], resched["label"]) == (
+        C1, 3, 1, "build_instances #2")
+    dropped = next(r for r in out if r["phase"] == "dropped")
+    assert (dropped["y0"], dropped["y1"], dropped["color"]) == (1, 4, DROP_COLOR)
+    fanout = Wire.env("fanout", "refresh", SCHED, "compute")
+    note = Wire.env("notification", "compute.instance.create.end", C1, "notifications")
+    w = Wire(T0 + 90)
+    more = rows(m.ingest([w.emit(fanout, dst=C2), w.emit(note)]).timeline)
+    assert [r["dash"] for r in more] == ["solid", "solid"]
+    assert more[1]["y1"] == more[1]["y0"] == 3          # an unknown bare topic: its own lane
+    assert m.lanes() == SERVICES
+
+
+def test_a_bare_topic_receiver_sits_with_its_topic():
+    m = model()
+    w = Wire()
+    event = w.cast("build_and_run_instance", COND, "compute", U1, phase="dropped",
+                   reason="no live server")
+    update = m.ingest([event])
+    assert "compute" not in m.positions
+    mx = (m.positions[COND][0] + m.positions[C1][0]) / 2
+    assert update.messages["x1"][0] == pytest.approx(mx)
+    assert update.timeline["y1"] == [3]                 # the first compute's lane
+
+
+# -- counters ----------------------------------------------------------------------------------
+def test_counters_of_the_conductor_flow_with_one_reschedule():
+    m = model()
+    m.ingest(conductor_build(Wire()))
+    c = m.counters()
+    assert c["reschedules"] == 1 and c["select_destinations_calls"] == 2
+    assert c["by_method"] == {
+        ("cast", "build_instances"): 2, ("call", "select_destinations"): 2,
+        ("reply", "select_destinations"): 2, ("cast", "build_and_run_instance"): 2,
+        ("call", "instance_update"): 2, ("reply", "instance_update"): 2,
+        ("call", "action_event"): 1, ("reply", "action_event"): 1}
+    assert c["routed"] == 14 and c["events"] == 14
+    assert (c["dropped"], c["expired"], c["queued"]) == (0, 0, 0)
+    assert c["builds_started"] == 1 and c["messages_per_build"] == 14.0
+    assert c["attempts"] == {U1: 2} and c["hosts_tried"] == {U1: [C1, C2]}
+    assert c["edges"][COND, SCHED] == 2 and c["edges"][SCHED, COND] == 2
+    assert c["edges"][C1, COND] == 3 and c["edges"][API, COND] == 1
+    assert (API, C1) not in c["edges"]
+
+
+def test_counters_agree_with_the_trace_summary_and_do_not_depend_on_batching():
+    events = everything()
+    whole = model()
+    whole.ingest(events)
+    chunked = model(show_lab=True, instance=U2)
+    for i in range(0, len(events), 3):
+        chunked.ingest(events[i:i + 3])
+    c = whole.counters()
+    assert c == chunked.counters()
+    s = Trace(events).summary()
+    assert c["reschedules"] == s["reschedules"] == 1
+    assert c["select_destinations_calls"] == s["select_destinations_calls"] == 2
+    assert (c["dropped"], c["expired"]) == (s["dropped"], s["expired"]) == (1, 1)
+    assert c["builds_started"] == s["builds"] == 3                 # U1, U2, U4
+    assert c["messages_per_build"] == pytest.approx(s["messages_per_build"])
+    assert c["build_messages"] == 14 + 4 + 2                        # R1, R2, R4's messages
+    assert c["by_method"] == dict(Trace(events).counts())
+    assert c["queued"] == 1 and c["delayed"] == 1 and c["routed"] == s["messages"]
+    assert c["events"] == len(events)
+
+
+# -- reschedules -------------------------------------------------------------------------------
+def test_reschedule_data_shows_attempt_and_the_loop_through_the_scheduler():
+    m = model()
+    assert m.reschedule_data()["instance"] == []
+    m.ingest(conductor_build(Wire()) + legacy_build(Wire(T0 + 10)))
+    data = m.reschedule_data()
+    assert data["instance"] == [U1]                     # U2 took one attempt
+    row = rows(data)[0]
+    assert row["text"] == "attempt 2/3" and row["color"] == ORANGE
+    p = m.positions
+    assert list(zip(row["xs"], row["ys"])) == [p[COND], p[C1], p[COND], p[SCHED], p[COND],
+                                               p[C2]]
+    assert math.dist((row["x"], row["y"]), p[C2]) < 0.5
+    assert row["hosts"] == "compute1 > compute2"
+    m.set_max_attempts(5)
+    assert m.reschedule_data()["text"] == ["attempt 2/5"]
+    m.instances_data([server(U1, "BUILD", "spawning")], T0 + 20)
+    assert m.reschedule_data()["color"] == [ORANGE]
+    m.instances_data([server(U1, "ACTIVE")], T0 + 21)
+    assert m.reschedule_data()["color"] == [GREEN]
+
+
+def test_reschedule_data_in_error_legacy_path_and_stacked_labels():
+    m = model()
+    m.ingest(legacy_build(Wire(), reschedule=True))
+    w = Wire(T0 + 30)
+    w.cast("build_and_run_instance", COND, C1, U5, "req-5")
+    w.cast("build_instances", C1, COND, U5, "req-5", attempt=2)
+    w.cast("build_and_run_instance", COND, C2, U5, "req-5", attempt=2)   # alternate: no
+    m.ingest(w.events)                                                   # scheduler asked
+    data = rows(m.reschedule_data())
+    assert [r["instance"] for r in data] == [U2, U5]
+    p = m.positions
+    assert list(zip(data[0]["xs"], data[0]["ys"])) == [p[SCHED], p[C1], p[SCHED], p[C2]]
+    assert list(zip(data[1]["xs"], data[1]["ys"])) == [p[COND], p[C1], p[COND], p[C2]]
+    assert data[0]["x"] == data[1]["x"] and abs(data[0]["y"] - data[1]["y"]) >= 0.25
+    m.instances_data([server(U2, "ERROR", fault="MaxRetriesExceeded: ...")], T0 + 40)
+    assert m.reschedule_data()["color"] == [RED, ORANGE]
+
+
+# -- instances ---------------------------------------------------------------------------------
+def server(uuid: str, status: str, task: str | None = None, name: str | None = None,
+           fault: str = "", host: str | None = None, attempts: int = 1) -> dict:
+    record = {"id": uuid, "name": name or f"vm-{uuid[:4]}", "status": status,
+              "OS-EXT-STS:task_state": task, "OS-EXT-SRV-ATTR:host": host,
+              "OS-EXT-LAB:num_attempts": attempts, "created": "2025-01-01T00:00:00Z"}
+    if fault:
+        record["fault"] = {"code": 500, "message": fault}
+    return record
+
+
+def test_instances_data_remembers_transitions_across_polls():
+    m = DashboardModel(SERVICES, origin=T0)
+    m.instances_data([server(U1, "BUILD", "scheduling")], T0 + 1)
+    m.instances_data([server(U1, "BUILD", "spawning", host="compute2")], T0 + 2)
+    m.instances_data([server(U1, "BUILD", "spawning"), server(U2, "BUILD", "scheduling")],
+                     T0 + 3)
+    m.instances_data([server(U1, "ACTIVE", host="compute2", attempts=2),
+                      server(U2, "ERROR", fault="NoValidHost: none")], T0 + 4)
+    data = m.instances_data([server(U1, "ACTIVE", host="compute2", attempts=2),
+                             server(U2, "ERROR", fault="NoValidHost: none")], T0 + 5)
+    assert tuple(data) == model_module.INSTANCE_COLUMNS
+    out = rows(data)
+    first = [r for r in out if r["instance"] == U1]
+    assert [r["state"] for r in first] == ["scheduling", "spawning", "ACTIVE"]
+    assert [r["start"] for r in first] == [1.0, 2.0, 4.0]
+    assert [r["end"] for r in first] == [2.0, 4.0, 5.0]
+    assert [r["color"] for r in first] == [TASK_STATE_COLORS[s] for s in
+                                           ("scheduling", "spawning", "ACTIVE")]
+    assert {r["y"] for r in first} == {0} and first[-1]["fault"] == ""
+    assert first[-1]["host"] == "compute2" and first[-1]["attempts"] == 2
+    second = [r for r in out if r["instance"] == U2]
+    assert [(r["state"], r["start"], r["end"]) for r in second] == [
+        ("scheduling", 3.0, 4.0), ("ERROR", 4.0, 5.0)]
+    assert {r["y"] for r in second} == {1} and second[0]["fault"] == "NoValidHost: none"
+    gone = rows(m.instances_data([server(U2, "ERROR")], T0 + 9))   # U1 no longer listed
+    assert [r["end"] for r in gone if r["instance"] == U1][-1] == 5.0
+    assert [r["end"] for r in gone if r["instance"] == U2][-1] == 9.0
+
+
+def test_instances_data_keeps_the_newest_30_lanes():
+    m = DashboardModel(SERVICES, origin=T0)
+    for i in range(35):
+        m.instances_data([server(f"uuid-{i:02d}", "BUILD", "scheduling")], T0 + i)
+    data = m.instances_data([], T0 + 40)
+    assert len(set(data["instance"])) == 30 == len(data["y"])
+    assert "uuid-34" in data["instance"] and "uuid-04" not in data["instance"]
+    assert data["y"][data["instance"].index("uuid-34")] == 29
+    assert data["y"][data["instance"].index("uuid-05")] == 0
+
+
+# -- metrics -----------------------------------------------------------------------------------
+def test_metrics_names_and_values():
+    m = model()
+    m.ingest(conductor_build(Wire()))
+    m.instances_data([server(U1, "BUILD", "spawning"), server(U5, "BUILD", "scheduling")],
+                     T0 + 3)
+    m.instances_data([server(U1, "ACTIVE"), server(U5, "ERROR", fault="x")], T0 + 4)
+    data = m.metrics_data(T0 + 5, [100.0, 300.0, 200.0])
+    assert tuple(data) == ("name", "value")
+    table = dict(zip(data["name"], data["value"]))
+    assert data["name"][:12] == [
+        "builds per second", "success rate", "finished builds", "builds started",
+        "reschedules", "messages per build", "select_destinations calls",
+        "messages routed", "queued", "dropped", "expired", "API create p50 (ms)"]
+    assert table["builds per second"] == "0.2" and table["success rate"] == "50%"
+    assert table["finished builds"] == "2" and table["builds started"] == "1"
+    assert table["reschedules"] == "1" and table["messages per build"] == "14.0"
+    assert table["select_destinations calls"] == "2" and table["messages routed"] == "14"
+    assert table["dropped"] == "0" and table["API create p50 (ms)"] == "200"
+    assert table["cast build_instances"] == "2" and table["call action_event"] == "1"
+    assert all(isinstance(v, str) for v in data["value"])
+    later = dict(zip(*m.metrics_data(T0 + 20).values()))
+    assert later["builds per second"] == "0.0" and "API create p50 (ms)" not in later
+    assert m.counters(T0 + 5)["builds_per_second"] == pytest.approx(0.2)
+    assert model().metrics_data(T0)["value"][1] == "-"
+
+
+# -- topology ----------------------------------------------------------------------------------
+def test_edges_data_only_used_edges_widths_grow_with_the_count():
+    m = model()
+    assert m.edges_data() == {c: [] for c in model_module.EDGE_COLUMNS}
+    m.ingest(conductor_build(Wire()) + heartbeats(Wire(T0 + 20)))
+    edges = {(r["src"], r["dst"]): r for r in rows(m.edges_data())}
+    assert set(edges) == {(API, COND), (COND, SCHED), (SCHED, COND), (COND, C1), (C1, COND),
+                          (COND, C2), (C2, COND)}
+    assert edges[C1, COND]["count"] == 3 and edges[COND, C1]["count"] == 3  # + 2 replies
+    assert edges[API, COND]["width"] < edges[COND, SCHED]["width"] < edges[C1, COND]["width"]
+    assert edges[C1, COND]["color"] == KIND_COLORS["call"]      # 2 calls, 1 cast
+    assert edges[API, COND]["color"] == KIND_COLORS["cast"]
+    assert all(len(r["xs"]) == len(r["ys"]) == 2 for r in edges.values())
+    (x0, _), (x1, _) = m.positions[API], m.positions[COND]
+    assert edges[API, COND]["xs"] == [pytest.approx(x0), pytest.approx(x1)]
+    w = Wire(T0 + 40)
+    for _ in range(20):
+        w.call("select_destinations", COND, SCHED, U1)
+    before = edges[COND, SCHED]["width"]
+    m.ingest(w.events)
+    grown = {(r["src"], r["dst"]): r for r in rows(m.edges_data())}
+    assert grown[COND, SCHED]["count"] == 22 and grown[COND, SCHED]["width"] > before + 2
+    assert grown[C1, COND]["count"] == 3               # heartbeats hidden ...
+    m.set_filters(show_heartbeats=True)
+    assert {(r["src"], r["dst"]): r["count"] for r in rows(m.edges_data())}[C1, COND] == 5
+
+
+def test_nodes_data_states_colours_and_info():
+    m = model()
+    data = m.nodes_data({C1: "down", "compute2": "paused", BUS: "down"},
+                        {C1: "0 vms, 12 GB free, fail 50%"})
+    assert tuple(data) == model_module.NODE_COLUMNS
+    nodes = {r["name"]: r for r in rows(data)}
+    assert list(nodes) == SERVICES + [BUS]
+    assert nodes[C1]["state"] == "down" and nodes[C1]["color"] == NODE_STATE_COLORS["down"]
+    assert nodes[C2]["state"] == "paused" and nodes[C3]["state"] == "up"
+    assert nodes[BUS]["state"] == "bus" and nodes[BUS]["label"] == "bus"
+    assert (nodes[C1]["label"], nodes[COND]["label"]) == ("compute1", "conductor")
+    assert nodes[C1]["info"] == "0 vms, 12 GB free, fail 50%" and nodes[API]["info"] == ""
+    assert (nodes[SCHED]["x"], nodes[SCHED]["y"]) == m.positions[SCHED]
+    m.add_service(LAB)
+    assert LAB not in m.nodes_data()["name"]
+    m.set_filters(show_lab=True)
+    assert LAB in m.nodes_data()["name"]
+
+
+# -- playback ----------------------------------------------------------------------------------
+def test_playback_clock_paces_a_burst_and_never_starts_in_the_past():
+    clock = PlaybackClock(min_gap=0.15, duration=0.8)
+    assert clock.schedule(3, 10.0) == pytest.approx([10.0, 10.15, 10.30])
+    assert clock.schedule(1, 10.05) == pytest.approx([10.45])
+    assert clock.behind(10.0) == 3 and clock.behind(10.2) == 2 and clock.behind(11) == 0
+    assert clock.schedule(2, 20.0) == pytest.approx([20.0, 20.15])
+    assert clock.schedule(0, 21.0) == []
+    clock.speed = 2.0
+    assert clock.schedule(2, 20.1) == pytest.approx([20.225, 20.3])
+    assert clock.flight == pytest.approx(0.4) and clock.gap == pytest.approx(0.075)
+    with pytest.raises(ValueError):
+        clock.speed = 0
+
+
+def test_playback_clock_jump_to_live_and_pause():
+    clock = PlaybackClock()
+    clock.schedule(10, 0.0)
+    assert clock.behind(0.31) == 7
+    assert clock.jump_to_live(0.31) == 7 and clock.behind(0.31) == 0
+    assert clock.schedule(1, 0.4) == [0.4]
+    clock = PlaybackClock()
+    clock.schedule(3, 0.0)                             # 0, 0.15, 0.30
+    clock.pause(0.1)
+    assert clock.paused and clock.behind(5.0) == 2     # time stands still while paused
+    assert clock.schedule(1, 3.0) == pytest.approx([0.45])
+    assert clock.resume(1.1) == pytest.approx(1.0) and not clock.paused
+    assert clock.behind(1.1) == 3 and clock.behind(1.2) == 2
+    assert clock.schedule(1, 1.2) == pytest.approx([1.6])
+    assert clock.resume(2.0) == 0.0
+
+
+# -- purity ------------------------------------------------------------------------------------
+def imported(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.partition(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.partition(".")[0])
+    return names
+
+
+def test_the_model_imports_no_ui_or_network_library():
+    assert {"bokeh", "tornado", "zmq"}.isdisjoint(imported(Path(model_module.__file__)))
+    package = Path(model_module.__file__).with_name("__init__.py")
+    assert imported(package) == set()
+
+
+def test_importing_the_model_loads_neither_bokeh_nor_tornado():
+    code = ("import sys, lab.dashboard.model; "
+            "print(sorted({m.partition('.')[0] for m in sys.modules} & {'bokeh', 'tornado'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"

@@ -5,5 +5,6 @@ from __future__ import annotations
 from .client import ApiClient, ApiError
 from .cluster import Child, Cluster, LabError
 from .lab import Lab
+from .replay import replay
 
-__all__ = ["ApiClient", "ApiError", "Child", "Cluster", "Lab", "LabError"]
+__all__ = ["ApiClient", "ApiError", "Child", "Cluster", "Lab", "LabError", "replay"]

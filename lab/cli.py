@@ -161,26 +161,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _replay_dashboard(args: argparse.Namespace) -> int:
-    import subprocess
-    from .trace import Trace
-    Trace.load(args.file)   # a clear error here rather than in the child's log
-    proc = subprocess.Popen([sys.executable, "-m", "lab.dashboard", "--replay", args.file,
-                             "--speed", str(args.speed or 1.0)], stdout=subprocess.PIPE,
-                            text=True)
-    try:
-        line = proc.stdout.readline().strip()
-        if not line.startswith("dashboard at "):
-            return proc.wait() or 1
-        print(f"replaying {args.file}: {line.split(' at ', 1)[1]}   (Ctrl-C stops)", flush=True)
-        proc.wait()
-        return 0
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(10)
-        proc.stdout.close()
+    from .replay import ReplayDashboard
+    with ReplayDashboard(args.file, args.speed or 1.0) as dash:
+        print(f"replaying {args.file}: {dash.url}   (Ctrl-C stops)", flush=True)
+        try:
+            dash.proc.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -102,3 +102,19 @@ def test_replay_shows_the_same_events(dash_lab, bokeh_page, model_data, wait_for
         proc.terminate()
         proc.wait(10)
         proc.stdout.close()
+
+
+def test_lab_replay_function_serves_the_saved_trace(dash_lab, bokeh_page, model_data,
+                                                    wait_for, tmp_path, browser):
+    import lab as lab_package
+    dash_lab.wait(dash_lab.boot("again"))
+    path = tmp_path / "t.jsonl"
+    dash_lab.trace().save(path)
+    with lab_package.replay(path, speed=100) as replay:
+        bokeh_page(replay.url)
+        wait_for(lambda: "build_and_run_instance" in (model_data("messages") or {}).get(
+            "method", []), timeout=60, what="replayed build")
+        assert browser.execute_script(
+            "return ['seek', 'replay_speed'].every("
+            "n => Bokeh.documents[0].get_model_by_name(n) !== null)")
+    assert replay.proc.poll() is not None

@@ -20,6 +20,21 @@ def dash_lab(make_lab):
     return lab
 
 
+def click_button(browser, label: str) -> None:
+    """Click a Bokeh button by its label (Bokeh renders widgets in shadow DOM)."""
+    assert browser.execute_script("""
+        const find = (root) => {
+          for (const el of root.querySelectorAll('*')) {
+            if (el.tagName === 'BUTTON' && el.textContent.trim() === arguments[0]) { return el; }
+            if (el.shadowRoot) { const hit = find(el.shadowRoot); if (hit) { return hit; } }
+          }
+          return null;
+        };
+        const button = find(document);
+        if (button) { button.click(); }
+        return !!button;""", label), f"no button {label!r}"
+
+
 def workflow_rows(data: dict) -> list[tuple[str, str, str, str]]:
     rows = zip(data["kind"], data["phase"], data["src"], data["dst"], data["method"])
     return [(k, s, d, m) for k, p, s, d, m in rows if p == "routed" and m in WORKFLOW]
@@ -118,3 +133,38 @@ def test_lab_replay_function_serves_the_saved_trace(dash_lab, bokeh_page, model_
             "return ['seek', 'replay_speed'].every("
             "n => Bokeh.documents[0].get_model_by_name(n) !== null)")
     assert replay.proc.poll() is not None
+
+
+def test_a_flood_is_capped_queued_and_counted_exactly(make_lab, bokeh_page, model_data,
+                                                      wait_for, browser, screenshot):
+    """500 messages a second: the page keeps animating, draws at most its cap, shows how
+    far behind it is, jumps to live on request, and its counters stay exact."""
+    lab = make_lab(computes=2, preset="fast", dashboard=True)
+    bokeh_page(lab.dashboard_url)
+    browser.execute_script(   # show the lab's own traffic: the flood comes from lab.control
+        "Bokeh.documents[0].get_model_by_name('show').active = [0, 2]")
+    frames_before = browser.execute_script("return window.__conductorLab.frames")
+    client = lab.bus()
+    sent, start = 0, time.monotonic()
+    while sent < 2500:                      # paced at ~500 per second
+        client.cast("conductor", "get_config", server="conductor1")
+        sent += 1
+        if sent % 50 == 0:
+            time.sleep(max(0.0, start + sent / 500 - time.monotonic()))
+    behind = wait_for(lambda: browser.execute_script(
+        "return window.__conductorLab.behind"), timeout=30, what="a backlog")
+    assert behind > 0
+    drawn = model_data("dots")
+    assert len(drawn["x"]) <= 300
+    assert browser.execute_script("return window.__conductorLab.frames") > frames_before
+    screenshot("flood")
+    skipped = browser.execute_script("return window.__conductorLab.skipped")
+    click_button(browser, "Jump to live")
+    wait_for(lambda: browser.execute_script("return window.__conductorLab.skipped") > skipped,
+             timeout=20, what="the backlog skipped")
+    wait_for(lambda: browser.execute_script("return window.__conductorLab.behind") == 0,
+             timeout=20, what="back to live")
+    counted = wait_for(lambda: (m := model_data("metrics")) and
+                       dict(zip(m["name"], m["value"])).get("cast get_config") == "2500",
+                       timeout=30, what="an exact count of the flood")
+    assert counted

@@ -204,6 +204,9 @@ def stream() -> None:
 def repaint(now: float) -> None:
     model = state["model"]
     snap = source.snapshot
+    for identity in set(snap.get("states", {})) - set(model.positions):
+        if "." in identity:            # a service that has not sent anything visible yet
+            model.add_service(identity)
     cfg = snap.get("config", {})
     if cfg.get("max_attempts"):
         model.set_max_attempts(cfg["max_attempts"])

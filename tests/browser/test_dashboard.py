@@ -168,3 +168,16 @@ def test_a_flood_is_capped_queued_and_counted_exactly(make_lab, bokeh_page, mode
                        dict(zip(m["name"], m["value"])).get("cast get_config") == "2500",
                        timeout=30, what="an exact count of the flood")
     assert counted
+
+
+def test_show_embeds_the_local_dashboard(dash_lab, bokeh_page, model_data, wait_for):
+    frame = dash_lab.show()
+    assert frame.src == dash_lab.dashboard_url and "127.0.0.1" in frame.src
+    dash_lab.configure(max_attempts=1)
+    dash_lab.set_failure("compute1", reschedule=1.0)
+    record = dash_lab.wait(dash_lab.boot("doomed"), timeout=60)
+    assert record["fault"]["message"].startswith("MaxRetriesExceeded")
+    bokeh_page(dash_lab.dashboard_url)
+    wait_for(lambda: any("doomed: MaxRetriesExceeded" in t
+                         for t in (model_data("faults") or {}).get("text", [])),
+             timeout=30, what="the fault named at the conductor")

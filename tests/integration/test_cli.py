@@ -54,9 +54,10 @@ def test_up_runs_until_ctrl_c_and_leaves_nothing(tmp_path, pid_gone, reap_pids):
     reap_pids.append(proc.pid)
     try:
         assert "lab running" in proc.stdout.readline()
+        assert "/dashboard" in proc.stdout.readline()
         pids = json.loads((run_dir / "lab.json").read_text())["pids"]
         reap_pids.extend(pids.values())
-        assert len(pids) == 6   # bus, conductor, scheduler, 2 computes, api
+        assert len(pids) == 7   # bus, conductor, scheduler, 2 computes, api, dashboard
         proc.send_signal(signal.SIGINT)
         assert proc.wait(20) == 0
     finally:

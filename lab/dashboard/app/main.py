@@ -77,6 +77,9 @@ topo.scatter("x", "y", source=dots, marker="marker", size="size", fill_color="co
              line_color="color", fill_alpha="alpha", line_alpha="alpha")
 topo.text("x", "y", text="text", source=reschedule, text_color="color",
           text_font_style="bold", text_font_size="11pt", x_offset=30)
+faults = ColumnDataSource({"x": [], "y": [], "text": []}, name="faults")
+topo.text("x", "y", text="text", source=faults, text_color="#d62728",
+          text_font_size="9pt", text_font_style="bold")
 SYMBOLS = {"circle": "●", "square": "■", "triangle": "▲", "diamond": "◆",
            "inverted_triangle": "▼"}
 legend = Div(name="legend", text=" ".join(
@@ -215,12 +218,30 @@ def repaint(now: float) -> None:
     instances.data = model.instances_data(snap.get("servers", []), now)
     reschedule.data = model.reschedule_data()
     metrics.data = model.metrics_data(now, snap.get("latencies"))
+    faults.data = fault_labels(model, snap.get("servers", []))
     names = ["(all)"] + [s["id"] for s in snap.get("servers", [])][-50:]
     if names != pick.options:
         pick.options = names
     seq.yaxis.ticker = list(range(len(model.lanes())))
     seq.yaxis.major_label_overrides = {i: n for i, n in enumerate(model.lanes())}
     seq.y_range.end = max(1, len(model.lanes())) - 0.5
+
+
+def fault_labels(model: DashboardModel, servers: list[dict]) -> dict:
+    """The newest failed builds, named where they failed: NoValidHost, MaxRetriesExceeded
+    and a scheduler timeout at the conductor; a fatal build error at its compute."""
+    rows = {"x": [], "y": [], "text": []}
+    failed = [s for s in servers if s.get("status") == "ERROR" and s.get("fault")][-4:]
+    for i, server in enumerate(reversed(failed)):
+        kind = server["fault"]["message"].split(":", 1)[0]
+        host = server.get("OS-EXT-SRV-ATTR:host")
+        at = f"compute.{host}" if host and kind == "BuildAbortException" else \
+            "conductor.conductor1"
+        x, y = model.positions.get(at, (3.3, 3.2))
+        rows["x"].append(x - 0.9)
+        rows["y"].append(y - 0.9 - 0.35 * i)
+        rows["text"].append(f"{server['name']}: {kind}")
+    return rows
 
 
 def node_states(snap: dict) -> tuple[dict[str, str], dict[str, str]]:

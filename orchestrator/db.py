@@ -161,6 +161,21 @@ class Database:
                           " details, host, created_at) VALUES (?,?,?,?,?,?)",
                           (uuid_, code, message, details, host, time.time()))
 
+    def set_error(self, uuid_: str, code: int, message: str, host: str | None = None,
+                  details: str = "") -> dict[str, Any]:
+        """ERROR and its fault in one transaction: nobody sees an ERROR without its
+        reason. Raises NotFound if the instance is gone."""
+        now = time.time()
+        with self.transaction() as c:
+            cur = c.execute("UPDATE instances SET vm_state='error', task_state=NULL,"
+                            " updated_at=? WHERE uuid=? AND deleted=0", (now, uuid_))
+            if cur.rowcount == 0:
+                raise NotFound(f"Instance {uuid_} could not be found.")
+            c.execute("INSERT INTO instance_faults (instance_uuid, code, message, details,"
+                      " host, created_at) VALUES (?,?,?,?,?,?)",
+                      (uuid_, code, message, details, host, now))
+        return self.instance(uuid_)
+
     def fault(self, uuid_: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT * FROM instance_faults WHERE instance_uuid=?"
                                 " ORDER BY id DESC LIMIT 1", (uuid_,)).fetchone()

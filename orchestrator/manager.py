@@ -85,13 +85,12 @@ def record_error(db: Database, uuid: str, exc: BaseException, ctx: dict[str, Any
                  event: str, host: str | None = None) -> None:
     """The instance goes to ERROR with a fault naming the exception (a RemoteError is
     named by the remote exception's type: NoValidHost, not RemoteError)."""
-    try:
-        db.update_instance(uuid, vm_state="error", task_state=None)
-    except NotFound:
-        return  # deleted meanwhile: nothing to report on
     name = exc.exc_type if isinstance(exc, RemoteError) else type(exc).__name__
     text = exc.message if isinstance(exc, RemoteError) else str(exc)
-    db.add_fault(uuid, getattr(exc, "code", 500), f"{name}: {text}", "", host)
+    try:
+        db.set_error(uuid, getattr(exc, "code", 500), f"{name}: {text}", host)
+    except NotFound:
+        return  # deleted meanwhile: nothing to report on
     db.add_event(uuid, ctx.get("request_id", ""), event, host, int(ctx.get("attempt") or 0),
                  "Error", f"{name}: {text}")
     log.warning("instance %s -> ERROR: %s: %s", uuid, name, text)

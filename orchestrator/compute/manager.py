@@ -203,14 +203,15 @@ class ComputeManager(Manager):
                                            [host_list] if host_list is not None else None)
 
     async def _abort(self, ctx: dict[str, Any], uuid: str, exc: NovaError) -> None:
+        """ERROR with a fault, saved by the conductor in one step."""
         await self._release(ctx, uuid)
         try:
-            await self._save(ctx, uuid, {"vm_state": "error", "task_state": None}, "<any>")
-        except InstanceGone:
-            return
-        await self.conductor.instance_fault_create(
-            ctx, uuid, {"type": type(exc).__name__, "message": str(exc), "code": exc.code},
-            self.host)
+            await self.conductor.instance_fault_create(
+                ctx, uuid, {"type": type(exc).__name__, "message": str(exc),
+                            "code": exc.code}, self.host)
+        except RemoteError as err:
+            if err.exc_type not in GONE:
+                raise
 
     async def terminate_instance(self, ctx: dict[str, Any], instance_uuid: str) -> None:
         await self._release(ctx, instance_uuid)

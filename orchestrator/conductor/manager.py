@@ -67,8 +67,9 @@ class ConductorManager(Manager):
 
     def instance_fault_create(self, ctx: dict[str, Any], instance_uuid: str,
                               error: dict[str, Any], host: str) -> None:
+        """The instance goes to ERROR with this fault, both in one transaction."""
         message = f"{error.get('type', 'Exception')}: {error.get('message', '')}"
-        self.db.add_fault(instance_uuid, int(error.get("code", 500)), message, "", host)
+        self.db.set_error(instance_uuid, int(error.get("code", 500)), message, host)
 
     def action_event(self, ctx: dict[str, Any], instance_uuid: str, event: str, host: str,
                      result: str, details: str = "") -> None:

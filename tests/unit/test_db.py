@@ -301,3 +301,20 @@ def test_two_handles_on_one_file_see_each_others_writes(tmp_path):
     finally:
         api.close()
         conductor.close()
+
+
+def test_set_error_writes_state_and_fault_together(db):
+    _, _, [uuid] = _create(db)
+    row = db.set_error(uuid, 500, "NoValidHost: none left", host="compute2")
+    assert (row["vm_state"], row["task_state"]) == ("error", None)
+    fault = db.fault(uuid)
+    assert (fault["code"], fault["message"], fault["host"]) == (500, "NoValidHost: none left",
+                                                                "compute2")
+
+
+def test_set_error_on_a_deleted_instance_writes_nothing(db):
+    _, _, [uuid] = _create(db)
+    db.update_instance(uuid, deleted=1, vm_state="deleted", task_state=None)
+    with pytest.raises(NotFound):
+        db.set_error(uuid, 500, "too late")
+    assert db.fault(uuid) is None

@@ -170,6 +170,27 @@ class CloudClient:
             self.bus().control("set_faults", hop_delay=new.timing("hop_delay"))
         return new
 
+    def plug_in(self, cls: type, enable: bool = True) -> str:
+        """Load your own filter or weigher class (a subclass of BaseFilter or BaseWeigher,
+        defined in a cell) into the running scheduler; ``enable`` adds it to the enabled
+        list. Returns "filter" or "weigher"."""
+        from .plugin import write_plugin
+        write_plugin(self.run_dir, cls)
+        name = cls.__name__
+        kind = self.bus().call("scheduler", "load_plugin", name=name)
+        changes: dict[str, Any] = {"plugins": sorted({*self.config.plugins, name})}
+        if enable:
+            key = "filters" if kind == "filter" else "weighers"
+            current = list(getattr(self.config, key))
+            changes[key] = current if name in current else current + [name]
+        self.configure(**changes)
+        return kind
+
+    def unplug(self, name: str) -> LabConfig:
+        """Disable a plugged-in class (it stays loaded, unused)."""
+        return self.configure(filters=[f for f in self.config.filters if f != name],
+                              weighers=[w for w in self.config.weighers if w != name])
+
     def _compute(self, host: str) -> str:
         if host not in self.config.compute_names():
             raise LabError(f"no compute {host!r}; computes: "

@@ -83,7 +83,7 @@ PRESETS: dict[str, dict[str, float]] = {
 # What ``Lab.configure`` may change while the lab runs.
 RUNTIME_OPTIONS = ("flow", "local_mode", "alternates", "max_attempts", "filters",
                    "weighers", "ram_weight_multiplier", "build_failure_weight_multiplier",
-                   "preset", "speed")
+                   "preset", "speed", "plugins")
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,10 @@ class LabConfig:
     seed: int = 0
     preset: str = "fast"
     speed: float = 1.0
+    plugins: tuple[str, ...] = ()        # students' own filter/weigher classes, by name
 
     def __post_init__(self) -> None:
-        for key in ("filters", "weighers", "availability_zones"):  # JSON gives lists
+        for key in ("filters", "weighers", "availability_zones", "plugins"):  # JSON: lists
             if isinstance(getattr(self, key), list):
                 object.__setattr__(self, key, tuple(getattr(self, key)))
         if self.flow not in ("conductor", "legacy"):
@@ -127,12 +128,17 @@ class LabConfig:
         for name in ("local_mode", "alternates"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false")
-        unknown = [f for f in self.filters if f not in FILTERS]
+        bad = [p for p in self.plugins if not isinstance(p, str) or not p.isidentifier()]
+        if bad:
+            raise ConfigError(f"plugin names must be Python class names, not {bad}")
+        unknown = [f for f in self.filters if f not in FILTERS + self.plugins]
         if unknown:
-            raise ConfigError(f"unknown filter(s) {unknown}; known: {', '.join(FILTERS)}")
-        unknown = [w for w in self.weighers if w not in WEIGHERS]
+            raise ConfigError(f"unknown filter(s) {unknown}; known: "
+                              f"{', '.join(FILTERS + self.plugins)}")
+        unknown = [w for w in self.weighers if w not in WEIGHERS + self.plugins]
         if unknown:
-            raise ConfigError(f"unknown weigher(s) {unknown}; known: {', '.join(WEIGHERS)}")
+            raise ConfigError(f"unknown weigher(s) {unknown}; known: "
+                              f"{', '.join(WEIGHERS + self.plugins)}")
         if not self.availability_zones:
             raise ConfigError("availability_zones needs at least one zone")
 

@@ -13,6 +13,8 @@ from ..exception import NoValidHost
 from ..manager import Manager
 from ..messaging.transport import Transport
 from .filters import FILTER_CLASSES
+from .filters.base import BaseFilter
+from .plugins import load_plugin_class
 from .host_manager import HostManager, HostState
 from .weighers import WEIGHER_CLASSES
 from .weighers.base import normalize
@@ -31,6 +33,10 @@ class SchedulerManager(Manager):
         self.hosts = HostManager(self.db, self.config.timing("service_down_time"),
                                  claim_ttl=max(5.0, 3 * self.config.timing("report_interval")))
         self.last_decision: list[dict[str, Any]] = []
+        self.filter_classes = dict(FILTER_CLASSES)
+        self.weigher_classes = dict(WEIGHER_CLASSES)
+        for name in self.config.plugins:
+            self._load_plugin(name)
 
     def configured(self) -> None:
         self.hosts.service_down_time = self.config.timing("service_down_time")
@@ -66,7 +72,7 @@ class SchedulerManager(Manager):
              spec: dict[str, Any]) -> tuple[list[HostState], dict[str, str]]:
         """Hosts passing every enabled filter, heaviest first (ties by name), and for
         each rejected host the first filter it failed."""
-        filters = [FILTER_CLASSES[name](self.config) for name in self.config.filters]
+        filters = [self.filter_classes[name](self.config) for name in self.config.filters]
         passed, rejected = [], {}
         for state in states:
             failed = next((f for f in filters if not f.host_passes(state, spec)), None)
@@ -78,12 +84,25 @@ class SchedulerManager(Manager):
             return [], rejected
         totals = [0.0] * len(passed)
         for name in self.config.weighers:
-            weigher = WEIGHER_CLASSES[name](self.config)
+            weigher = self.weigher_classes[name](self.config)
             raw = [weigher.weigh(s, spec) for s in passed]
             for i, w in enumerate(normalize(raw)):
                 totals[i] += weigher.multiplier() * w
         order = sorted(range(len(passed)), key=lambda i: (-totals[i], passed[i].host))
         return [passed[i] for i in order], rejected
+
+    def load_plugin(self, ctx: dict[str, Any], name: str) -> str:
+        """Load a student's filter or weigher class from ``plugins/<name>.py`` in the run
+        directory (written by ``lab.plug_in``); returns "filter" or "weigher"."""
+        return self._load_plugin(name)
+
+    def _load_plugin(self, name: str) -> str:
+        cls = load_plugin_class(self.run_dir, name)
+        if issubclass(cls, BaseFilter):
+            self.filter_classes[name] = cls
+            return "filter"
+        self.weigher_classes[name] = cls
+        return "weigher"
 
     def last_decisions(self, ctx: dict[str, Any]) -> list[dict[str, Any]]:
         """Why the last select_destinations chose what it chose (for the lab)."""

@@ -4,6 +4,7 @@ save it where the scheduler loads plugins from, and tell the scheduler to load i
 from __future__ import annotations
 
 import inspect
+import linecache
 import re
 import textwrap
 from pathlib import Path
@@ -19,18 +20,32 @@ def class_source(cls: type) -> str:
         return textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):
         pass
-    try:
-        from IPython import get_ipython
-        cells = get_ipython().user_ns.get("In", []) if get_ipython() else []
-    except ImportError:
-        cells = []
     pattern = re.compile(rf"^class {re.escape(cls.__name__)}\b.*$", re.M)
-    for cell in reversed(cells):
+    for cell in reversed(_cell_texts(cls)):
         match = pattern.search(cell or "")
         if match:
             return _block(cell[match.start():])
     raise ValueError(f"cannot find the source of class {cls.__name__}: define it in a "
                      "notebook cell or a file")
+
+
+def _cell_texts(cls: type) -> list[str]:
+    """Texts that may hold the class: the cell its methods were compiled from (IPython
+    keeps cell sources in ``linecache``), then the notebook's input history."""
+    texts = []
+    for value in vars(cls).values():
+        code = getattr(getattr(value, "__func__", value), "__code__", None)
+        if code is not None:
+            lines = linecache.getlines(code.co_filename)
+            if lines:
+                texts.append("".join(lines))
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+        texts = [*(shell.user_ns.get("In", []) if shell else []), *texts]
+    except ImportError:
+        pass
+    return texts
 
 
 def _block(text: str) -> str:

@@ -1,5 +1,5 @@
 # Conductor Lab. Two commands do everything on a fresh machine with only python3:
-#   make lab    install into .venv and start the lab
+#   make lab    install into .venv and open the lessons in JupyterLab
 #   make test   install into .venv and run every test (unit, integration, browser, notebooks)
 SHELL  := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -14,7 +14,7 @@ JOBS   ?= 2
 .PHONY: lab test install browser-deps unit integration notebooks bench clean help
 
 help:
-	@echo "make lab     install into $(VENV) and start the lab"
+	@echo "make lab     install into $(VENV) and open the lessons in JupyterLab"
 	@echo "make test    install into $(VENV) and run every test"
 	@echo "make bench   run the benchmarks (python -m lab bench)"
 
@@ -42,7 +42,8 @@ browser-deps:
 # JupyterLab on the lessons, with this project's kernel; each notebook starts its own lab.
 # (python -m lab up starts a lab in a terminal instead.)
 lab: install
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --notebook-dir=notebooks
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --notebook-dir=notebooks \
+		$$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 test: install browser-deps
 	$(PYTEST) -n $(JOBS) --dist loadfile tests

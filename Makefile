@@ -49,7 +49,7 @@ test: install browser-deps
 	$(PYTEST) -n $(JOBS) --dist loadfile tests
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
 		LAB_PRESET=fast $(PYTEST) -n $(JOBS) --dist loadfile --nbval-lax \
-			--sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout 180 \
+			--nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout 180 \
 			-p no:cacheprovider notebooks; \
 	fi
 

@@ -49,6 +49,7 @@ class ControlPanel:
         self._painting = False
         self._timer: asyncio.TimerHandle | None = None
         self.status = w.HTML("ready")
+        self.last_error: Exception | None = None
         self.computes = {host: self._compute_row(host)
                          for host in model.lab.config.compute_names()}
         self.services = {name: self._service_row(name)
@@ -75,11 +76,13 @@ class ControlPanel:
         """Run one model action; show what happened (or the error) in the status line."""
         if self._painting:
             return
+        self.last_error = None
         try:
             fn(*args, **kwargs)
             self.status.value = (f"<span style='color:#2e7d32'>{time.strftime('%H:%M:%S')} "
                                  f"{html.escape(self.model.message)}</span>")
         except Exception as exc:  # shown to the student, never raised into a callback
+            self.last_error = exc    # ...and kept for code that drives the panel
             self.status.value = (f"<span style='color:#c62828'>{type(exc).__name__}: "
                                  f"{html.escape(str(exc))}</span>")
         self.refresh()

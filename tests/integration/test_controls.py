@@ -120,3 +120,6 @@ def test_speed_controls_and_errors_in_the_status_line(panel):
     assert lab.bus().control("get_faults")["hop_delay"] == 0.0
     panel._act(panel.model.boot, 0, "m1.small")
     assert "ValueError" in panel.status.value
+    assert isinstance(panel.last_error, ValueError)
+    panel.speed["speed"].value = 1.0
+    assert panel.last_error is None

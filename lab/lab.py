@@ -197,11 +197,12 @@ class Lab(CloudClient):
             raise LabError("no dashboard: Lab(dashboard=True), or lab.start_dashboard()")
         return url
 
-    def show(self, height: int = 820):
+    def show(self, height: int = 1060, width: str | int = "100%"):
         """The dashboard inside the notebook (an iframe onto the local Bokeh server:
-        BokehJS comes from it, never from a CDN)."""
+        BokehJS comes from it, never from a CDN). It is laid out to fit a notebook's
+        output area (under 1000 px wide)."""
         from IPython.display import IFrame
-        return IFrame(self.start_dashboard(), width="100%", height=height)
+        return IFrame(self.start_dashboard(), width=width, height=height)
 
     def controls(self):
         """The ipywidgets control panel bound to this lab."""

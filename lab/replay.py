@@ -53,7 +53,7 @@ class ReplayDashboard:
         except Exception:
             pass
 
-    def show(self, height: int = 820) -> Any:
+    def show(self, height: int = 1060) -> Any:
         from IPython.display import IFrame
         return IFrame(self.url, width="100%", height=height)
 

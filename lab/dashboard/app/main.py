@@ -54,8 +54,8 @@ instances = ColumnDataSource(model.instances_data([], time.time()), name="instan
 metrics = ColumnDataSource(model.metrics_data(time.time()), name="metrics")
 
 # -- topology: services, edges that traffic used, dots in flight, the reschedule loop ----
-topo = figure(title="Who talks to whom, live", width=760, height=430, tools="pan,wheel_zoom,reset",
-              x_range=(-1.0, 11.0), y_range=(-1.0, 7.0), toolbar_location="above",
+topo = figure(title="Who talks to whom, live", width=620, height=400, tools="pan,wheel_zoom,reset",
+              x_range=(-0.3, 10.9), y_range=(0.7, 6.3), toolbar_location="above",
               name="topology")
 topo.xgrid.visible = topo.ygrid.visible = False
 topo.axis.visible = False
@@ -63,12 +63,12 @@ topo.multi_line("xs", "ys", source=edges, line_color="color", line_width="width"
                 line_alpha=0.35)
 topo.multi_line("xs", "ys", source=reschedule, line_color="color", line_width=5,
                 line_alpha=0.45, line_dash="dashed")
-topo.scatter("x", "y", source=nodes, size=58, fill_color="color", line_color="#333",
+topo.scatter("x", "y", source=nodes, size=52, fill_color="color", line_color="#333",
              fill_alpha=0.9, name="node_glyphs")
 topo.text("x", "y", text="label", source=nodes, text_align="center",
           text_baseline="middle", text_color="white", text_font_size="9pt",
           text_font_style="bold")
-topo.text("x", "y", text="info", source=nodes, y_offset=40, text_align="center",
+topo.text("x", "y", text="info", source=nodes, y_offset=36, text_align="center",
           text_font_size="8pt", text_color="#333")
 # Never drawn: keeps the streamed messages in the document's model graph, so the
 # browser (and a browser test) can find them by name.
@@ -89,8 +89,8 @@ legend = Div(name="legend", text=" ".join(
     " &nbsp; <i>dashed orange: the reschedule loop</i>")
 
 # -- time-space diagram: one lane per service, one segment per message -----------------
-seq = figure(title="Time-space diagram (time runs right; hover for details)", width=760,
-             height=330, tools="xpan,xwheel_zoom,reset,tap", name="sequence",
+seq = figure(title="Time-space diagram (time runs right; hover for details)", width=620,
+             height=320, tools="xpan,xwheel_zoom,reset,tap", name="sequence",
              x_range=DataRange1d(follow="end", follow_interval=20, range_padding=0.02),
              y_range=(-0.5, max(1, len(model.lanes())) - 0.5))
 seq.yaxis.ticker = list(range(len(model.lanes())))
@@ -107,8 +107,8 @@ seq.add_tools(HoverTool(tooltips=[("", "@kind @method"), ("from", "@src"), ("to"
                                   ("phase", "@phase")]))
 
 # -- instances: one lane per instance, its task states as segments --------------------
-lanes = figure(title="Instances (click one to highlight its messages)", width=560,
-               height=330, tools="tap,reset", name="instance_lanes",
+lanes = figure(title="Instances (click one to highlight its messages)", width=960,
+               height=230, tools="tap,reset", name="instance_lanes",
                x_range=DataRange1d(follow="end", follow_interval=30))
 lanes.hbar(y="y", left="start", right="end", height=0.7, color="color", source=instances,
            nonselection_alpha=0.35)
@@ -118,9 +118,9 @@ lanes.yaxis.visible = False
 lanes.add_tools(HoverTool(tooltips=[("", "@name @state"), ("fault", "@fault")]))
 
 # -- metrics and controls -------------------------------------------------------------
-table = DataTable(source=metrics, width=360, height=300, index_position=None,
-                  columns=[TableColumn(field="name", title="metric", width=220),
-                           TableColumn(field="value", title="value", width=120)],
+table = DataTable(source=metrics, width=330, height=300, index_position=None,
+                  columns=[TableColumn(field="name", title="metric", width=210),
+                           TableColumn(field="value", title="value", width=110)],
                   name="metrics_table")
 pause = Toggle(label="Pause display", button_type="default", name="pause")
 speed = Slider(title="Playback speed", start=0.1, end=4.0, value=1.0, step=0.1,
@@ -259,7 +259,8 @@ def node_states(snap: dict) -> tuple[dict[str, str], dict[str, str]]:
 
 
 doc.add_root(column(
-    row(column(legend, topo), column(*controls, table, width=380), name="top_row"),
-    row(seq, lanes, name="bottom_row"),
+    row(column(legend, topo), column(*controls, width=330), name="top_row"),
+    row(seq, table, name="middle_row"),
+    row(lanes, name="bottom_row"),
     name="dashboard"))
 doc.add_periodic_callback(stream, 100)

@@ -76,7 +76,10 @@ class Cluster:
         self.bus_config = bus or BusConfig()
         self.children: dict[str, Child] = {}
         self.endpoints: dict[str, str] = {}
-        self._client: BlockingClient | None = None
+        self._held: dict[str, BlockingClient] = {}   # the bus client, shared with the finalizer
+        # Reap the children when this object is collected (a notebook re-running
+        # `lab = Cluster().start()`) or at interpreter exit, whichever comes first.
+        self._finalizer = weakref.finalize(self, _reap, self.children, self._held)
         sections = {"bus": self.bus_config.__dict__, **(config or {})}
         rundir.update(self.run_dir, config=sections, path=str(self.run_dir),
                       owner_pid=os.getpid())
@@ -138,9 +141,9 @@ class Cluster:
 
     def stop(self) -> None:
         """Stop every child (services first, the bus last) and reap them."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        client = self._held.pop("client", None)
+        if client is not None:
+            client.close()
         order = sorted(self.children.values(), key=lambda c: (c.service == "bus",
                                                               c.service != "dashboard"))
         for child in order:
@@ -179,7 +182,14 @@ class Cluster:
         child = self.child(name)
         if child.alive():
             child.proc.send_signal(sig)
-            child.proc.wait(10)
+            if child.paused:     # a stopped process acts on signals only once continued
+                os.kill(child.pid, signal.SIGCONT)
+                child.paused = False
+            try:
+                child.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
 
     def pause(self, name: str) -> None:
         """SIGSTOP: the process hangs; its heartbeats stop; the bus marks it down."""
@@ -204,17 +214,29 @@ class Cluster:
     # -- talking to the bus ---------------------------------------------------------------
     def client(self) -> BlockingClient:
         """The lab's own connection to the bus (for control and calls)."""
-        if self._client is None:
+        if "client" not in self._held:
             if not self.running:
                 raise LabError("the lab is not running (not started, or stopped)")
             # A fixed name: fault decisions are seeded by sender, so the lab's own
             # messages meet the same faults in every run with the same seed.
-            self._client = BlockingClient(self.endpoints["bus"], "control", timeout=10)
-        return self._client
+            self._held["client"] = BlockingClient(self.endpoints["bus"], "control", timeout=10)
+        return self._held["client"]
 
     def tap(self, history: bool = True) -> TraceTap:
         return TraceTap(self.endpoints["bus"], self.endpoints["trace"],
                         history=history).start()
+
+
+def _reap(children: dict[str, Child], held: dict[str, BlockingClient]) -> None:
+    client = held.pop("client", None)
+    if client is not None:
+        client.close()
+    for child in children.values():
+        if child.alive():
+            if child.paused:
+                os.kill(child.pid, signal.SIGCONT)
+            child.proc.kill()
+            child.proc.wait()
 
 
 @atexit.register

@@ -73,8 +73,9 @@ class ComputeManager(Manager):
             try:
                 rows = await self.conductor.instances_on_host(ctx, self.host)
                 break
-            except MessagingTimeout:
-                log.warning("conductor not answering; retrying instance recovery")
+            except (MessagingTimeout, RemoteError) as exc:
+                log.warning("instance recovery failed (%s); retrying", exc)
+                await asyncio.sleep(self.config.timing("report_interval"))
         for inst in rows:
             if inst["vm_state"] == "active" or inst["task_state"] == "deleting":
                 self.tracker.claims[inst["uuid"]] = {

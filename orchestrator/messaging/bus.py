@@ -80,6 +80,8 @@ class Bus:
                      "trace": self.pub.getsockopt_string(zmq.LAST_ENDPOINT)}
         self._seq = _last_seq(self.run_dir / TRACE_FILE)
         self._trace_file = open(self.run_dir / TRACE_FILE, "a", encoding="utf-8")
+        if self._trace_file.tell() and not _ends_with_newline(self.run_dir / TRACE_FILE):
+            self._trace_file.write("\n")   # a killed bus may have left half a line
         rundir.update(self.run_dir, endpoints=endpoints,
                       bus={"pid": os.getpid(), "started": time.time()})
         log.info("bus up: %s, trace tap %s", endpoints["bus"], endpoints["trace"])
@@ -258,14 +260,24 @@ class Bus:
 
     def _deliver(self, env: dict[str, Any], data: bytes, dst: str, reason: str = "") -> None:
         if env["kind"] != "reply" and not self.routes.is_alive(dst):
-            return self._queue(dst, env, data, "receiver down")
+            return self._requeue(env, data, dst, "receiver down")
         if self._send(dst, data):
             self.stats["routed"] += 1
             return self._trace(env, "routed", dst, len(data), reason)
         if env["kind"] == "reply":
             self.stats["orphan_replies"] += 1
             return self._trace(env, "dropped", dst, len(data), "caller gone")
-        self._queue(dst, env, data, "receiver unreachable")
+        self._requeue(env, data, dst, "receiver unreachable")
+
+    def _requeue(self, env: dict[str, Any], data: bytes, dst: str, reason: str) -> None:
+        """The receiver is gone. A message for a bare topic goes to another live server
+        of it (or waits for any); one for a named server waits for that server."""
+        if env["server"] or env["kind"] == "fanout":
+            return self._queue(dst, env, data, reason)
+        other = self.routes.pick(env["topic"])   # only live ones; dst is down by now
+        if other is None:
+            return self._queue(env["topic"], env, data, reason)
+        self._deliver(env, data, other)
 
     def _send(self, dst: str, data: bytes) -> bool:
         try:
@@ -334,8 +346,16 @@ class Bus:
         """Send the events of one loop turn as one PUB frame and append them to the file."""
         if self._unpublished:
             events, self._unpublished = self._unpublished, []
-            self.pub.send(msgpack.packb(events), NOBLOCK)
+            # On disk first: a bus killed now restarts from the last seq anyone saw.
             self._trace_file.write("".join(protocol.trace_json(e) + "\n" for e in events))
+            self._trace_file.flush()
+            self.pub.send(msgpack.packb(events), NOBLOCK)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
 
 
 def _last_seq(path: Path) -> int:

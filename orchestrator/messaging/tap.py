@@ -12,6 +12,7 @@ thread and never prints.
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -27,6 +28,10 @@ __all__ = ["TraceTap"]
 log = logging.getLogger("orchestrator.tap")
 CATCH_UP_AFTER = 0.2   # seconds without live events before checking for missed ones
 Event = dict[str, Any]
+
+
+def _seq(event: Event) -> int:
+    return event["seq"]
 
 
 class TraceTap:
@@ -69,13 +74,15 @@ class TraceTap:
                  since: int = 0) -> Event:
         """The first event after ``since`` matching ``predicate``; TimeoutError if none."""
         deadline = time.monotonic() + timeout
-        checked = 0
+        checked = since          # a seq, not a list position: the list is trimmed
         with self._cond:
             while True:
-                for event in self.events[checked:]:
-                    if event["seq"] > since and predicate(event):
+                start = bisect.bisect_right(self.events, checked, key=_seq)
+                for event in self.events[start:]:
+                    if predicate(event):
                         return event
-                checked = len(self.events)
+                if self.events:
+                    checked = max(checked, self.events[-1]["seq"])
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(f"no matching trace event within {timeout}s")

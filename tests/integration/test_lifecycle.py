@@ -111,3 +111,29 @@ def test_services_survive_a_bus_restart_and_seq_goes_on(cluster, wait_until):
         seqs = [json.loads(line)["seq"] for line in path.read_text().splitlines()]
         return seqs if seqs and seqs[-1] == after else None
     assert wait_until(flushed, 10, "trace.jsonl flushed") == list(range(1, after + 1))
+
+
+@pytest.mark.timeout(40)
+def test_a_dropped_cluster_reaps_its_processes(tmp_path, pid_gone, reap_pids):
+    import gc
+
+    from lab.cluster import Cluster
+    from orchestrator.config import BusConfig
+    cluster = Cluster(tmp_path / "dropped", bus=BusConfig(heartbeat_interval=0.1,
+                                                          dead_after=0.6)).start()
+    cluster.spawn("echo", "e1", wait=True)
+    pids = [c.pid for c in cluster.children.values()]
+    reap_pids.extend(pids)
+    del cluster
+    gc.collect()
+    assert [p for p in pids if not pid_gone(p)] == []
+
+
+@pytest.mark.timeout(40)
+def test_restarting_a_paused_service_works(cluster):
+    cluster.spawn("echo", "e1", wait=True)
+    old = cluster.children["echo.e1"].pid
+    cluster.pause("echo.e1")
+    cluster.restart("echo.e1")
+    assert cluster.children["echo.e1"].pid != old
+    assert cluster.client().call("echo", "echo", server="e1", x=1)["args"] == {"x": 1}

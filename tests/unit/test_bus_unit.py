@@ -391,3 +391,13 @@ def test_registering_delivers_what_waited(bus):
     finally:
         dealer.close(0)
         ctx.term()
+
+
+def test_a_bare_topic_message_whose_server_is_gone_goes_to_the_topic_queue(bus):
+    """Picked for compute.c1, which is gone: it must not wait for c1 alone."""
+    for name in ("compute.c1", "compute.c2"):   # registered, but nobody is connected
+        bus.process_frame(_frame(protocol.envelope("control", name, "bus", "register")))
+    _send(bus, _cast())                          # bare topic "compute"
+    assert bus.routes.queued() == {"compute": 1}
+    assert not bus.routes.is_alive("compute.c1") and not bus.routes.is_alive("compute.c2")
+    assert bus.history[-1]["dst"] == "compute" and bus.history[-1]["phase"] == "queued"

@@ -3,98 +3,26 @@ panel shows (rows computed from the lab's state) and what it does (each action i
 call to the right Lab method, with the right arguments, and a message)."""
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import pytest
 
 from lab.controls import FAULT_METHODS, FLAVOR_NAMES, LINKS, ControlModel
 from lab.lab import Lab
+from lab.testing import FakeLab as _FakeLab
 from orchestrator.config import FILTERS, PRESETS, WEIGHERS, LabConfig
 
 ACTIONS = ("set_failure", "kill", "shutdown", "restart", "pause", "resume", "configure",
            "clear_faults", "add_fault", "partition", "boot")
 
 
-class FakeLab:
-    """A test double of the part of ``Lab`` the model uses. Reads answer from plain
-    attributes; actions are recorded as ``(method, args, kwargs)`` after checking the
-    arguments bind to the real ``Lab`` method's signature."""
+class FakeLab(_FakeLab):
+    """The shared test double with this file's defaults: no hypervisors until a test adds
+    them, answers in 12 ms, boots not listed as servers."""
 
     def __init__(self, computes: int = 3, **options: Any):
-        self.config = LabConfig(computes=computes, **options)
-        self.calls: list[tuple[str, tuple, dict]] = []
-        self.states = {n: "up" for n in ("api", "conductor", "scheduler", "bus",
-                                         *self.config.compute_names())}
-        self.failure = {h: {"reschedule": 0.0, "fatal": 0.0, "crash": 0.0, "slow": 1.0}
-                        for h in self.config.compute_names()}
-        self.nodes: list[dict[str, Any]] = []
-        self.server_list: list[dict[str, Any]] = []
-        self.last_response_time = 0.0123
-        self.ids = (f"id-{i}" for i in range(1, 10_000))
-        self.raises: dict[str, BaseException] = {}
-
-    def _record(self, name: str, /, *args: Any, **kwargs: Any) -> None:
-        inspect.signature(getattr(Lab, name)).bind(self, *args, **kwargs)
-        self.calls.append((name, args, kwargs))
-        if name in self.raises:
-            raise self.raises[name]
-
-    # reads
-    def hypervisors(self) -> list[dict[str, Any]]:
-        return [dict(n) for n in self.nodes]
-
-    def servers(self) -> list[dict[str, Any]]:
-        return [dict(s) for s in self.server_list]
-
-    def failures(self, host: str) -> dict[str, float]:
-        return dict(self.failure[host])
-
-    def service_state(self, name: str) -> str:
-        return self.states[name]
-
-    # actions
-    def set_failure(self, host: str, **rates: float) -> dict[str, float]:
-        self._record("set_failure", host, **rates)
-        self.failure[host].update(rates)
-        return dict(self.failure[host])
-
-    def kill(self, service: str) -> None:
-        self._record("kill", service)
-
-    def shutdown(self, service: str) -> None:
-        self._record("shutdown", service)
-
-    def restart(self, service: str) -> None:
-        self._record("restart", service)
-
-    def pause(self, service: str) -> None:
-        self._record("pause", service)
-
-    def resume(self, service: str) -> None:
-        self._record("resume", service)
-
-    def configure(self, **changes: Any) -> LabConfig:
-        self._record("configure", **changes)
-        self.config = self.config.replace(**changes)
-        return self.config
-
-    def clear_faults(self) -> dict:
-        self._record("clear_faults")
-        return {}
-
-    def add_fault(self, **rule: Any) -> dict:
-        self._record("add_fault", **rule)
-        return {}
-
-    def partition(self, *hosts: str) -> dict:
-        self._record("partition", *hosts)
-        return {}
-
-    def boot(self, name: str, flavor: str = "m1.small", count: int = 1) -> str | list[str]:
-        self._record("boot", name, flavor=flavor, count=count)
-        ids = [next(self.ids) for _ in range(count)]
-        return ids[0] if count == 1 else ids
+        super().__init__(computes, nodes=False, last_response_time=0.0123,
+                         booted_servers=False, **options)
 
 
 def server(sid: str, status: str = "ACTIVE", name: str | None = None, task_state=None,

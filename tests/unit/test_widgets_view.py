@@ -5,101 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import html
-import inspect
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
 from lab.cluster import LabError
 from lab.controls import ControlModel
-from lab.lab import Lab
+from lab.testing import FakeLab
 from lab.widgets import ControlPanel
-from orchestrator.config import LabConfig
-
-
-class FakeLab:
-    """The part of ``Lab`` the panel's model uses; actions are recorded as
-    ``(method, args, kwargs)`` after binding them to the real ``Lab`` signature."""
-
-    def __init__(self, computes: int = 3, **options: Any):
-        self.config = LabConfig(computes=computes, **options)
-        self.cluster = SimpleNamespace(children={}, running=False)
-        self.calls: list[tuple[str, tuple, dict]] = []
-        self.states = {n: "up" for n in ("api", "conductor", "scheduler", "bus",
-                                         *self.config.compute_names())}
-        self.failure = {h: {"reschedule": 0.0, "fatal": 0.0, "crash": 0.0, "slow": 1.0}
-                        for h in self.config.compute_names()}
-        self.nodes = [{"hypervisor_hostname": h, "running_vms": 0, "free_ram_mb": 16384,
-                       "vcpus": 8, "vcpus_used": 0} for h in self.config.compute_names()]
-        self.server_list: list[dict[str, Any]] = []
-        self.last_response_time = 0.004
-        self.raises: dict[str, BaseException] = {}
-        self._n = 0
-
-    def _record(self, name: str, /, *args: Any, **kwargs: Any) -> None:
-        inspect.signature(getattr(Lab, name)).bind(self, *args, **kwargs)
-        self.calls.append((name, args, kwargs))
-        if name in self.raises:
-            raise self.raises[name]
-
-    def hypervisors(self) -> list[dict[str, Any]]:
-        return [dict(n) for n in self.nodes]
-
-    def servers(self) -> list[dict[str, Any]]:
-        return [dict(s) for s in self.server_list]
-
-    def failures(self, host: str) -> dict[str, float]:
-        return dict(self.failure[host])
-
-    def service_state(self, name: str) -> str:
-        return self.states[name]
-
-    def set_failure(self, host: str, **rates: float) -> dict[str, float]:
-        self._record("set_failure", host, **rates)
-        self.failure[host].update(rates)
-        return dict(self.failure[host])
-
-    def kill(self, service: str) -> None:
-        self._record("kill", service)
-
-    def shutdown(self, service: str) -> None:
-        self._record("shutdown", service)
-
-    def restart(self, service: str) -> None:
-        self._record("restart", service)
-
-    def pause(self, service: str) -> None:
-        self._record("pause", service)
-
-    def resume(self, service: str) -> None:
-        self._record("resume", service)
-
-    def configure(self, **changes: Any) -> LabConfig:
-        self._record("configure", **changes)
-        self.config = self.config.replace(**changes)
-        return self.config
-
-    def clear_faults(self) -> dict:
-        self._record("clear_faults")
-        return {}
-
-    def add_fault(self, **rule: Any) -> dict:
-        self._record("add_fault", **rule)
-        return {}
-
-    def partition(self, *hosts: str) -> dict:
-        self._record("partition", *hosts)
-        return {}
-
-    def boot(self, name: str, flavor: str = "m1.small", count: int = 1) -> str | list[str]:
-        self._record("boot", name, flavor=flavor, count=count)
-        ids = []
-        for _ in range(count):
-            self._n += 1
-            ids.append(f"id-{self._n}")
-            self.server_list.append(_server(f"id-{self._n}", f"{name}-{self._n}", "BUILD"))
-        return ids[0] if count == 1 else ids
 
 
 def _server(sid: str, name: str, status: str = "ACTIVE", fault: str | None = None) -> dict:

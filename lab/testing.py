@@ -1,0 +1,110 @@
+"""Test doubles shipped as public API (like httpx's MockTransport): ``FakeLab`` stands in
+for the part of ``Lab`` the control panel uses, so the panel's model and view can be
+tested, or prototyped, without starting a single process."""
+from __future__ import annotations
+
+import inspect
+from types import SimpleNamespace
+from typing import Any
+
+from orchestrator.config import LabConfig
+
+from .lab import Lab
+
+__all__ = ["FakeLab"]
+
+
+class FakeLab:
+    """Reads answer from plain attributes (``states``, ``failure``, ``nodes``,
+    ``server_list``); actions are recorded in ``calls`` as ``(method, args, kwargs)``
+    after checking they bind to the real ``Lab`` method's signature; ``raises[name]``
+    makes an action fail. ``booted_servers`` adds each boot to ``server_list`` as BUILD."""
+
+    def __init__(self, computes: int = 3, *, nodes: bool = True,
+                 last_response_time: float = 0.004, booted_servers: bool = True,
+                 **options: Any):
+        self.config = LabConfig(computes=computes, **options)
+        self.cluster = SimpleNamespace(children={}, running=False)
+        self.calls: list[tuple[str, tuple, dict]] = []
+        self.states = {n: "up" for n in ("api", "conductor", "scheduler", "bus",
+                                         *self.config.compute_names())}
+        self.failure = {h: {"reschedule": 0.0, "fatal": 0.0, "crash": 0.0, "slow": 1.0}
+                        for h in self.config.compute_names()}
+        self.nodes: list[dict[str, Any]] = [
+            {"hypervisor_hostname": h, "running_vms": 0, "free_ram_mb": 16384, "vcpus": 8,
+             "vcpus_used": 0} for h in self.config.compute_names()] if nodes else []
+        self.server_list: list[dict[str, Any]] = []
+        self.last_response_time = last_response_time
+        self.booted_servers = booted_servers
+        self.raises: dict[str, BaseException] = {}
+        self._n = 0
+
+    def _record(self, name: str, /, *args: Any, **kwargs: Any) -> None:
+        inspect.signature(getattr(Lab, name)).bind(self, *args, **kwargs)
+        self.calls.append((name, args, kwargs))
+        if name in self.raises:
+            raise self.raises[name]
+
+    # -- reads ----------------------------------------------------------------------------
+    def hypervisors(self) -> list[dict[str, Any]]:
+        return [dict(n) for n in self.nodes]
+
+    def servers(self) -> list[dict[str, Any]]:
+        return [dict(s) for s in self.server_list]
+
+    def failures(self, host: str) -> dict[str, float]:
+        return dict(self.failure[host])
+
+    def service_state(self, name: str) -> str:
+        return self.states[name]
+
+    # -- actions --------------------------------------------------------------------------
+    def set_failure(self, host: str, **rates: float) -> dict[str, float]:
+        self._record("set_failure", host, **rates)
+        self.failure[host].update(rates)
+        return dict(self.failure[host])
+
+    def kill(self, service: str) -> None:
+        self._record("kill", service)
+
+    def shutdown(self, service: str) -> None:
+        self._record("shutdown", service)
+
+    def restart(self, service: str) -> None:
+        self._record("restart", service)
+
+    def pause(self, service: str) -> None:
+        self._record("pause", service)
+
+    def resume(self, service: str) -> None:
+        self._record("resume", service)
+
+    def configure(self, **changes: Any) -> LabConfig:
+        self._record("configure", **changes)
+        self.config = self.config.replace(**changes)
+        return self.config
+
+    def clear_faults(self) -> dict:
+        self._record("clear_faults")
+        return {}
+
+    def add_fault(self, **rule: Any) -> dict:
+        self._record("add_fault", **rule)
+        return {}
+
+    def partition(self, *hosts: str) -> dict:
+        self._record("partition", *hosts)
+        return {}
+
+    def boot(self, name: str, flavor: str = "m1.small", count: int = 1) -> str | list[str]:
+        self._record("boot", name, flavor=flavor, count=count)
+        ids = []
+        for _ in range(count):
+            self._n += 1
+            ids.append(f"id-{self._n}")
+            if self.booted_servers:
+                self.server_list.append({
+                    "id": f"id-{self._n}", "name": f"{name}-{self._n}", "status": "BUILD",
+                    "OS-EXT-STS:task_state": None, "OS-EXT-SRV-ATTR:host": "compute1",
+                    "OS-EXT-LAB:num_attempts": 1})
+        return ids[0] if count == 1 else ids

@@ -83,7 +83,7 @@ PRESETS: dict[str, dict[str, float]] = {
 # What ``Lab.configure`` may change while the lab runs.
 RUNTIME_OPTIONS = ("flow", "local_mode", "alternates", "max_attempts", "filters",
                    "weighers", "ram_weight_multiplier", "build_failure_weight_multiplier",
-                   "preset", "speed", "plugins")
+                   "preset", "speed", "plugins", "resize_via_conductor", "object_pinning")
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,14 @@ class LabConfig:
     preset: str = "fast"
     speed: float = 1.0
     plugins: tuple[str, ...] = ()        # students' own filter/weigher classes, by name
+    extra_computes: tuple[str, ...] = ()  # added while running (lab.add_compute)
+    resize_via_conductor: bool = False   # the conductor makes every resize hop (no
+    #                                      compute-to-compute casts): how Nova went on
+    object_pinning: bool = False         # senders send old computes their old object
+    #                                      version (no backport call): Nova's upgrade_levels
 
     def __post_init__(self) -> None:
-        for key in ("filters", "weighers", "availability_zones", "plugins"):  # JSON: lists
+        for key in ("filters", "weighers", "availability_zones", "plugins", "extra_computes"):  # JSON: lists
             if isinstance(getattr(self, key), list):
                 object.__setattr__(self, key, tuple(getattr(self, key)))
         if self.flow not in ("conductor", "legacy"):
@@ -125,7 +130,7 @@ class LabConfig:
                 raise ConfigError(f"{name} must be an integer >= 1, not {value!r}")
         if not 0 < self.speed <= 100:
             raise ConfigError(f"speed must be in (0, 100], not {self.speed!r}")
-        for name in ("local_mode", "alternates"):
+        for name in ("local_mode", "alternates", "resize_via_conductor", "object_pinning"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false")
         bad = [p for p in self.plugins if not isinstance(p, str) or not p.isidentifier()]
@@ -139,6 +144,14 @@ class LabConfig:
         if unknown:
             raise ConfigError(f"unknown weigher(s) {unknown}; known: "
                               f"{', '.join(WEIGHERS + self.plugins)}")
+        names = [f"compute{i + 1}" for i in range(self.computes)]
+        for host in self.extra_computes:
+            if not (isinstance(host, str) and host.startswith("compute")
+                    and host.removeprefix("compute").isascii()
+                    and host.removeprefix("compute").isdecimal()) or host in names:
+                raise ConfigError(f"an added compute needs a new name like compute7, "
+                                  f"not {host!r}")
+            names.append(host)
         if not self.availability_zones:
             raise ConfigError("availability_zones needs at least one zone")
 
@@ -147,7 +160,7 @@ class LabConfig:
         return PRESETS[self.preset][name] / self.speed
 
     def compute_names(self) -> list[str]:
-        return [f"compute{i + 1}" for i in range(self.computes)]
+        return [f"compute{i + 1}" for i in range(self.computes)] + list(self.extra_computes)
 
     def zone_of(self, host: str) -> str:
         index = int(host.removeprefix("compute") or 1) - 1

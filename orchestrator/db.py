@@ -16,7 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["Database", "DB_FILE", "INSTANCE_COLUMNS", "NotFound", "UnexpectedTaskState"]
+from .config import FLAVORS
+
+__all__ = ["Database", "DB_FILE", "INSTANCE_COLUMNS", "MIGRATION_IN_PROGRESS", "NotFound",
+           "UnexpectedTaskState"]
 
 DB_FILE = "lab.sqlite"
 SCHEMA = """
@@ -40,18 +43,28 @@ CREATE TABLE IF NOT EXISTS instance_faults (
 CREATE TABLE IF NOT EXISTS services (
     id INTEGER PRIMARY KEY, binary TEXT NOT NULL, host TEXT NOT NULL, topic TEXT NOT NULL,
     disabled INTEGER NOT NULL DEFAULT 0, disabled_reason TEXT, last_seen_up REAL,
-    report_count INTEGER NOT NULL DEFAULT 0, UNIQUE (binary, host));
+    report_count INTEGER NOT NULL DEFAULT 0, object_version TEXT, UNIQUE (binary, host));
 CREATE TABLE IF NOT EXISTS compute_nodes (
     host TEXT PRIMARY KEY, availability_zone TEXT NOT NULL, vcpus INTEGER NOT NULL,
     memory_mb INTEGER NOT NULL, local_gb INTEGER NOT NULL, vcpus_used INTEGER NOT NULL,
     memory_mb_used INTEGER NOT NULL, local_gb_used INTEGER NOT NULL,
     running_vms INTEGER NOT NULL, failed_builds INTEGER NOT NULL DEFAULT 0,
     instances TEXT NOT NULL DEFAULT '[]', updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS migrations (
+    id INTEGER PRIMARY KEY, instance_uuid TEXT NOT NULL, migration_type TEXT NOT NULL,
+    source_compute TEXT, dest_compute TEXT, old_flavor TEXT NOT NULL,
+    new_flavor TEXT NOT NULL, status TEXT NOT NULL, request_id TEXT NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS instances_state ON instances (vm_state, deleted);
 CREATE INDEX IF NOT EXISTS events_instance ON instance_action_events (instance_uuid);
 """
 INSTANCE_COLUMNS = ("vm_state", "task_state", "host", "num_attempts", "launched_at",
-                    "deleted", "availability_zone")
+                    "deleted", "availability_zone", "flavor", "image")
+MIGRATION_TYPES = ("migration", "resize", "evacuation")
+MIGRATION_COLUMNS = ("status", "source_compute", "dest_compute")
+# A migration in one of these states still holds resources somewhere.
+MIGRATION_IN_PROGRESS = ("accepted", "pre-migrating", "migrating", "post-migrating",
+                         "finished", "confirming", "reverting")
 _NAMESPACE = uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8")
 
 
@@ -137,9 +150,7 @@ class Database:
         """Save instance fields. With ``expected_task_state`` the save only happens if the
         instance is still in that task state (Nova's guard against racing updates);
         otherwise it raises ``NotFound``-like ``UnexpectedTaskState``."""
-        bad = set(values) - set(INSTANCE_COLUMNS)
-        if bad:
-            raise ValueError(f"cannot update instance field(s) {sorted(bad)}")
+        _check_instance_values(values)
         values["updated_at"] = time.time()
         sets = ", ".join(f"{k}=?" for k in values)
         with self.transaction() as c:
@@ -176,6 +187,27 @@ class Database:
                       (uuid_, code, message, details, host, now))
         return self.instance(uuid_)
 
+    def add_fault_and_update(self, uuid_: str, code: int, message: str, host: str | None,
+                             values: dict[str, Any],
+                             migration: tuple[int, str] | None = None) -> None:
+        """A fault that does not mean ERROR (a migration that failed and rolled back: the
+        instance keeps running where it was), its instance update, and optionally a
+        migration's new status: one transaction."""
+        _check_instance_values(values)
+        now = time.time()
+        sets = ", ".join(f"{k}=?" for k in [*values, "updated_at"])
+        with self.transaction() as c:
+            cur = c.execute(f"UPDATE instances SET {sets} WHERE uuid=? AND deleted=0",
+                            (*values.values(), now, uuid_))
+            if cur.rowcount == 0:
+                raise NotFound(f"Instance {uuid_} could not be found.")
+            c.execute("INSERT INTO instance_faults (instance_uuid, code, message, details,"
+                      " host, created_at) VALUES (?,?,?,?,?,?)",
+                      (uuid_, code, message, "", host, now))
+            if migration is not None:
+                c.execute("UPDATE migrations SET status=?, updated_at=? WHERE id=?",
+                          (migration[1], now, migration[0]))
+
     def fault(self, uuid_: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT * FROM instance_faults WHERE instance_uuid=?"
                                 " ORDER BY id DESC LIMIT 1", (uuid_,)).fetchone()
@@ -207,14 +239,71 @@ class Database:
             out.append({**dict(action), "events": [dict(e) for e in events]})
         return out
 
+    # -- migrations -----------------------------------------------------------------------
+    def create_migration(self, uuid_: str, migration_type: str, source: str | None,
+                         old_flavor: str, new_flavor: str, request_id: str,
+                         status: str = "pre-migrating") -> dict[str, Any]:
+        if migration_type not in MIGRATION_TYPES:
+            raise ValueError(f"migration_type must be one of {MIGRATION_TYPES}")
+        now = time.time()
+        cur = self.conn.execute(
+            "INSERT INTO migrations (instance_uuid, migration_type, source_compute,"
+            " old_flavor, new_flavor, status, request_id, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?)", (uuid_, migration_type, source, old_flavor,
+                                          new_flavor, status, request_id, now, now))
+        return self.migration(cur.lastrowid)
+
+    def migration(self, migration_id: int) -> dict[str, Any]:
+        row = self.conn.execute("SELECT * FROM migrations WHERE id=?",
+                                (migration_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"Migration {migration_id} could not be found.")
+        return dict(row)
+
+    def migrations(self, *, instance_uuid: str | None = None, host: str | None = None,
+                   status: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM migrations WHERE 1=1", []
+        if instance_uuid:
+            sql, args = sql + " AND instance_uuid=?", args + [instance_uuid]
+        if host:
+            sql, args = sql + " AND (source_compute=? OR dest_compute=?)", args + [host, host]
+        if status:
+            sql += f" AND status IN ({', '.join('?' * len(status))})"
+            args += list(status)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
+
+    def update_migration(self, migration_id: int, expected_status: str | None = None,
+                         **values: Any) -> dict[str, Any]:
+        """Save migration fields; with ``expected_status`` only from that status
+        (UnexpectedTaskState otherwise: someone else moved it on)."""
+        bad = set(values) - set(MIGRATION_COLUMNS)
+        if bad:
+            raise ValueError(f"cannot update migration field(s) {sorted(bad)}")
+        values["updated_at"] = time.time()
+        sets = ", ".join(f"{k}=?" for k in values)
+        with self.transaction() as c:
+            row = c.execute("SELECT status FROM migrations WHERE id=?",
+                            (migration_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"Migration {migration_id} could not be found.")
+            if expected_status is not None and row["status"] != expected_status:
+                raise UnexpectedTaskState(f"migration {migration_id} is {row['status']}, "
+                                          f"expected {expected_status}")
+            c.execute(f"UPDATE migrations SET {sets} WHERE id=?",
+                      (*values.values(), migration_id))
+        return self.migration(migration_id)
+
     # -- services and compute nodes -------------------------------------------------------
-    def service_update(self, binary: str, host: str, topic: str) -> None:
-        """A service's heartbeat (Nova's servicegroup DB driver): bump ``report_count``."""
+    def service_update(self, binary: str, host: str, topic: str,
+                       object_version: str | None = None) -> None:
+        """A service's heartbeat (Nova's servicegroup DB driver): bump ``report_count``;
+        a compute also says which object version it understands."""
         self.conn.execute(
-            "INSERT INTO services (binary, host, topic, last_seen_up, report_count)"
-            " VALUES (?,?,?,?,1) ON CONFLICT(binary, host) DO UPDATE SET"
-            " last_seen_up=excluded.last_seen_up, report_count=report_count+1",
-            (binary, host, topic, time.time()))
+            "INSERT INTO services (binary, host, topic, last_seen_up, report_count,"
+            " object_version) VALUES (?,?,?,?,1,?) ON CONFLICT(binary, host) DO UPDATE SET"
+            " last_seen_up=excluded.last_seen_up, report_count=report_count+1,"
+            " object_version=excluded.object_version",
+            (binary, host, topic, time.time(), object_version))
 
     def set_service_disabled(self, binary: str, host: str, disabled: bool,
                              reason: str | None = None) -> None:
@@ -240,6 +329,14 @@ class Database:
     def compute_nodes(self) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM compute_nodes ORDER BY host")
         return [{**dict(r), "instances": json.loads(r["instances"])} for r in rows]
+
+
+def _check_instance_values(values: dict[str, Any]) -> None:
+    bad = set(values) - set(INSTANCE_COLUMNS)
+    if bad:
+        raise ValueError(f"cannot update instance field(s) {sorted(bad)}")
+    if "flavor" in values and values["flavor"] not in FLAVORS:
+        raise ValueError(f"unknown flavor {values['flavor']!r}")
 
 
 class UnexpectedTaskState(NotFound):

@@ -1,4 +1,9 @@
-"""The client side of the compute service: the only place a cast to a compute is written."""
+"""The client side of the compute service: the only place a cast or call to a compute is
+written.
+
+The resize steps are casts when the computes hand the work on among themselves (the
+seed's "not yet fully converted" resize), and calls when the conductor runs every step
+and waits for each (``orchestrated``: how Nova's later cross-cell resize works)."""
 from __future__ import annotations
 
 from typing import Any
@@ -17,6 +22,40 @@ class ComputeAPI:
         """Cast the build to ``compute.<host>``: instance_uuid, request_spec, retry,
         host_list (alternates), flow."""
         self.client.prepare(server=host).cast(ctx, "build_and_run_instance", **kwargs)
+
+    def prep_resize(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
+        """To the destination: claim and get ready (instance, migration_id, flavor, retry,
+        host_list, request_spec)."""
+        self.client.prepare(server=host).cast(ctx, "prep_resize", **kwargs)
+
+    def resize_instance(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
+        """To the source: send the disk over (instance, migration_id, flavor)."""
+        self.client.prepare(server=host).cast(ctx, "resize_instance", **kwargs)
+
+    def finish_resize(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
+        """To the destination: start the instance there; it waits in VERIFY_RESIZE."""
+        self.client.prepare(server=host).cast(ctx, "finish_resize", **kwargs)
+
+    async def step(self, ctx: dict[str, Any], host: str, method: str, timeout: float,
+                   **kwargs: Any) -> Any:
+        """One resize step as a call (``orchestrated=True``): the conductor waits."""
+        return await self.client.prepare(server=host, timeout=timeout).call(
+            ctx, method, orchestrated=True, **kwargs)
+
+    def confirm_resize(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
+        """To the source: free what the instance held there."""
+        self.client.prepare(server=host).cast(ctx, "confirm_resize", **kwargs)
+
+    def revert_resize(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
+        """To the destination: undo, then hand back to the source."""
+        self.client.prepare(server=host).cast(ctx, "revert_resize", **kwargs)
+
+    def finish_revert_resize(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
+        self.client.prepare(server=host).cast(ctx, "finish_revert_resize", **kwargs)
+
+    def rebuild_instance(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
+        """Rebuild on ``host`` (its own instance, or ``recreate`` after an evacuate)."""
+        self.client.prepare(server=host).cast(ctx, "rebuild_instance", **kwargs)
 
     def terminate_instance(self, ctx: dict[str, Any], host: str, instance_uuid: str) -> None:
         self.client.prepare(server=host).cast(ctx, "terminate_instance",

@@ -15,7 +15,8 @@ __all__ = ["ConductorAPI", "DB_PROXY_METHODS"]
 # The conductor's database-proxy methods: how computes save anything at all.
 DB_PROXY_METHODS = frozenset({"instance_update", "instance_destroy", "instance_fault_create",
                               "action_event", "service_update", "compute_node_update",
-                              "instances_on_host"})
+                              "instances_on_host", "migration_update",
+                              "evacuation_cleanup"})
 
 
 class ConductorAPI:
@@ -27,6 +28,30 @@ class ConductorAPI:
                         host_lists: list[list[str]] | None = None) -> None:
         self.client.cast(ctx, "build_instances", instance_uuids=instance_uuids,
                          request_spec=request_spec, retry=retry, host_lists=host_lists)
+
+    def migrate_server(self, ctx: dict[str, Any], instance_uuid: str, flavor: str,
+                       retry: dict[str, Any] | None = None,
+                       host_list: list[str] | None = None,
+                       migration_id: int | None = None) -> None:
+        """Cold migrate (``flavor`` = the current one) or resize: a cast, from the API, or
+        from a destination compute whose ``prep_resize`` failed (the reschedule)."""
+        self.client.cast(ctx, "migrate_server", instance_uuid=instance_uuid, flavor=flavor,
+                         retry=retry, host_list=host_list, migration_id=migration_id)
+
+    def rebuild_instance(self, ctx: dict[str, Any], instance_uuid: str, image_ref: str,
+                         evacuate: bool = False, host: str | None = None,
+                         migration_id: int | None = None) -> None:
+        """Rebuild in place, or (``evacuate``) somewhere else because the host is down."""
+        self.client.cast(ctx, "rebuild_instance", instance_uuid=instance_uuid,
+                         image_ref=image_ref, evacuate=evacuate, host=host,
+                         migration_id=migration_id)
+
+    async def object_backport_versions(self, ctx: dict[str, Any], objinst: dict[str, Any],
+                                       object_versions: dict[str, str]) -> dict[str, Any]:
+        """An old service got an object newer than it understands: the conductor (which
+        runs the newest code) answers with the object in the versions the caller knows."""
+        return await self.client.call(ctx, "object_backport_versions", objinst=objinst,
+                                      object_versions=object_versions)
 
     # -- the database proxy -------------------------------------------------------------------
     async def instance_update(self, ctx: dict[str, Any], instance_uuid: str,
@@ -51,8 +76,19 @@ class ConductorAPI:
     async def instances_on_host(self, ctx: dict[str, Any], host: str) -> list[dict[str, Any]]:
         return await self.client.call(ctx, "instances_on_host", host=host)
 
-    async def service_update(self, ctx: dict[str, Any], binary: str, host: str) -> None:
-        await self.client.call(ctx, "service_update", binary=binary, host=host)
+    async def migration_update(self, ctx: dict[str, Any], migration_id: int,
+                               values: dict[str, Any],
+                               expected_status: str | None = None) -> dict[str, Any]:
+        return await self.client.call(ctx, "migration_update", migration_id=migration_id,
+                                      values=values, expected_status=expected_status)
+
+    async def evacuation_cleanup(self, ctx: dict[str, Any], host: str) -> list[str]:
+        return await self.client.call(ctx, "evacuation_cleanup", host=host)
+
+    async def service_update(self, ctx: dict[str, Any], binary: str, host: str,
+                             object_version: str | None = None) -> None:
+        await self.client.call(ctx, "service_update", binary=binary, host=host,
+                               object_version=object_version)
 
     async def compute_node_update(self, ctx: dict[str, Any], host: str,
                                   resources: dict[str, Any]) -> None:

@@ -136,7 +136,7 @@ def test_expected_task_state_guard_refuses_a_moved_on_instance(db):
     assert issubclass(UnexpectedTaskState, NotFound)
 
 
-@pytest.mark.parametrize("field", ["name", "uuid", "updated_at", "flavor", "bogus"])
+@pytest.mark.parametrize("field", ["name", "uuid", "updated_at", "seq", "bogus"])
 def test_unknown_or_protected_columns_are_rejected(db, field):
     _, _, [uuid] = _create(db)
     before = db.instance(uuid)
@@ -318,3 +318,44 @@ def test_set_error_on_a_deleted_instance_writes_nothing(db):
     with pytest.raises(NotFound):
         db.set_error(uuid, 500, "too late")
     assert db.fault(uuid) is None
+
+
+def test_a_resize_may_change_the_flavor_but_only_to_a_known_one(db):
+    _, _, [uuid] = _create(db)
+    assert db.update_instance(uuid, flavor="m1.medium")["flavor"] == "m1.medium"
+    with pytest.raises(ValueError, match="m1.huge"):
+        db.update_instance(uuid, flavor="m1.huge")
+    assert db.instance(uuid)["flavor"] == "m1.medium"
+
+
+def test_migration_records_and_their_guarded_status_changes(db):
+    _, _, [uuid] = _create(db)
+    mig = db.create_migration(uuid, "resize", "compute1", "m1.small", "m1.medium", "req-1")
+    assert (mig["status"], mig["dest_compute"]) == ("pre-migrating", None)
+    db.update_migration(mig["id"], dest_compute="compute2")
+    db.update_migration(mig["id"], "pre-migrating", status="migrating")
+    with pytest.raises(UnexpectedTaskState):
+        db.update_migration(mig["id"], "pre-migrating", status="finished")
+    assert db.migration(mig["id"])["status"] == "migrating"
+    assert [m["id"] for m in db.migrations(host="compute2")] == [mig["id"]]
+    assert db.migrations(host="compute3") == []
+    with pytest.raises(ValueError):
+        db.update_migration(mig["id"], instance_uuid="x")
+    with pytest.raises(ValueError):
+        db.create_migration(uuid, "teleport", "compute1", "m1.small", "m1.small", "req-1")
+
+
+def test_a_rolled_back_migration_writes_fault_instance_and_status_together(db):
+    _, _, [uuid] = _create(db)
+    mig = db.create_migration(uuid, "migration", "compute1", "m1.small", "m1.small", "r")
+    db.add_fault_and_update(uuid, 500, "NoValidHost: none", None,
+                            {"vm_state": "active", "task_state": None},
+                            migration=(mig["id"], "error"))
+    inst = db.instance(uuid)
+    assert (inst["vm_state"], inst["task_state"]) == ("active", None)
+    assert db.fault(uuid)["message"] == "NoValidHost: none"
+    assert db.migration(mig["id"])["status"] == "error"
+    with pytest.raises(ValueError):   # nothing written when one part is bad
+        db.add_fault_and_update(uuid, 500, "second", None, {"bogus": 1},
+                                migration=(mig["id"], "done"))
+    assert db.fault(uuid)["message"] == "NoValidHost: none"

@@ -19,7 +19,8 @@ from .progress import progress_bar
 
 __all__ = ["CloudClient", "FINAL_STATUSES"]
 
-FINAL_STATUSES = ("ACTIVE", "ERROR", "DELETED")
+# Where a server rests when no task is running (VERIFY_RESIZE waits for the user).
+FINAL_STATUSES = ("ACTIVE", "ERROR", "DELETED", "VERIFY_RESIZE")
 
 
 class CloudClient:
@@ -68,6 +69,40 @@ class CloudClient:
     def delete(self, server_id: str) -> None:
         self._api().delete(f"/servers/{server_id}")
 
+    # -- moving servers (resize / migrate, rebuild / evacuate) --------------------------------
+    def action(self, server_id: str, body: dict[str, Any]) -> int:
+        """``POST /servers/{id}/action``; returns the HTTP status (202, 204, 200)."""
+        resp = self._api().post(f"/servers/{server_id}/action", body)
+        self.last_response_time = resp.elapsed
+        return resp.status
+
+    def migrate(self, server_id: str) -> int:
+        """Cold-migrate to another host chosen by the scheduler (then confirm or revert)."""
+        return self.action(server_id, {"migrate": None})
+
+    def resize(self, server_id: str, flavor: str) -> int:
+        """Resize to ``flavor``: on another host, ending in VERIFY_RESIZE."""
+        return self.action(server_id, {"resize": {"flavorRef": flavor}})
+
+    def confirm_resize(self, server_id: str) -> int:
+        return self.action(server_id, {"confirmResize": None})
+
+    def revert_resize(self, server_id: str) -> int:
+        return self.action(server_id, {"revertResize": None})
+
+    def rebuild(self, server_id: str, image: str) -> int:
+        """Rebuild in place from ``image``."""
+        return self.action(server_id, {"rebuild": {"imageRef": image}})
+
+    def evacuate(self, server_id: str, host: str | None = None) -> int:
+        """Rebuild elsewhere because its compute is down (409 while it is up)."""
+        return self.action(server_id, {"evacuate": {"host": host} if host else {}})
+
+    def migrations(self, server_id: str | None = None) -> list[dict[str, Any]]:
+        """``GET /os-migrations`` (newest first), for one server if given."""
+        query = f"?instance_uuid={server_id}" if server_id else ""
+        return self._api().get(f"/os-migrations{query}")["migrations"]
+
     def actions(self, server_id: str) -> list[dict[str, Any]]:
         return self._api().get(f"/servers/{server_id}/os-instance-actions")["instanceActions"]
 
@@ -79,8 +114,9 @@ class CloudClient:
 
     def wait(self, ids: str | Iterable[str], timeout: float = 30.0,
              statuses: tuple[str, ...] = FINAL_STATUSES, progress: bool = False) -> Any:
-        """Wait until each server is ACTIVE or ERROR (or gone); return the final records
-        (one record for one id, a list for a list). ``progress`` shows a bar."""
+        """Wait until each server is at rest: ACTIVE, ERROR, VERIFY_RESIZE (or gone), with
+        no task running; return the final records (one record for one id, a list for a
+        list). ``progress`` shows a bar."""
         single = isinstance(ids, str)
         order = [ids] if single else list(ids)
         pending, done = list(order), {}
@@ -109,6 +145,8 @@ class CloudClient:
             if exc.status != 404:
                 raise
             record = {"id": sid, "status": "DELETED"}
+        if record.get("OS-EXT-STS:task_state") is not None:
+            return None
         return record if record["status"] in statuses else None
 
     def wait_computes_up(self, hosts: Iterable[str] | None = None,

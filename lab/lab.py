@@ -16,8 +16,9 @@ import signal
 from typing import Any
 
 from orchestrator import rundir
-from orchestrator.config import BusConfig, LabConfig, from_dict
+from orchestrator.config import BusConfig, ConfigError, LabConfig, from_dict
 from orchestrator.messaging.blocking import BlockingClient
+from orchestrator.objects import Instance, parse_version
 
 from .client import ApiClient
 from .cloud import FINAL_STATUSES, CloudClient
@@ -96,6 +97,37 @@ class Lab(CloudClient):
 
     def service_names(self) -> list[str]:
         return ["api", "conductor", "scheduler", *self.config.compute_names(), "bus"]
+
+    def add_compute(self, name: str | None = None, object_version: str | None = None,
+                    timeout: float = 60.0) -> str:
+        """Start one more compute (``compute4``, ... or ``name``), optionally running
+        older code: ``object_version="1.0"`` pins the Instance object version it
+        understands (a compute not yet upgraded). Returns its name once it reports up."""
+        version = _object_version(object_version)
+        names = self.config.compute_names()
+        name = name or f"compute{max(int(n.removeprefix('compute')) for n in names) + 1}"
+        new = self.config.replace(extra_computes=[*self.config.extra_computes, name])
+        rundir.update(self.run_dir, config={"lab": new.to_dict()},
+                      computes={name: {"object_version": version}})
+        self.config = new
+        self.cluster.spawn("compute", name, wait=True, timeout=timeout)
+        self.wait_computes_up([name], timeout=timeout)
+        return name
+
+    def object_versions(self) -> dict[str, str]:
+        """The Instance object version each compute understands."""
+        pinned = rundir.read(self.run_dir).get("computes", {})
+        return {h: pinned.get(h, {}).get("object_version", Instance.VERSION)
+                for h in self.config.compute_names()}
+
+    def upgrade_compute(self, host: str, object_version: str | None = None,
+                        timeout: float = 60.0) -> None:
+        """Restart ``host`` running newer code (the newest object version, or the one
+        given): one step of a rolling upgrade."""
+        rundir.update(self.run_dir, computes={self._compute(host): {
+            "object_version": _object_version(object_version)}})
+        self.cluster.restart(self.child_name(host))
+        self.wait_computes_up([host], timeout=timeout)
 
     def kill(self, service: str) -> None:
         """SIGKILL a service (``conductor``, ``scheduler``, ``api``, ``compute2``, ``bus``):
@@ -213,3 +245,15 @@ class Lab(CloudClient):
     @classmethod
     def config_of(cls, run_dir: str) -> LabConfig:
         return from_dict(LabConfig, rundir.read(run_dir).get("config", {}).get("lab"))
+
+
+def _object_version(version: str | None) -> str:
+    """A version this lab's Instance object can be sent at (1.0 up to the newest)."""
+    if version is None:
+        return Instance.VERSION
+    major, minor = parse_version(version)
+    newest = parse_version(Instance.VERSION)
+    if major != newest[0] or minor > newest[1]:
+        raise ConfigError(f"object_version must be between {newest[0]}.0 and "
+                          f"{Instance.VERSION}, not {version!r}")
+    return version

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = ["NovaError", "NoValidHost", "MaxRetriesExceeded", "RescheduledException",
            "BuildAbortException", "ComputeResourcesUnavailable", "InstanceNotFound",
-           "BuildTimeout"]
+           "BuildTimeout", "MigrationError", "MigrationTimeout", "RebuildError"]
 
 
 class NovaError(Exception):
@@ -38,3 +38,15 @@ class InstanceNotFound(NovaError):
 class BuildTimeout(NovaError):
     """The build made no progress for ``build_timeout`` seconds (a lost message, a
     crashed compute): Nova's ``instance_build_timeout``."""
+
+
+class MigrationError(NovaError):
+    """A resize or migration failed after its destination was prepared."""
+
+
+class MigrationTimeout(MigrationError):
+    """A migration made no progress for ``build_timeout`` seconds (a lost cast)."""
+
+
+class RebuildError(NovaError):
+    """A rebuild or evacuation could not finish on its host."""

@@ -12,9 +12,10 @@ import tornado.web
 
 from ..config import FLAVORS
 from ..db import NotFound
+from .actions import run_action
 from .manager import ApiManager, Conflict
 from .validation import BadRequest, flavor_by_ref, parse_json, validate_create
-from .views import error_body, flavor_view, server_brief, server_view
+from .views import error_body, flavor_view, migration_view, server_brief, server_view
 
 __all__ = ["make_app"]
 
@@ -126,6 +127,32 @@ class Server(Base):
         self.finish()
 
 
+class ServerAction(Base):
+    def post(self, uuid: str) -> None:
+        rid = self.request_id()
+        status = run_action(self.manager, uuid, parse_json(self.request.body), rid)
+        self.set_header("x-openstack-request-id", rid)
+        if status == 204:
+            self.set_status(204)
+            return self.finish()
+        self.reply(status, {})
+
+
+class Migrations(Base):
+    """``GET /os-migrations``, filtered by ``instance_uuid``, ``status``, ``host``,
+    ``migration_type`` as Nova's is."""
+
+    def get(self) -> None:
+        args = {k: self.get_query_argument(k, None)
+                for k in ("instance_uuid", "status", "host", "migration_type")}
+        rows = self.manager.db.migrations(
+            instance_uuid=args["instance_uuid"], host=args["host"],
+            status=(args["status"],) if args["status"] else None)
+        if args["migration_type"]:
+            rows = [m for m in rows if m["migration_type"] == args["migration_type"]]
+        self.reply(200, {"migrations": [migration_view(m) for m in reversed(rows)]})
+
+
 class InstanceActions(Base):
     def get(self, uuid: str, request_id: str | None = None) -> None:
         self.manager.db.instance(uuid, deleted=True)
@@ -210,6 +237,7 @@ def make_app(manager: ApiManager) -> tornado.web.Application:
         (r"/", Versions, kw), (r"/v2\.1/?", Versions, kw),
         (r"/v2\.1/servers/?(detail)?", Servers, kw),
         (rf"/v2\.1/servers/{uid}", Server, kw),
+        (rf"/v2\.1/servers/{uid}/action", ServerAction, kw),
         (rf"/v2\.1/servers/{uid}/os-instance-actions", InstanceActions, kw),
         (rf"/v2\.1/servers/{uid}/os-instance-actions/{uid}", InstanceActions, kw),
         (r"/v2\.1/flavors/?(detail)?", Flavors, kw),
@@ -217,5 +245,6 @@ def make_app(manager: ApiManager) -> tornado.web.Application:
         (r"/v2\.1/os-services", Services, kw),
         (rf"/v2\.1/os-services/{uid}", Services, kw),
         (r"/v2\.1/os-hypervisors/?(detail)?", Hypervisors, kw),
+        (r"/v2\.1/os-migrations", Migrations, kw),
         (r"/v2\.1/os-lab-metrics", LabMetrics, kw),
     ], default_handler_class=NotFoundHandler, default_handler_args=kw)

@@ -30,6 +30,11 @@ __all__ = ["ApiManager", "Conflict"]
 log = logging.getLogger("orchestrator.api")
 
 
+# An instance on its way somewhere: delete it when it has arrived (or failed).
+MOVING_TASKS = ("resize_prep", "resize_migrating", "resize_migrated", "resize_finish",
+                "resize_reverting", "resize_confirming", "rebuilding", "rebuild_spawning")
+
+
 class Conflict(Exception):
     """HTTP 409: the request conflicts with the instance's state."""
 
@@ -89,13 +94,27 @@ class ApiManager(Manager):
         inst = self.db.instance(uuid)
         if inst["task_state"] == "deleting":
             raise Conflict(f"Instance {uuid} is already being deleted.")
+        if inst["task_state"] in MOVING_TASKS:
+            raise Conflict(f"Cannot delete instance {uuid} while it is in task_state "
+                           f"{inst['task_state']}; wait for it to finish.")
         self.db.start_action(uuid, "delete", request_id)
-        if inst["host"] and inst["vm_state"] in ("active", "building"):
+        ctx = {"request_id": request_id, "instance_uuid": uuid}
+        for migration in self.db.migrations(instance_uuid=uuid, status=("finished",)):
+            # deleting a resized instance confirms the resize first (frees the source)
+            self.db.update_migration(migration["id"], status="confirming")
+            self.compute.confirm_resize(ctx, migration["source_compute"],
+                                        instance_uuid=uuid, migration_id=migration["id"],
+                                        deleting=True)
+        if inst["host"] and inst["vm_state"] in ("active", "building", "resized"):
             self.db.update_instance(uuid, task_state="deleting")
-            self.compute.terminate_instance({"request_id": request_id, "instance_uuid": uuid},
-                                            inst["host"], uuid)
+            self.compute.terminate_instance(ctx, inst["host"], uuid)
         else:  # never reached a compute: nothing to clean up but the record
             self.db.update_instance(uuid, deleted=1, vm_state="deleted", task_state=None)
+
+    def host_is_up(self, host: str) -> bool:
+        """Whether compute ``host``'s heartbeats are landing (Nova's servicegroup API)."""
+        return any(s["host"] == host and s["state"] == "up" for s in self.service_list()
+                   if s["binary"] == "nova-compute")
 
     def service_list(self) -> list[dict[str, Any]]:
         down_after = self.config.timing("service_down_time")

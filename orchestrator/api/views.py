@@ -7,9 +7,26 @@ from typing import Any
 
 from ..config import FLAVORS
 
-__all__ = ["server_view", "server_brief", "error_body", "iso", "STATUS", "flavor_view"]
+__all__ = ["server_view", "server_brief", "error_body", "iso", "STATUS", "flavor_view",
+           "status_of", "migration_view"]
 
-STATUS = {"building": "BUILD", "active": "ACTIVE", "error": "ERROR", "deleted": "DELETED"}
+STATUS = {"building": "BUILD", "active": "ACTIVE", "error": "ERROR", "deleted": "DELETED",
+          "resized": "VERIFY_RESIZE"}
+# Nova's status for a task in progress (nova/api/openstack/common.py's state map).
+TASK_STATUS = {"resize_prep": "RESIZE", "resize_migrating": "RESIZE",
+               "resize_migrated": "RESIZE", "resize_finish": "RESIZE",
+               "resize_reverting": "REVERT_RESIZE", "resize_confirming": "VERIFY_RESIZE",
+               "rebuilding": "REBUILD", "rebuild_spawning": "REBUILD"}
+
+
+def status_of(vm_state: str, task_state: str | None) -> str:
+    """The API's one-word status: the task in progress, if it has its own, else the
+    vm_state's."""
+    if vm_state in ("active", "resized") and task_state in TASK_STATUS:
+        return TASK_STATUS[task_state]
+    if vm_state == "error" and task_state in ("rebuilding", "rebuild_spawning"):
+        return "REBUILD"
+    return STATUS.get(vm_state, "UNKNOWN")
 ERROR_KEYS = {400: "badRequest", 404: "itemNotFound", 405: "badMethod",
               409: "conflictingRequest", 413: "overLimit", 500: "computeFault"}
 
@@ -46,7 +63,7 @@ def server_view(inst: dict[str, Any], fault: dict[str, Any] | None,
     flavor = FLAVORS[inst["flavor"]]
     view = {
         **server_brief(inst, base),
-        "status": STATUS.get(inst["vm_state"], "UNKNOWN"),
+        "status": status_of(inst["vm_state"], inst["task_state"]),
         "OS-EXT-STS:vm_state": inst["vm_state"],
         "OS-EXT-STS:task_state": inst["task_state"],
         "OS-EXT-STS:power_state": 1 if inst["vm_state"] == "active" else 0,
@@ -68,3 +85,16 @@ def server_view(inst: dict[str, Any], fault: dict[str, Any] | None,
         view["fault"] = {"code": fault["code"], "message": fault["message"],
                          "details": fault["details"] or "", "created": iso(fault["created_at"])}
     return view
+
+
+def migration_view(m: dict[str, Any]) -> dict[str, Any]:
+    """A row of ``GET /os-migrations``, in Nova's shape."""
+    return {"id": m["id"], "instance_uuid": m["instance_uuid"], "status": m["status"],
+            "migration_type": m["migration_type"], "source_compute": m["source_compute"],
+            "dest_compute": m["dest_compute"], "source_node": m["source_compute"],
+            "dest_node": m["dest_compute"], "dest_host": "127.0.0.1",
+            "old_instance_type_id": FLAVORS[m["old_flavor"]]["id"],
+            "new_instance_type_id": FLAVORS[m["new_flavor"]]["id"],
+            "created_at": iso(m["created_at"]), "updated_at": iso(m["updated_at"]),
+            # Not in Nova: the request that started it, to find it in the trace.
+            "OS-EXT-LAB:request_id": m["request_id"]}

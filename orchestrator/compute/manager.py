@@ -9,6 +9,11 @@ and does what the seed says:
   or writes ERROR when ``max_attempts`` is used up.
 
 It holds no database handle: saves, heartbeats and resource reports are conductor calls.
+Resize/migrate and rebuild/evacuate are in ``migration.py``, served alongside.
+
+Instances arrive as versioned ``Instance`` objects. A compute started pinned to an older
+object version (``lab.add_compute(object_version="1.0")``: not yet upgraded) cannot read
+a newer one, so it asks the conductor to backport it (``object_backport_versions``).
 """
 from __future__ import annotations
 
@@ -26,8 +31,11 @@ from ..exception import (BuildAbortException, MaxRetriesExceeded, NovaError,
 from ..manager import Manager
 from ..messaging.protocol import MessagingTimeout, RemoteError
 from ..messaging.transport import Transport
+from ..objects import IncompatibleObjectVersion, Instance, parse_version
 from ..scheduler.rpcapi import SchedulerAPI
 from .failures import FailureSettings, decide
+from .migration import MigrationManager
+from .rpcapi import ComputeAPI
 from .resource_tracker import ResourceTracker
 
 __all__ = ["ComputeManager", "BUILD_STEPS", "CRASH_EXIT_CODE"]
@@ -55,9 +63,14 @@ class ComputeManager(Manager):
                                        c.local_gb, (c.cpu_allocation_ratio,
                                                     c.ram_allocation_ratio,
                                                     c.disk_allocation_ratio))
-        saved = rundir.read(run_dir).get("failures", {}).get(host, {})
-        self.failure = FailureSettings(**saved)
+        lab = rundir.read(run_dir)
+        self.failure = FailureSettings(**lab.get("failures", {}).get(host, {}))
+        self.object_version = lab.get("computes", {}).get(host, {}).get("object_version",
+                                                                         Instance.VERSION)
+        parse_version(self.object_version)
+        self.compute = ComputeAPI(transport)
         self.failed_builds = 0
+        self.rpc_endpoints = [self, MigrationManager(self)]
 
     async def start(self) -> None:
         self.recovered = asyncio.Event()
@@ -77,7 +90,8 @@ class ComputeManager(Manager):
                 log.warning("instance recovery failed (%s); retrying", exc)
                 await asyncio.sleep(self.config.timing("report_interval"))
         for inst in rows:
-            if inst["vm_state"] == "active" or inst["task_state"] == "deleting":
+            if inst.get("migrating") or inst["vm_state"] in ("active", "resized") \
+                    or inst["task_state"] == "deleting":
                 self.tracker.claims[inst["uuid"]] = {
                     "vcpus": inst["vcpus"], "memory_mb": inst["memory_mb"],
                     "local_gb": inst["root_gb"]}
@@ -87,12 +101,14 @@ class ComputeManager(Manager):
                                    "attempt": inst["num_attempts"]}, inst["uuid"],
                                   BuildAbortException(f"Build of instance {inst['uuid']} was "
                                                       f"interrupted: {self.host} restarted"))
+        for uuid in await self.conductor.evacuation_cleanup(ctx, self.host):
+            log.info("instance %s was evacuated while we were down: not ours any more", uuid)
         self.recovered.set()
 
     async def report_state(self) -> None:
         await self.recovered.wait()
         ctx = {"request_id": f"periodic-{self.host}"}
-        await self.conductor.service_update(ctx, self.binary, self.host)
+        await self.conductor.service_update(ctx, self.binary, self.host, self.object_version)
         await self.report_resources(ctx)
 
     async def report_resources(self, ctx: dict[str, Any]) -> None:
@@ -112,7 +128,10 @@ class ComputeManager(Manager):
     async def build_and_run_instance(self, ctx: dict[str, Any], instance_uuid: str,
                                      request_spec: dict[str, Any], retry: dict[str, Any],
                                      host_list: list[str] | None = None,
-                                     flow: str = "conductor") -> None:
+                                     flow: str = "conductor",
+                                     instance: dict[str, Any] | None = None) -> None:
+        if instance is not None:
+            await self._load_instance(ctx, instance)
         attempt = int(retry.get("num_attempts") or 1)
         ctx = {**ctx, "instance_uuid": instance_uuid, "attempt": attempt}
         try:
@@ -152,9 +171,7 @@ class ComputeManager(Manager):
             state = step
             await asyncio.sleep(self.config.timing("step_time") * self.failure.slow)
         if verdict.outcome == "crash":
-            log.error("simulated crash while spawning %s (failure injection)", uuid)
-            logging.shutdown()
-            os._exit(CRASH_EXIT_CODE)
+            self._crash(f"while spawning {uuid}")
         if verdict.outcome == "fatal":
             raise BuildAbortException(f"Build of instance {uuid} aborted on {self.host}: "
                                       "injected fatal failure while spawning")
@@ -163,6 +180,27 @@ class ComputeManager(Manager):
                                        f"injected failure while spawning on {self.host}")
         await self._save(ctx, uuid, {"vm_state": "active", "task_state": None,
                                      "launched_at": time.time()}, "spawning")
+
+    # -- what the build and migration methods share ------------------------------------------
+    async def _load_instance(self, ctx: dict[str, Any], primitive: dict[str, Any]) -> Instance:
+        """Read an Instance object; if it is newer than this compute understands, ask the
+        conductor to backport it first (the seed's "object backporter")."""
+        try:
+            return Instance.obj_from_primitive(primitive, max_version=self.object_version)
+        except IncompatibleObjectVersion as exc:
+            log.info("%s; asking the conductor to backport it", exc)
+            older = await self.conductor.object_backport_versions(
+                ctx, primitive, {"Instance": self.object_version})
+            return Instance.obj_from_primitive(older, max_version=self.object_version)
+
+    def _crash(self, reason: str) -> None:
+        log.error("simulated crash %s (failure injection)", reason)
+        logging.shutdown()
+        os._exit(CRASH_EXIT_CODE)
+
+    async def _event(self, ctx: dict[str, Any], uuid: str, event: str, result: str,
+                     details: str = "") -> None:
+        await self.conductor.action_event(ctx, uuid, event, self.host, result, details)
 
     async def _save(self, ctx: dict[str, Any], uuid: str, values: dict[str, Any],
                     expected: str | None) -> None:
@@ -214,6 +252,10 @@ class ComputeManager(Manager):
             if err.exc_type not in GONE:
                 raise
 
-    async def terminate_instance(self, ctx: dict[str, Any], instance_uuid: str) -> None:
+    async def terminate_instance(self, ctx: dict[str, Any], instance_uuid: str,
+                                 destroy: bool = True) -> None:
+        """Delete the instance here; ``destroy=False``: only free what it held here (the
+        other end of a resize)."""
         await self._release(ctx, instance_uuid)
-        await self.conductor.instance_destroy(ctx, instance_uuid)
+        if destroy:
+            await self.conductor.instance_destroy(ctx, instance_uuid)

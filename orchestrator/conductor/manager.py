@@ -5,8 +5,14 @@
 - The database proxy: computes have no database handle; ``instance_update``,
   ``instance_destroy``, ``instance_fault_create``, ``action_event``, ``service_update``
   and ``compute_node_update`` are the calls through which everything they save lands.
-- A periodic check puts builds that made no progress for ``build_timeout`` into ERROR
-  (a lost message, a crashed compute): nothing stays in BUILD forever.
+- ``migrate_server`` (resize / cold migrate, ``tasks/migrate.py``) and
+  ``rebuild_instance`` (rebuild / evacuate, ``tasks/rebuild.py``): the seed's other
+  workflows that involve the scheduler.
+- The object backporter: ``object_backport_versions`` turns an object into the older
+  version a not-yet-upgraded service understands.
+- A periodic check puts builds and migrations that made no progress for
+  ``build_timeout`` into ERROR (a lost message, a crashed compute): nothing stays in
+  BUILD or RESIZE forever.
 """
 from __future__ import annotations
 
@@ -16,13 +22,21 @@ from typing import Any
 
 from ..compute.rpcapi import ComputeAPI
 from ..config import FLAVORS
-from ..exception import BuildTimeout
+from ..db import MIGRATION_IN_PROGRESS, NotFound
+from ..exception import BuildTimeout, MigrationTimeout
 from ..manager import Manager
 from ..messaging.transport import Transport
 from ..scheduler.rpcapi import SchedulerAPI
+from ..objects import backport
 from .tasks.build import BuildTask
+from .tasks.migrate import MigrationTask, fail
+from .tasks.rebuild import RebuildTask
 
 __all__ = ["ConductorManager"]
+
+# A migration between these states is moving: it must keep making progress.
+MIGRATION_MOVING = ("pre-migrating", "migrating", "post-migrating", "reverting",
+                    "confirming")
 
 
 class ConductorManager(Manager):
@@ -32,7 +46,10 @@ class ConductorManager(Manager):
         super().__init__(transport, run_dir, host)
         self.scheduler = SchedulerAPI(transport)
         self.compute = ComputeAPI(transport)
-        self.build = BuildTask(self.db, self.scheduler, self.compute, lambda: self.config)
+        parts = (self.db, self.scheduler, self.compute, lambda: self.config)
+        self.build = BuildTask(*parts)
+        self.migrate = MigrationTask(*parts)
+        self.rebuild = RebuildTask(*parts)
 
     async def start(self) -> None:
         await super().start()
@@ -44,6 +61,25 @@ class ConductorManager(Manager):
                               host_lists: list[list[str]] | None = None) -> None:
         await self.build.run(ctx, instance_uuids, request_spec, retry, host_lists)
 
+    async def migrate_server(self, ctx: dict[str, Any], instance_uuid: str, flavor: str,
+                             retry: dict[str, Any] | None = None,
+                             host_list: list[str] | None = None,
+                             migration_id: int | None = None) -> None:
+        await self.migrate.run(ctx, instance_uuid, flavor, retry, host_list, migration_id)
+
+    async def rebuild_instance(self, ctx: dict[str, Any], instance_uuid: str, image_ref: str,
+                               evacuate: bool = False, host: str | None = None,
+                               migration_id: int | None = None) -> None:
+        await self.rebuild.run(ctx, instance_uuid, image_ref, evacuate, host, migration_id)
+
+    def object_backport_versions(self, ctx: dict[str, Any], objinst: dict[str, Any],
+                                 object_versions: dict[str, str]) -> dict[str, Any]:
+        """The object backporter: ``objinst`` in the version the caller asked for."""
+        name = objinst.get("nova_object.name") if isinstance(objinst, dict) else None
+        if name not in object_versions:
+            raise ValueError(f"no target version for {name!r} in {object_versions!r}")
+        return backport(objinst, object_versions[name])
+
     def check_build_timeouts(self) -> None:
         limit = self.config.timing("build_timeout")
         now = time.time()
@@ -54,6 +90,18 @@ class ConductorManager(Manager):
                     f"{limit:g}s (task_state {inst['task_state']}, host {inst['host']})"),
                     {"request_id": inst["request_id"], "attempt": inst["num_attempts"]},
                     "conductor_build_timeout", inst["host"])
+        for migration in self.db.migrations(status=MIGRATION_MOVING):
+            try:
+                inst = self.db.instance(migration["instance_uuid"])
+            except NotFound:
+                self.db.update_migration(migration["id"], status="error")
+                continue
+            if now - max(inst["updated_at"], migration["updated_at"]) > limit:
+                fail(self.db, {"request_id": migration["request_id"]}, migration,
+                     "conductor_migration_timeout", MigrationTimeout(
+                         f"{migration['migration_type'].capitalize()} {migration['id']} of "
+                         f"instance {inst['uuid']} made no progress for {limit:g}s (status "
+                         f"{migration['status']}, task_state {inst['task_state']})"))
 
     # -- the database proxy ---------------------------------------------------------------------
     def instance_update(self, ctx: dict[str, Any], instance_uuid: str,
@@ -76,14 +124,44 @@ class ConductorManager(Manager):
         self.db.add_event(instance_uuid, ctx.get("request_id", ""), event, host,
                           int(ctx.get("attempt") or 0), result, details)
 
-    def instances_on_host(self, ctx: dict[str, Any], host: str) -> list[dict[str, Any]]:
-        """What a (re)starting compute should hold: its instances with their sizes."""
-        return [{"uuid": i["uuid"], "vm_state": i["vm_state"], "task_state": i["task_state"],
-                 "request_id": i["request_id"], "num_attempts": i["num_attempts"],
-                 **FLAVORS[i["flavor"]]} for i in self.db.instances() if i["host"] == host]
+    def migration_update(self, ctx: dict[str, Any], migration_id: int,
+                         values: dict[str, Any],
+                         expected_status: str | None = None) -> dict[str, Any]:
+        return self.db.update_migration(migration_id, expected_status, **values)
 
-    def service_update(self, ctx: dict[str, Any], binary: str, host: str) -> None:
-        self.db.service_update(binary, host, binary)
+    def instances_on_host(self, ctx: dict[str, Any], host: str) -> list[dict[str, Any]]:
+        """What a (re)starting compute should hold: its instances with their sizes, and
+        the other end of a resize in progress (the source keeps the old flavor until the
+        resize is confirmed; the destination holds the new one from ``prep_resize``)."""
+        moving = {m["instance_uuid"]: m for m in self.db.migrations(
+            host=host, status=MIGRATION_IN_PROGRESS) if m["migration_type"] != "evacuation"}
+        rows = []
+        for inst in self.db.instances():
+            row = {"uuid": inst["uuid"], "vm_state": inst["vm_state"],
+                   "task_state": inst["task_state"], "request_id": inst["request_id"],
+                   "num_attempts": inst["num_attempts"], **FLAVORS[inst["flavor"]]}
+            m = moving.get(inst["uuid"])
+            if inst["host"] == host:
+                rows.append(row)
+            elif m is not None and host == m["source_compute"]:
+                rows.append({**row, **FLAVORS[m["old_flavor"]], "migrating": True})
+            elif m is not None and m["status"] != "pre-migrating":
+                rows.append({**row, **FLAVORS[m["new_flavor"]], "migrating": True})
+        return rows
+
+    def evacuation_cleanup(self, ctx: dict[str, Any], host: str) -> list[str]:
+        """A compute back from the dead: instances evacuated away from it are gone
+        from here (Nova's ``_destroy_evacuated_instances``); their evacuations end
+        ``completed``. Returns their uuids."""
+        done = [m for m in self.db.migrations(host=host, status=("done",))
+                if m["migration_type"] == "evacuation" and m["source_compute"] == host]
+        for m in done:
+            self.db.update_migration(m["id"], "done", status="completed")
+        return [m["instance_uuid"] for m in done]
+
+    def service_update(self, ctx: dict[str, Any], binary: str, host: str,
+                       object_version: str | None = None) -> None:
+        self.db.service_update(binary, host, binary, object_version)
 
     def compute_node_update(self, ctx: dict[str, Any], host: str,
                             resources: dict[str, Any]) -> None:

@@ -9,9 +9,11 @@ from typing import Any
 
 from ..compute.rpcapi import ComputeAPI
 from ..db import NotFound
-from ..exception import NoValidHost
+from ..config import FLAVORS
+from ..exception import MaxRetriesExceeded, NoValidHost
 from ..manager import Manager
 from ..messaging.transport import Transport
+from ..objects import Instance
 from .filters import FILTER_CLASSES
 from .filters.base import BaseFilter
 from .plugins import load_plugin_class
@@ -48,7 +50,8 @@ class SchedulerManager(Manager):
                             return_alternates: bool = False) -> list[list[str]]:
         """For each instance, the chosen host first, then alternates (if asked), as lists
         of host names. Raises NoValidHost if any instance finds no host."""
-        states = self.hosts.host_states()
+        ignore = set(request_spec.get("ignore_hosts") or ())
+        states = [s for s in self.hosts.host_states() if s.host not in ignore]
         selections, decisions = [], []
         try:
             for uuid in instance_uuids:
@@ -132,6 +135,46 @@ class SchedulerManager(Manager):
                 instance_uuid=uuid, request_spec=request_spec, retry=host_retry,
                 flow="legacy")
 
+
+    def prep_resize(self, ctx: dict[str, Any], instance_uuid: str, flavor: str,
+                    retry: dict[str, Any] | None = None,
+                    migration_id: int | None = None) -> None:
+        """Legacy flow: resize/migrate the old way. The scheduler picks the host and casts
+        ``prep_resize`` to it itself; it also keeps the retry count and, out of hosts or
+        attempts, rolls the migration back in the database."""
+        from ..conductor.tasks.migrate import rollback  # the same rollback, run here
+        try:
+            inst = self.db.instance(instance_uuid)
+        except NotFound:
+            return
+        retry = {"num_attempts": 0, "hosts": [], **(retry or {})}
+        retry["num_attempts"] += 1
+        ctx = {**ctx, "instance_uuid": instance_uuid, "attempt": retry["num_attempts"]}
+        migration = self.db.migration(migration_id) if migration_id else \
+            self.db.create_migration(instance_uuid, "migration" if flavor == inst["flavor"]
+                                     else "resize", inst["host"], inst["flavor"], flavor,
+                                     ctx.get("request_id", ""))
+        spec = {**FLAVORS[flavor], "flavor": flavor, "image": inst["image"],
+                "availability_zone": inst["availability_zone"], "num_instances": 1,
+                "ignore_hosts": [migration["source_compute"]], "retry": retry}
+        try:
+            if retry["num_attempts"] > self.config.max_attempts:
+                raise MaxRetriesExceeded(
+                    f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
+                    f"{self.config.max_attempts} for instance {instance_uuid}. Last "
+                    f"exception: {retry.get('exc', 'unknown')}")
+            [hosts] = self.select_destinations(ctx, spec, [instance_uuid])
+        except NoValidHost as exc:
+            return rollback(self.db, ctx, migration, "scheduler_prep_resize", exc)
+        dest = hosts[0]
+        self.db.update_instance(instance_uuid, num_attempts=retry["num_attempts"])
+        self.db.update_migration(migration["id"], dest_compute=dest)
+        self.db.add_event(instance_uuid, ctx.get("request_id", ""), "scheduler_prep_resize",
+                          dest, retry["num_attempts"], "Success")
+        self.compute.prep_resize(
+            ctx, dest, instance=Instance.from_db(inst).obj_to_primitive(),
+            migration_id=migration["id"], flavor=flavor,
+            retry={**retry, "hosts": [*retry["hosts"], dest]}, flow="legacy")
 
     def _record_attempt(self, uuid: str, retry: dict[str, Any]) -> bool:
         try:

@@ -30,3 +30,10 @@ class SchedulerAPI:
                      request_spec: dict[str, Any], retry: dict[str, Any] | None = None) -> None:
         self.client.cast(ctx, "run_instance", instance_uuids=instance_uuids,
                          request_spec=request_spec, retry=retry)
+
+    def prep_resize(self, ctx: dict[str, Any], instance_uuid: str, flavor: str,
+                    retry: dict[str, Any] | None = None,
+                    migration_id: int | None = None) -> None:
+        """The old process's resize: the API (and a failing destination) cast it here."""
+        self.client.cast(ctx, "prep_resize", instance_uuid=instance_uuid, flavor=flavor,
+                         retry=retry, migration_id=migration_id)

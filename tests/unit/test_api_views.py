@@ -5,7 +5,7 @@ import pytest
 
 from lab.client import ApiError
 from orchestrator.api.views import (STATUS, error_body, flavor_view, iso, server_brief,
-                                    server_view)
+                                    server_view, status_of)
 from orchestrator.config import FLAVORS
 
 BASE = "http://127.0.0.1:8774"
@@ -44,7 +44,19 @@ def test_status_comes_from_vm_state(vm_state, status):
 
 def test_status_table():
     assert STATUS == {"building": "BUILD", "active": "ACTIVE", "error": "ERROR",
-                      "deleted": "DELETED"}
+                      "deleted": "DELETED", "resized": "VERIFY_RESIZE"}
+
+
+@pytest.mark.parametrize("vm_state, task_state, status", [
+    ("active", None, "ACTIVE"), ("active", "resize_prep", "RESIZE"),
+    ("active", "resize_finish", "RESIZE"), ("resized", None, "VERIFY_RESIZE"),
+    ("resized", "resize_reverting", "REVERT_RESIZE"),
+    ("resized", "resize_confirming", "VERIFY_RESIZE"), ("active", "rebuilding", "REBUILD"),
+    ("error", "rebuilding", "REBUILD"), ("error", None, "ERROR"),
+    ("building", "spawning", "BUILD"), ("building", "resize_prep", "BUILD"),
+    ("weird", None, "UNKNOWN")])
+def test_status_follows_novas_state_map(vm_state, task_state, status):
+    assert status_of(vm_state, task_state) == status
 
 
 def test_server_view_fields():

@@ -91,10 +91,14 @@ def test_a_first_attempt_asks_the_scheduler_once_and_casts_to_the_chosen_host(db
     assert call["return_alternates"] is False
     assert call["timeout"] == s.config.timing("scheduler_timeout")
     [cast] = s.compute.casts
+    instance = cast.pop("instance")
     assert cast == {"ctx": {**ctx, "attempt": 1}, "host": "compute2", "instance_uuid": uuid,
                     "request_spec": SPEC,
                     "retry": {"num_attempts": 1, "hosts": ["compute2"]},
                     "host_list": [], "flow": "conductor"}
+    assert instance["nova_object.name"] == "Instance"
+    assert instance["nova_object.version"] == "1.2"
+    assert instance["nova_object.data"]["uuid"] == uuid
     inst = db.instance(uuid)
     assert (inst["num_attempts"], inst["vm_state"]) == (1, "building")
     assert [(e["event"], e["host"], e["attempt"], e["result"]) for e in _events(db, uuid)] == [

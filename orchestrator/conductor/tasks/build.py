@@ -21,6 +21,7 @@ from ...exception import MaxRetriesExceeded
 from ...manager import record_error
 from ...messaging.protocol import MessagingTimeout, RemoteError
 from ...scheduler.rpcapi import SchedulerAPI
+from .objects import instance_primitive
 
 __all__ = ["BuildTask", "EVENT"]
 
@@ -94,10 +95,11 @@ class BuildTask:
         host, alternates = hosts[0], hosts[1:]
         self.db.add_event(uuid, ctx.get("request_id", ""), EVENT, host, ctx["attempt"],
                           "Success")
+        instance = instance_primitive(self.db, self.config(), self.db.instance(uuid), host)
         self.compute.build_and_run_instance(
             {**ctx, "instance_uuid": uuid}, host, instance_uuid=uuid,
             request_spec=request_spec, retry={**retry, "hosts": [*retry["hosts"], host]},
-            host_list=alternates, flow="conductor")
+            host_list=alternates, flow="conductor", instance=instance)
 
     def _fail(self, ctx: dict[str, Any], uuids: list[str], exc: BaseException) -> None:
         for uuid in uuids:

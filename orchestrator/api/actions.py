@@ -1,0 +1,192 @@
+"""``POST /servers/{id}/action``: migrate, resize, confirmResize, revertResize, rebuild,
+evacuate. Each checks the body (400) and the instance's state (409) before writing
+anything, records the action, sets the task state, and hands the work over:
+
+- conductor flow: migrate/resize **cast** ``conductor.migrate_server``; rebuild and
+  evacuate **cast** ``conductor.rebuild_instance``. The API answers at once.
+- legacy flow (before the conductor ran them): migrate/resize **cast**
+  ``scheduler.prep_resize``; rebuild **casts** ``rebuild_instance`` straight to the
+  compute; evacuate needs the admin to name the host (as Nova's API did before 2.29)
+  and is cast straight to it.
+
+confirmResize / revertResize go from the API straight to a compute in both flows, as
+they do in Nova.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..db import NotFound, UnexpectedTaskState
+from ..objects import Instance
+from .manager import Conflict
+from .validation import BadRequest, flavor_by_ref
+
+if TYPE_CHECKING:
+    from .manager import ApiManager
+
+__all__ = ["ACTIONS", "run_action"]
+
+ACTIONS = ("migrate", "resize", "confirmResize", "revertResize", "rebuild", "evacuate")
+
+
+def run_action(api: ApiManager, uuid: str, body: Any, request_id: str) -> int:
+    """Validate and start one action; returns the HTTP status to answer with."""
+    if not isinstance(body, dict) or len(body) != 1 or next(iter(body)) not in ACTIONS:
+        raise BadRequest(f"The body must be an object with exactly one action, one of: "
+                         f"{', '.join(ACTIONS)}.")
+    name, args = next(iter(body.items()))
+    inst = api.db.instance(uuid)
+    return {"migrate": _migrate, "resize": _resize, "confirmResize": _confirm,
+            "revertResize": _revert, "rebuild": _rebuild,
+            "evacuate": _evacuate}[name](api, inst, args, request_id)
+
+
+def _options(args: Any, action: str, allowed: set[str]) -> dict[str, Any]:
+    if args is None:
+        return {}
+    if not isinstance(args, dict):
+        raise BadRequest(f"Invalid input for {action}: expected an object or null.")
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise BadRequest(f"Additional properties are not allowed ({', '.join(unknown)} "
+                         f"were unexpected)")
+    return args
+
+
+def _require(inst: dict[str, Any], action: str, vm_states: tuple[str, ...],
+             task_state: Any = None) -> None:
+    if inst["vm_state"] not in vm_states:
+        raise Conflict(f"Cannot '{action}' instance {inst['uuid']} while it is in vm_state "
+                       f"{inst['vm_state']}")
+    if inst["task_state"] != task_state:
+        raise Conflict(f"Cannot '{action}' instance {inst['uuid']} while it is in "
+                       f"task_state {inst['task_state']}")
+    if not inst["host"]:
+        raise Conflict(f"Cannot '{action}' instance {inst['uuid']}: it is on no host")
+
+
+def _migrate(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
+    _options(args, "migrate", set())
+    return _start_resize(api, inst, inst["flavor"], "migrate", rid)
+
+
+def _resize(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
+    args = _options(args, "resize", {"flavorRef", "OS-DCF:diskConfig"})
+    if "flavorRef" not in args:
+        raise BadRequest("Resize requires a flavor change: missing flavorRef.")
+    found = flavor_by_ref(args["flavorRef"])
+    if found is None:
+        raise BadRequest(f"Flavor {args['flavorRef']!r} could not be found.")
+    if found[0] == inst["flavor"]:
+        raise BadRequest("When resizing, instances must change flavor!")
+    return _start_resize(api, inst, found[0], "resize", rid)
+
+
+def _start_resize(api: ApiManager, inst: dict[str, Any], flavor: str, action: str,
+                  rid: str) -> int:
+    _require(inst, action, ("active",))
+    _set_task(api, inst, "resize_prep")
+    api.db.start_action(inst["uuid"], action, rid)
+    ctx = {"request_id": rid, "instance_uuid": inst["uuid"], "attempt": 1}
+    if api.config.flow == "legacy":
+        api.scheduler.prep_resize(ctx, inst["uuid"], flavor)
+    else:
+        api.conductor.migrate_server(ctx, inst["uuid"], flavor)
+    return 202
+
+
+def _finished_migration(api: ApiManager, inst: dict[str, Any]) -> dict[str, Any]:
+    found = api.db.migrations(instance_uuid=inst["uuid"], status=("finished",))
+    if not found:
+        raise NotFound(f"Instance {inst['uuid']} has no resize waiting to be confirmed.")
+    return found[-1]
+
+
+def _confirm(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
+    _options(args, "confirmResize", set())
+    _require(inst, "confirmResize", ("resized",))
+    migration = _finished_migration(api, inst)
+    _set_task(api, inst, "resize_confirming")
+    api.db.update_migration(migration["id"], "finished", status="confirming")
+    api.db.start_action(inst["uuid"], "confirmResize", rid)
+    api.compute.confirm_resize({"request_id": rid, "instance_uuid": inst["uuid"]},
+                               migration["source_compute"], instance_uuid=inst["uuid"],
+                               migration_id=migration["id"])
+    return 204
+
+
+def _revert(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
+    _options(args, "revertResize", set())
+    _require(inst, "revertResize", ("resized",))
+    migration = _finished_migration(api, inst)
+    _set_task(api, inst, "resize_reverting")
+    api.db.update_migration(migration["id"], "finished", status="reverting")
+    api.db.start_action(inst["uuid"], "revertResize", rid)
+    api.compute.revert_resize({"request_id": rid, "instance_uuid": inst["uuid"]},
+                              migration["dest_compute"], instance_uuid=inst["uuid"],
+                              migration_id=migration["id"])
+    return 202
+
+
+def _rebuild(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
+    args = _options(args, "rebuild", {"imageRef", "name", "adminPass", "metadata"})
+    image = args.get("imageRef")
+    if not isinstance(image, str) or not image.strip() or len(image) > 255:
+        raise BadRequest("Invalid input for field/attribute imageRef: a non-blank string is "
+                         "required.")
+    _require(inst, "rebuild", ("active", "error"))
+    _host_must_be_up(api, inst, "rebuild")
+    _set_task(api, inst, "rebuilding")
+    api.db.start_action(inst["uuid"], "rebuild", rid)
+    ctx = {"request_id": rid, "instance_uuid": inst["uuid"], "attempt": 1}
+    if api.config.flow == "legacy":
+        api.compute.rebuild_instance(ctx, inst["host"], image_ref=image,
+                                     instance=Instance.from_db(inst).obj_to_primitive())
+    else:
+        api.conductor.rebuild_instance(ctx, inst["uuid"], image)
+    return 202
+
+
+def _evacuate(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
+    args = _options(args, "evacuate", {"host", "onSharedStorage", "adminPass"})
+    host = args.get("host")
+    known = {n["host"] for n in api.db.compute_nodes()}
+    if host is not None and (not isinstance(host, str) or host not in known):
+        raise BadRequest(f"Compute host {host!r} could not be found.")
+    if api.config.flow == "legacy" and host is None:
+        raise BadRequest("The old process needs the target host: {'evacuate': {'host': "
+                         "...}} (the conductor flow asks the scheduler instead).")
+    _require(inst, "evacuate", ("active", "error"))
+    if host == inst["host"]:
+        raise BadRequest(f"The target host {host} is the instance's own host.")
+    if api.host_is_up(inst["host"]):
+        raise Conflict(f"Compute service of {inst['host']} is still in use.")
+    _set_task(api, inst, "rebuilding")
+    api.db.start_action(inst["uuid"], "evacuate", rid)
+    migration = api.db.create_migration(inst["uuid"], "evacuation", inst["host"],
+                                        inst["flavor"], inst["flavor"], rid, "accepted")
+    ctx = {"request_id": rid, "instance_uuid": inst["uuid"], "attempt": 1}
+    if api.config.flow == "legacy":
+        api.db.update_migration(migration["id"], dest_compute=host, status="pre-migrating")
+        api.compute.rebuild_instance(ctx, host, image_ref=inst["image"], recreate=True,
+                                     migration_id=migration["id"],
+                                     instance=Instance.from_db(inst).obj_to_primitive())
+    else:
+        api.conductor.rebuild_instance(ctx, inst["uuid"], inst["image"], evacuate=True,
+                                       host=host, migration_id=migration["id"])
+    return 200
+
+
+def _set_task(api: ApiManager, inst: dict[str, Any], task_state: str) -> None:
+    """Only from no task at all: two actions racing for one instance get one 409."""
+    try:
+        api.db.update_instance(inst["uuid"], None, task_state=task_state)
+    except UnexpectedTaskState as exc:
+        raise Conflict(str(exc)) from None
+
+
+def _host_must_be_up(api: ApiManager, inst: dict[str, Any], action: str) -> None:
+    if not api.host_is_up(inst["host"]):
+        raise Conflict(f"Cannot '{action}' instance {inst['uuid']}: compute service of "
+                       f"{inst['host']} is down (evacuate it instead).")
+

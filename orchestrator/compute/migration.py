@@ -1,0 +1,176 @@
+"""A compute's side of resize/migrate and rebuild/evacuate (Nova's compute manager
+methods of the same names), served next to the build methods.
+
+Resize / cold migrate, as the seed's conductor left it ("not yet fully converted"):
+
+    conductor --prep_resize--> dest --resize_instance--> source --finish_resize--> dest
+
+``prep_resize`` (dest) claims the new flavor; ``resize_instance`` (source) "copies the
+disk"; ``finish_resize`` (dest) starts the instance there: VERIFY_RESIZE. The source keeps
+its claim until ``confirm_resize``; ``revert_resize`` (dest) gives the new claim back and
+``finish_revert_resize`` (source) puts the instance back. A failed ``prep_resize`` casts
+``migrate_server`` back to the conductor, as a failed build casts ``build_instances``.
+With ``orchestrated`` (the conductor calls each step), a step returns instead of casting
+the next one, and a failure goes back to the conductor as the call's error.
+
+``rebuild_instance`` re-images the instance in place, or with ``recreate`` (evacuate)
+claims it here after its own host died.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ..config import FLAVORS
+from ..exception import RebuildError, RescheduledException
+from .failures import decide
+
+if TYPE_CHECKING:
+    from .manager import ComputeManager
+
+__all__ = ["MigrationManager"]
+
+
+class MigrationManager:
+    def __init__(self, compute: ComputeManager):
+        self.c = compute
+
+    # -- resize / cold migrate ------------------------------------------------------------------
+    async def prep_resize(self, ctx: dict[str, Any], instance: dict[str, Any],
+                          migration_id: int, flavor: str, retry: dict[str, Any],
+                          host_list: list[str] | None = None, orchestrated: bool = False,
+                          flow: str = "conductor") -> None:
+        c = self.c
+        inst = await c._load_instance(ctx, instance)
+        attempt = int(retry.get("num_attempts") or 1)
+        ctx = {**ctx, "instance_uuid": inst.uuid, "attempt": attempt}
+        try:
+            c.tracker.claim(inst.uuid, FLAVORS[flavor])
+            verdict = decide(c.failure, c.config.seed, f"{inst.uuid}/{migration_id}",
+                             c.host, attempt)
+            await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
+            if verdict.outcome == "crash":
+                c._crash(f"while preparing the resize of {inst.uuid}")
+            if verdict.outcome is not None:
+                raise RescheduledException(
+                    f"Resize of instance {inst.uuid} was re-scheduled: injected failure "
+                    f"in prep_resize on {c.host}")
+        except RescheduledException as exc:
+            await c._release(ctx, inst.uuid)
+            await c._event(ctx, inst.uuid, "compute_prep_resize", "Error",
+                          f"{type(exc).__name__}: {exc}")
+            if orchestrated:
+                raise
+            return self._reschedule(ctx, inst.uuid, flavor, migration_id, retry, host_list,
+                                    exc, flow)
+        await c.report_resources(ctx)
+        await c._event(ctx, inst.uuid, "compute_prep_resize", "Success")
+        if not orchestrated:
+            c.compute.resize_instance(ctx, inst.host, instance=instance,
+                                      migration_id=migration_id, flavor=flavor)
+
+    def _reschedule(self, ctx: dict[str, Any], uuid: str, flavor: str, migration_id: int,
+                    retry: dict[str, Any], host_list: list[str] | None,
+                    exc: Exception, flow: str) -> None:
+        next_ctx = {**ctx, "attempt": ctx["attempt"] + 1}
+        retry = {**retry, "exc": f"{type(exc).__name__}: {exc}"}
+        if flow == "legacy":
+            self.c.scheduler.prep_resize(next_ctx, uuid, flavor, retry, migration_id)
+        else:
+            self.c.conductor.migrate_server(next_ctx, uuid, flavor, retry, host_list,
+                                            migration_id)
+
+    async def resize_instance(self, ctx: dict[str, Any], instance: dict[str, Any],
+                              migration_id: int, flavor: str,
+                              orchestrated: bool = False) -> None:
+        """On the source: power off and send the disk to the destination."""
+        c = self.c
+        inst = await c._load_instance(ctx, instance)
+        ctx = {**ctx, "instance_uuid": inst.uuid}
+        await c._save(ctx, inst.uuid, {"task_state": "resize_migrating"}, "resize_prep")
+        await c.conductor.migration_update(ctx, migration_id, {"status": "migrating"})
+        await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
+        await c._save(ctx, inst.uuid, {"task_state": "resize_migrated"}, "resize_migrating")
+        migration = await c.conductor.migration_update(ctx, migration_id,
+                                                       {"status": "post-migrating"})
+        await c._event(ctx, inst.uuid, "compute_resize_instance", "Success")
+        if not orchestrated:
+            c.compute.finish_resize(ctx, migration["dest_compute"], instance=instance,
+                                    migration_id=migration_id, flavor=flavor)
+
+    async def finish_resize(self, ctx: dict[str, Any], instance: dict[str, Any],
+                            migration_id: int, flavor: str,
+                            orchestrated: bool = False) -> None:
+        """On the destination: start the instance here, with the new flavor."""
+        c = self.c
+        inst = await c._load_instance(ctx, instance)
+        ctx = {**ctx, "instance_uuid": inst.uuid}
+        await c._save(ctx, inst.uuid, {"task_state": "resize_finish"}, "resize_migrated")
+        await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
+        await c._save(ctx, inst.uuid, {"vm_state": "resized", "task_state": None,
+                                      "host": c.host, "flavor": flavor}, "resize_finish")
+        await c.conductor.migration_update(ctx, migration_id, {"status": "finished"})
+        await c._event(ctx, inst.uuid, "compute_finish_resize", "Success")
+
+    async def confirm_resize(self, ctx: dict[str, Any], instance_uuid: str,
+                             migration_id: int, deleting: bool = False) -> None:
+        """On the source: the user is happy; free what the instance held here."""
+        c = self.c
+        await c._release(ctx, instance_uuid)
+        await c.conductor.migration_update(ctx, migration_id, {"status": "confirmed"})
+        if not deleting:
+            await c._save(ctx, instance_uuid, {"vm_state": "active", "task_state": None},
+                         "resize_confirming")
+            await c._event(ctx, instance_uuid, "compute_confirm_resize", "Success")
+
+    async def revert_resize(self, ctx: dict[str, Any], instance_uuid: str,
+                            migration_id: int) -> None:
+        """On the destination: give the new flavor's claim back, hand over to the source."""
+        c = self.c
+        await c._release(ctx, instance_uuid)
+        await c._event(ctx, instance_uuid, "compute_revert_resize", "Success")
+        migration = await c.conductor.migration_update(ctx, migration_id, {},
+                                                       "reverting")
+        c.compute.finish_revert_resize(ctx, migration["source_compute"],
+                                       instance_uuid=instance_uuid,
+                                       migration_id=migration_id)
+
+    async def finish_revert_resize(self, ctx: dict[str, Any], instance_uuid: str,
+                                   migration_id: int) -> None:
+        """On the source (which kept its claim): the instance is back, old flavor."""
+        c = self.c
+        migration = await c.conductor.migration_update(ctx, migration_id,
+                                                       {"status": "reverted"}, "reverting")
+        await c._save(ctx, instance_uuid, {"vm_state": "active", "task_state": None,
+                                          "host": c.host,
+                                          "flavor": migration["old_flavor"]},
+                     "resize_reverting")
+        await c._event(ctx, instance_uuid, "compute_finish_revert_resize", "Success")
+
+    # -- rebuild / evacuate -----------------------------------------------------------------------
+    async def rebuild_instance(self, ctx: dict[str, Any], instance: dict[str, Any],
+                               image_ref: str, recreate: bool = False,
+                               migration_id: int | None = None) -> None:
+        c = self.c
+        inst = await c._load_instance(ctx, instance)
+        ctx = {**ctx, "instance_uuid": inst.uuid, "attempt": 1}
+        if recreate:
+            try:
+                c.tracker.claim(inst.uuid, FLAVORS[inst.flavor])
+            except RescheduledException as exc:   # evacuations are not rescheduled
+                await c._event(ctx, inst.uuid, "compute_rebuild_instance", "Error", str(exc))
+                if migration_id is not None:
+                    await c.conductor.migration_update(ctx, migration_id,
+                                                       {"status": "failed"})
+                return await c._abort(ctx, inst.uuid, RebuildError(
+                    f"Evacuation of {inst.uuid} to {c.host} failed: {exc}"))
+            await c.report_resources(ctx)
+        await c._save(ctx, inst.uuid, {"task_state": "rebuild_spawning", "host": c.host},
+                     "rebuilding")
+        await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
+        await c._save(ctx, inst.uuid, {"vm_state": "active", "task_state": None,
+                                      "image": image_ref}, "rebuild_spawning")
+        if migration_id is not None:
+            await c.conductor.migration_update(ctx, migration_id, {"status": "done"})
+        await c._event(ctx, inst.uuid, "compute_rebuild_instance", "Success")
+

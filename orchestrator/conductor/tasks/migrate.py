@@ -1,0 +1,185 @@
+"""The migration task: cold migrate and resize, run by the conductor (Nova's
+``MigrationTask``). The seed: "Rebuild, resize/migrate, and building an instance are
+managed here", and "the resize/migrate process has not yet been fully converted".
+
+1. First pass: a migration record (``pre-migrating``, source = where the instance runs).
+2. Retry bookkeeping, as for builds: ``num_attempts`` per pass; past ``max_attempts``
+   the migration is rolled back.
+3. **Call** ``scheduler.select_destinations`` for the new flavor, ignoring the source
+   host (no resize to the same host), and wait. With ``alternates``, a reschedule takes
+   the next alternate instead.
+4. **Cast** ``prep_resize`` to the destination compute. From there the computes hand the
+   work on among themselves: the destination casts ``resize_instance`` to the source, the
+   source casts ``finish_resize`` to the destination: the hops that bypass the conductor.
+   If ``prep_resize`` fails, the destination casts ``migrate_server`` back here: the same
+   reschedule loop as a build.
+   With ``resize_via_conductor``, the conductor instead *calls* each step in turn and
+   waits (how Nova later ran cross-cell resize): no compute talks to another.
+
+A migration that cannot go anywhere is rolled back: the instance stays ACTIVE on its
+source, with a fault saying why, and the migration record ends ``error``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ...compute.rpcapi import ComputeAPI
+from ...config import FLAVORS, LabConfig
+from ...db import Database, NotFound
+from ...exception import MaxRetriesExceeded, MigrationError
+from ...messaging.protocol import MessagingTimeout, RemoteError
+from ...scheduler.rpcapi import SchedulerAPI
+from .objects import instance_primitive
+
+__all__ = ["MigrationTask", "EVENT", "rollback"]
+
+EVENT = "conductor_migrate_server"
+RESCHEDULABLE = ("RescheduledException", "ComputeResourcesUnavailable", "MessagingTimeout")
+
+
+class MigrationTask:
+    def __init__(self, db: Database, scheduler: SchedulerAPI, compute: ComputeAPI,
+                 config: Callable[[], LabConfig]):
+        self.db = db
+        self.scheduler = scheduler
+        self.compute = compute
+        self.config = config
+
+    async def run(self, ctx: dict[str, Any], instance_uuid: str, flavor: str,
+                  retry: dict[str, Any] | None = None, host_list: list[str] | None = None,
+                  migration_id: int | None = None) -> None:
+        config = self.config()
+        try:
+            inst = self.db.instance(instance_uuid)
+        except NotFound:
+            return self._abandon(migration_id)   # deleted meanwhile
+        retry = {"num_attempts": 0, "hosts": [], **(retry or {})}
+        retry["num_attempts"] += 1
+        ctx = {**ctx, "instance_uuid": instance_uuid, "attempt": retry["num_attempts"]}
+        if migration_id is None:
+            migration = self.db.create_migration(
+                instance_uuid, "migration" if flavor == inst["flavor"] else "resize",
+                inst["host"], inst["flavor"], flavor, ctx.get("request_id", ""))
+        else:
+            migration = self.db.migration(migration_id)
+        if retry["num_attempts"] > config.max_attempts:
+            return rollback(self.db, ctx, migration, EVENT, MaxRetriesExceeded(
+                f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
+                f"{config.max_attempts} for instance {instance_uuid}. Last exception: "
+                f"{retry.get('exc', 'unknown')}"))
+        self.db.update_instance(instance_uuid, num_attempts=retry["num_attempts"])
+        spec = {**FLAVORS[flavor], "flavor": flavor, "image": inst["image"],
+                "availability_zone": inst["availability_zone"], "num_instances": 1,
+                "ignore_hosts": [migration["source_compute"]], "retry": retry}
+        hosts = await self._destinations(ctx, config, migration, spec, retry, host_list)
+        if hosts is None:
+            return
+        dest, alternates = hosts[0], hosts[1:]
+        migration = self.db.update_migration(migration["id"], dest_compute=dest)
+        self.db.add_event(instance_uuid, ctx.get("request_id", ""), EVENT, dest,
+                          ctx["attempt"], "Success")
+        retry = {**retry, "hosts": [*retry["hosts"], dest]}
+        args = {"migration_id": migration["id"], "flavor": flavor}
+        if config.resize_via_conductor:
+            return await self._orchestrate(ctx, config, migration, args, retry, alternates)
+        self.compute.prep_resize(ctx, dest, instance=self._primitive(migration, dest),
+                                 retry=retry, host_list=alternates, **args)
+
+    async def _destinations(self, ctx: dict[str, Any], config: LabConfig,
+                            migration: dict[str, Any], spec: dict[str, Any],
+                            retry: dict[str, Any],
+                            host_list: list[str] | None) -> list[str] | None:
+        """The destination first, then alternates; None (after a rollback) if none."""
+        if config.alternates and host_list is not None and retry["num_attempts"] > 1:
+            left = [h for h in host_list if h not in retry["hosts"]]
+            if left:
+                return left
+            rollback(self.db, ctx, migration, EVENT, MaxRetriesExceeded(
+                f"Exhausted all hosts available for retrying migration of instance "
+                f"{migration['instance_uuid']}. Last exception: {retry.get('exc')}"))
+            return None
+        try:
+            selections = await self.scheduler.select_destinations(
+                ctx, spec, [migration["instance_uuid"]],
+                return_alternates=config.alternates,
+                timeout=config.timing("scheduler_timeout"))
+        except (RemoteError, MessagingTimeout) as exc:
+            rollback(self.db, ctx, migration, EVENT, exc)
+            return None
+        return selections[0]
+
+    def _primitive(self, migration: dict[str, Any], host: str) -> dict[str, Any]:
+        inst = self.db.instance(migration["instance_uuid"])
+        return instance_primitive(self.db, self.config(), inst, host, migration)
+
+    async def _orchestrate(self, ctx: dict[str, Any], config: LabConfig,
+                           migration: dict[str, Any], args: dict[str, Any],
+                           retry: dict[str, Any], alternates: list[str]) -> None:
+        """``resize_via_conductor``: every step is a call from here, so no compute casts
+        to another; a failed ``prep_resize`` is rescheduled right here."""
+        timeout = config.timing("build_timeout")
+        source, dest = migration["source_compute"], migration["dest_compute"]
+        try:
+            await self.compute.step(ctx, dest, "prep_resize", timeout, retry=retry,
+                                    instance=self._primitive(migration, dest),
+                                    host_list=alternates, **args)
+        except (RemoteError, MessagingTimeout) as exc:
+            name = exc.exc_type if isinstance(exc, RemoteError) else type(exc).__name__
+            if name not in RESCHEDULABLE:
+                return rollback(self.db, ctx, migration, EVENT, exc)
+            text = exc.message if isinstance(exc, RemoteError) else str(exc)
+            return await self.run(ctx, migration["instance_uuid"], args["flavor"],
+                                  {**retry, "exc": f"{name}: {text}"}, alternates,
+                                  migration["id"])
+        try:
+            for host, method in ((source, "resize_instance"), (dest, "finish_resize")):
+                await self.compute.step(ctx, host, method, timeout,
+                                        instance=self._primitive(migration, host), **args)
+        except (RemoteError, MessagingTimeout) as exc:
+            fail(self.db, ctx, migration, EVENT, exc)
+
+    def _abandon(self, migration_id: int | None) -> None:
+        if migration_id is not None:
+            try:
+                self.db.update_migration(migration_id, status="error")
+            except NotFound:
+                pass
+
+
+def _describe(exc: BaseException) -> tuple[str, str, int]:
+    if isinstance(exc, RemoteError):
+        return exc.exc_type, exc.message, 500
+    return type(exc).__name__, str(exc), getattr(exc, "code", 500)
+
+
+def rollback(db: Database, ctx: dict[str, Any], migration: dict[str, Any], event: str,
+             exc: BaseException) -> None:
+    """Nothing moved: the instance stays where it was (its host, its old flavor), with a
+    fault saying why; the migration ends ``error``. One transaction."""
+    name, text, code = _describe(exc)
+    uuid = migration["instance_uuid"]
+    try:
+        db.add_fault_and_update(uuid, code, f"{name}: {text}", None,
+                                {"task_state": None, "host": migration["source_compute"],
+                                 "flavor": migration["old_flavor"]},
+                                migration=(migration["id"], "error"))
+    except NotFound:
+        db.update_migration(migration["id"], status="error")
+        return
+    db.add_event(uuid, ctx.get("request_id", ""), event, None, int(ctx.get("attempt") or 0),
+                 "Error", f"{name}: {text}")
+
+
+def fail(db: Database, ctx: dict[str, Any], migration: dict[str, Any], event: str,
+         exc: BaseException) -> None:
+    """A step after the destination was prepared failed: the instance is half-moved, so
+    it goes to ERROR (as in Nova) and the migration ends ``error``."""
+    name, text, _ = _describe(exc)
+    uuid = migration["instance_uuid"]
+    try:
+        db.set_error(uuid, 500, f"{MigrationError.__name__}: {name}: {text}")
+    except NotFound:
+        pass
+    db.update_migration(migration["id"], status="error")
+    db.add_event(uuid, ctx.get("request_id", ""), event, None, int(ctx.get("attempt") or 0),
+                 "Error", f"{name}: {text}")

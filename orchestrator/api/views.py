@@ -81,9 +81,14 @@ def server_view(inst: dict[str, Any], fault: dict[str, Any] | None,
         "OS-EXT-LAB:num_attempts": inst["num_attempts"],
         "OS-EXT-LAB:request_id": inst["request_id"],
     }
-    if fault is not None and inst["vm_state"] == "error":
-        view["fault"] = {"code": fault["code"], "message": fault["message"],
-                         "details": fault["details"] or "", "created": iso(fault["created_at"])}
+    if fault is not None:
+        shown = {"code": fault["code"], "message": fault["message"],
+                 "details": fault["details"] or "", "created": iso(fault["created_at"])}
+        if inst["vm_state"] == "error":
+            view["fault"] = shown
+        # Not in Nova: the last fault even when the instance is not in ERROR (a resize
+        # that was rolled back leaves the instance ACTIVE, with this fault saying why).
+        view["OS-EXT-LAB:last_fault"] = shown
     return view
 
 

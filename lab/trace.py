@@ -38,7 +38,11 @@ DEFAULT_COLUMNS = ("seq", "ts", "phase", "kind", "src", "dst", "method", "instan
                    "attempt", "reason")
 MESSAGE_KINDS = ("cast", "call", "reply", "fanout", "notification")
 WORKFLOW_METHODS = frozenset({"build_instances", "select_destinations",
-                              "build_and_run_instance", "run_instance"})
+                              "build_and_run_instance", "run_instance",
+                              # resize / migrate, rebuild / evacuate (issue #7)
+                              "migrate_server", "prep_resize", "resize_instance",
+                              "finish_resize", "confirm_resize", "revert_resize",
+                              "finish_revert_resize", "rebuild_instance"})
 LANE_TOPICS = ("api", "conductor", "scheduler", "compute")
 REPR_ROWS, REPR_EDGE, HTML_ROWS = 40, 20, 200
 

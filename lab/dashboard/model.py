@@ -76,7 +76,10 @@ LAB_X0, LAB_Y0, LAB_STEP, LAB_PER_ROW = 0.4, 5.7, 0.8, 4
 HEARTBEAT_METHODS = frozenset({"service_update", "compute_node_update", "instances_on_host"})
 HEARTBEAT_PREFIXES = ("periodic-", "init-")
 DASHES = {"call": "dashed", "reply": "dotted"}          # everything else: solid
-RESCHEDULE_METHODS = ("build_instances", "run_instance")
+# A compute handing a failed build (or resize destination) back: the reschedule loop.
+RESCHEDULE_METHODS = ("build_instances", "run_instance", "migrate_server", "prep_resize")
+# Where an attempt lands on a compute: a build, or a resize's destination.
+TRY_METHODS = ("build_and_run_instance", "prep_resize")
 INSTANCE_LANES, RESCHEDULE_ROWS, REMEMBERED_INSTANCES = 30, 12, 500
 RATE_WINDOW, TOP_METHODS = 10.0, 8
 LABEL_DX, LABEL_DY = 0.0, 0.3       # reschedule labels: stacked beside their compute
@@ -375,8 +378,10 @@ class DashboardModel:
                 self._selected_by.setdefault(uuid, {})[attempt] = dst
         if method == "build_and_run_instance":
             self._builds.add(uuid)
-            if uuid and kind == "cast" and e["reason"] != "duplicate":
-                self._tries.setdefault(uuid, {})[attempt] = (src, dst)
+        if method in TRY_METHODS and uuid and kind in ("cast", "call") \
+                and topic_of(src) != "compute" and topic_of(dst) == "compute" \
+                and e["reason"] != "duplicate":
+            self._tries.setdefault(uuid, {})[attempt] = (src, dst)
         # messages per build, as lab.trace's summary counts them: the workflow and
         # database-proxy messages of requests that built something
         rid = e["request_id"]

@@ -638,3 +638,36 @@ def test_importing_the_model_loads_neither_bokeh_nor_tornado():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "[]"
+
+
+def test_a_resize_reschedule_is_drawn_like_a_build_reschedule():
+    """A destination's failed prep_resize goes back to the conductor (migrate_server from a
+    compute): counted as a reschedule, and the hosts tried are the prep_resize targets,
+    not the compute-to-compute hops that follow."""
+    m = model()
+    w = Wire()
+    w.cast("migrate_server", API, COND, U1)
+    w.call("select_destinations", COND, SCHED, U1)
+    w.cast("prep_resize", COND, C2, U1)
+    w.cast("migrate_server", C2, COND, U1, attempt=2)
+    w.call("select_destinations", COND, SCHED, U1, attempt=2)
+    w.cast("prep_resize", COND, C3, U1, attempt=2)
+    w.cast("resize_instance", C3, C1, U1, attempt=2)
+    w.cast("finish_resize", C1, C3, U1, attempt=2)
+    m.ingest(w.events)
+    c = m.counters()
+    assert c["reschedules"] == 1 and c["select_destinations_calls"] == 2
+    assert c["hosts_tried"] == {U1: [C2, C3]} and c["attempts"] == {U1: 2}
+    assert c["builds_started"] == 0
+
+
+def test_legacy_resize_tries_are_the_schedulers_casts_to_computes():
+    m = model()
+    w = Wire()
+    w.cast("prep_resize", API, SCHED, U1)                 # not a try: not at a compute
+    w.cast("prep_resize", SCHED, C2, U1)
+    w.cast("prep_resize", C2, SCHED, U1, attempt=2)       # the old reschedule
+    w.cast("prep_resize", SCHED, C3, U1, attempt=2)
+    m.ingest(w.events)
+    c = m.counters()
+    assert c["hosts_tried"] == {U1: [C2, C3]} and c["reschedules"] == 1

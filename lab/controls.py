@@ -11,7 +11,7 @@ from orchestrator.config import FILTERS, FLAVORS, PRESETS, WEIGHERS
 if TYPE_CHECKING:
     from .lab import Lab
 
-__all__ = ["ControlModel", "LINKS", "FAULT_METHODS", "FLAVOR_NAMES"]
+__all__ = ["ControlModel", "LINKS", "FAULT_METHODS", "FLAVOR_NAMES", "MOVE_ACTIONS"]
 
 # The links a student is likely to break, as (label, src pattern, dst pattern).
 LINKS = {
@@ -22,10 +22,15 @@ LINKS = {
     "conductor -> computes": ("conductor", "compute"),
     "computes -> conductor": ("compute", "conductor"),
     "scheduler -> computes": ("scheduler", "compute"),
+    "computes -> computes": ("compute", "compute"),      # a resize's direct hops
 }
 FAULT_METHODS = ("any method", "build_instances", "select_destinations",
                  "build_and_run_instance", "run_instance", "instance_update",
-                 "service_update", "compute_node_update")
+                 "service_update", "compute_node_update", "migrate_server", "prep_resize",
+                 "resize_instance", "finish_resize", "object_backport_versions")
+# What the panel's Move tab can do to a server (each one Lab method).
+MOVE_ACTIONS = ("migrate", "resize", "confirm resize", "revert resize", "rebuild",
+                "evacuate")
 FLAVOR_NAMES = tuple(FLAVORS)
 
 
@@ -59,18 +64,21 @@ class ControlModel:
     def instances(self) -> list[dict[str, Any]]:
         rows = []
         for s in self.lab.servers():
-            rows.append({"name": s["name"], "status": s["status"],
+            rows.append({"id": s["id"], "name": s["name"], "status": s["status"],
                          "task_state": s["OS-EXT-STS:task_state"] or "",
                          "host": s["OS-EXT-SRV-ATTR:host"] or "",
                          "attempts": s["OS-EXT-LAB:num_attempts"],
-                         "fault": (s.get("fault") or {}).get("message", "")})
+                         "fault": (s.get("fault") or s.get("OS-EXT-LAB:last_fault")
+                                   or {}).get("message", "")})
         return rows
 
     def workflow(self) -> dict[str, Any]:
         c = self.lab.config
         return {"flow": c.flow, "local_mode": c.local_mode, "alternates": c.alternates,
                 "max_attempts": c.max_attempts, "filters": list(c.filters),
-                "weighers": list(c.weighers), "preset": c.preset, "speed": c.speed}
+                "weighers": list(c.weighers), "preset": c.preset, "speed": c.speed,
+                "resize_via_conductor": c.resize_via_conductor,
+                "object_pinning": c.object_pinning}
 
     def progress(self) -> tuple[int, int]:
         """(finished, total) of the builds booted from the panel."""
@@ -132,10 +140,29 @@ class ControlModel:
                         f"{self.lab.last_response_time * 1e3:.0f} ms")
         return ids
 
+    def move(self, server_id: str, action: str, flavor: str = "m1.medium",
+             image: str = "cirros") -> int:
+        """One of MOVE_ACTIONS on a server; returns the API's status code."""
+        if not server_id:
+            raise ValueError("pick a server first")
+        calls = {"migrate": lambda: self.lab.migrate(server_id),
+                 "resize": lambda: self.lab.resize(server_id, flavor),
+                 "confirm resize": lambda: self.lab.confirm_resize(server_id),
+                 "revert resize": lambda: self.lab.revert_resize(server_id),
+                 "rebuild": lambda: self.lab.rebuild(server_id, image),
+                 "evacuate": lambda: self.lab.evacuate(server_id)}
+        if action not in calls:
+            raise ValueError(f"unknown action {action!r}; one of {', '.join(MOVE_ACTIONS)}")
+        status = calls[action]()
+        self.message = (f"{action}: HTTP {status} in "
+                        f"{self.lab.last_response_time * 1e3:.0f} ms")
+        return status
+
     def set_speed(self, preset: str | None = None, speed: float | None = None) -> None:
         changes = {k: v for k, v in dict(preset=preset, speed=speed).items() if v is not None}
         self.lab.configure(**changes)
         self.message = ", ".join(f"{k}={v}" for k, v in changes.items())
 
     choices = {"filters": FILTERS, "weighers": WEIGHERS, "presets": tuple(PRESETS),
-               "flavors": FLAVOR_NAMES, "links": tuple(LINKS), "methods": FAULT_METHODS}
+               "flavors": FLAVOR_NAMES, "links": tuple(LINKS), "methods": FAULT_METHODS,
+               "moves": MOVE_ACTIONS}

@@ -96,6 +96,42 @@ class FakeLab:
         self._record("partition", *hosts)
         return {}
 
+    def add_compute(self, name: str | None = None, object_version: str | None = None,
+                    timeout: float = 60.0) -> str:
+        self._record("add_compute", name, object_version=object_version)
+        name = name or f"compute{len(self.config.compute_names()) + 1}"
+        self.config = self.config.replace(extra_computes=[*self.config.extra_computes, name])
+        self.states[name] = "up"
+        self.failure[name] = {"reschedule": 0.0, "fatal": 0.0, "crash": 0.0, "slow": 1.0}
+        self.nodes.append({"hypervisor_hostname": name, "running_vms": 0,
+                           "free_ram_mb": 16384, "vcpus": 8, "vcpus_used": 0})
+        return name
+
+    # -- moving servers: recorded, answered as the API would (202; confirm 204) ----------
+    def migrate(self, server_id: str) -> int:
+        self._record("migrate", server_id)
+        return 202
+
+    def resize(self, server_id: str, flavor: str) -> int:
+        self._record("resize", server_id, flavor)
+        return 202
+
+    def confirm_resize(self, server_id: str) -> int:
+        self._record("confirm_resize", server_id)
+        return 204
+
+    def revert_resize(self, server_id: str) -> int:
+        self._record("revert_resize", server_id)
+        return 202
+
+    def rebuild(self, server_id: str, image: str) -> int:
+        self._record("rebuild", server_id, image)
+        return 202
+
+    def evacuate(self, server_id: str, host: str | None = None) -> int:
+        self._record("evacuate", server_id)
+        return 200
+
     def boot(self, name: str, flavor: str = "m1.small", count: int = 1) -> str | list[str]:
         self._record("boot", name, flavor=flavor, count=count)
         ids = []

@@ -58,11 +58,15 @@ class ControlPanel:
         self.network = self._network_box()
         self.boot = self._boot_box()
         self.speed = self._speed_box()
+        self.move = self._move_box()
+        self._computes_box = self._computes_tab()
         self.widget = w.VBox([
             w.HTML("<b>Conductor Lab</b> control panel"), self.status,
-            w.Tab(children=[self._computes_tab(), self._services_tab(), self._workflow_tab(),
-                            self._network_tab(), self._boot_tab(), self._speed_tab()],
-                  titles=["Computes", "Services", "Workflow", "Network", "Boot", "Speed"]),
+            w.Tab(children=[self._computes_box, self._services_tab(), self._workflow_tab(),
+                            self._network_tab(), self._boot_tab(), self._move_tab(),
+                            self._speed_tab()],
+                  titles=["Computes", "Services", "Workflow", "Network", "Boot", "Move",
+                          "Speed"]),
         ])
         self.refresh()
         if auto_refresh:
@@ -132,6 +136,12 @@ class ControlPanel:
                                          lambda v: m.configure(local_mode=v)),
             "alternates": self._on_value(w.Checkbox(description="alternates"),
                                          lambda v: m.configure(alternates=v)),
+            "resize_via_conductor": self._on_value(
+                w.Checkbox(description="resize via conductor", indent=False),
+                lambda v: m.configure(resize_via_conductor=v)),
+            "object_pinning": self._on_value(
+                w.Checkbox(description="object pinning", indent=False),
+                lambda v: m.configure(object_pinning=v)),
             "max_attempts": self._on_value(
                 w.IntSlider(min=1, max=6, description="max attempts",
                             style={"description_width": "initial"},
@@ -173,6 +183,18 @@ class ControlPanel:
                                                             box["flavor"].value), "primary")
         return box
 
+    def _move_box(self) -> dict[str, w.Widget]:
+        m = self.model
+        box = {"server": w.Dropdown(options=[], description="server",
+                                    layout=w.Layout(width="360px")),
+               "action": w.Dropdown(options=m.choices["moves"], description="action"),
+               "flavor": w.Dropdown(options=m.choices["flavors"], value="m1.medium",
+                                    description="to flavor")}
+        box["go"] = self._button("Go", lambda: m.move(box["server"].value,
+                                                      box["action"].value,
+                                                      box["flavor"].value), "primary")
+        return box
+
     def _speed_box(self) -> dict[str, w.Widget]:
         m = self.model
         return {"preset": self._on_value(w.ToggleButtons(options=m.choices["presets"]),
@@ -195,6 +217,7 @@ class ControlPanel:
     def _workflow_tab(self) -> w.Widget:
         b = self.workflow
         return w.VBox([_labelled("flow", b["flow"]), w.HBox([b["local_mode"], b["alternates"]]),
+                       _row([b["resize_via_conductor"], b["object_pinning"]]),
                        b["max_attempts"], w.HBox([b["filters"], b["weighers"]])])
 
     def _network_tab(self) -> w.Widget:
@@ -206,6 +229,12 @@ class ControlPanel:
         b = self.boot
         return w.VBox([w.HBox([b["count"], b["flavor"], b["button"]]), b["progress"],
                        b["table"]])
+
+    def _move_tab(self) -> w.Widget:
+        b = self.move
+        return w.VBox([_row([b["server"], b["action"], b["flavor"], b["go"]]),
+                       w.HTML("migrate / resize end in VERIFY_RESIZE: confirm or revert. "
+                              "evacuate needs the server's compute to be down.")])
 
     def _speed_tab(self) -> w.Widget:
         return w.VBox([_labelled("preset", self.speed["preset"]), self.speed["speed"]])
@@ -226,6 +255,9 @@ class ControlPanel:
 
     def _paint(self, snap: dict[str, Any]) -> None:
         for c in snap["computes"]:
+            if c["host"] not in self.computes:    # lab.add_compute since the panel was made
+                self.computes[c["host"]] = self._compute_row(c["host"])
+                self._computes_box.children = self._computes_tab().children
             row = self.computes[c["host"]]
             row["state"].value = (f"<b>{c['host']}</b> {_badge(c['state'])} {c['instances']} vms,"
                                   f" {c['free_ram_mb']} MB / {c['free_vcpus']} vCPU free")
@@ -233,7 +265,8 @@ class ControlPanel:
         for s in snap["services"]:
             self.services[s["name"]]["state"].value = f"<b>{s['name']}</b> {_badge(s['state'])}"
         wf = snap["workflow"]
-        for key in ("flow", "local_mode", "alternates", "max_attempts"):
+        for key in ("flow", "local_mode", "alternates", "max_attempts",
+                    "resize_via_conductor", "object_pinning"):
             self.workflow[key].value = wf[key]
         self.workflow["filters"].value = tuple(wf["filters"])
         self.workflow["weighers"].value = tuple(wf["weighers"])
@@ -242,6 +275,13 @@ class ControlPanel:
         self.boot["progress"].max, self.boot["progress"].value = max(total, 1), done
         self.boot["progress"].description = f"{done}/{total} done"
         self.boot["table"].value = _instances_html(snap["instances"])
+        options = [(f"{r['name']} ({r['status']}, {r['host'] or 'no host'})", r["id"])
+                   for r in snap["instances"]]
+        if list(self.move["server"].options) != options:
+            keep = self.move["server"].value
+            self.move["server"].options = options
+            if keep in [v for _, v in options]:
+                self.move["server"].value = keep
 
     def start_auto_refresh(self, every: float = REFRESH_SECONDS) -> bool:
         """Repaint every ``every`` seconds on the running event loop (Jupyter's kernel has

@@ -112,13 +112,13 @@ def test_instances_rows_with_fault_message_and_empty_strings_for_none(model, lab
         server("d", "ACTIVE", name="vm4", host="compute1", fault={"code": 500}),
     ]
     assert model.instances() == [
-        {"name": "vm1", "status": "BUILD", "task_state": "scheduling", "host": "",
-         "attempts": 0, "fault": ""},
-        {"name": "vm2", "status": "ERROR", "task_state": "", "host": "", "attempts": 3,
-         "fault": "No valid host was found."},
-        {"name": "vm3", "status": "ACTIVE", "task_state": "", "host": "compute2",
+        {"id": "a", "name": "vm1", "status": "BUILD", "task_state": "scheduling",
+         "host": "", "attempts": 0, "fault": ""},
+        {"id": "b", "name": "vm2", "status": "ERROR", "task_state": "", "host": "",
+         "attempts": 3, "fault": "No valid host was found."},
+        {"id": "c", "name": "vm3", "status": "ACTIVE", "task_state": "", "host": "compute2",
          "attempts": 2, "fault": ""},
-        {"name": "vm4", "status": "ACTIVE", "task_state": "", "host": "compute1",
+        {"id": "d", "name": "vm4", "status": "ACTIVE", "task_state": "", "host": "compute1",
          "attempts": 1, "fault": ""},
     ]
 
@@ -134,7 +134,8 @@ def test_workflow_reflects_the_lab_config():
     wf = ControlModel(lab).workflow()
     assert wf == {"flow": "legacy", "local_mode": True, "alternates": True,
                   "max_attempts": 5, "filters": ["RamFilter", "RetryFilter"],
-                  "weighers": ["RAMWeigher"], "preset": "demo", "speed": 2.5}
+                  "weighers": ["RAMWeigher"], "preset": "demo", "speed": 2.5,
+                  "resize_via_conductor": False, "object_pinning": False}
     assert isinstance(wf["filters"], list) and isinstance(wf["weighers"], list)
 
 
@@ -322,3 +323,28 @@ def test_set_speed_passes_only_given_values(model, lab, given, expected):
     model.set_speed(**given)
     assert lab.calls == [("configure", (), expected)]
     assert model.message == ", ".join(f"{k}={v}" for k, v in expected.items())
+
+
+@pytest.mark.parametrize("action, call", [
+    ("migrate", ("migrate", ("s1",))), ("resize", ("resize", ("s1", "m1.large"))),
+    ("confirm resize", ("confirm_resize", ("s1",))),
+    ("revert resize", ("revert_resize", ("s1",))),
+    ("rebuild", ("rebuild", ("s1", "cirros"))), ("evacuate", ("evacuate", ("s1",)))])
+def test_each_move_is_one_lab_call(model, lab, action, call):
+    status = model.move("s1", action, flavor="m1.large")
+    assert [(name, args) for name, args, _ in lab.calls] == [call]
+    assert status in (200, 202, 204) and f"{action}: HTTP {status}" in model.message
+
+
+@pytest.mark.parametrize("server, action", [("", "migrate"), ("s1", "teleport")])
+def test_a_move_without_a_server_or_with_an_unknown_action_does_nothing(model, lab, server,
+                                                                         action):
+    with pytest.raises(ValueError):
+        model.move(server, action)
+    assert lab.calls == []
+
+
+def test_a_rolled_back_migrations_fault_is_shown_for_an_active_server(model, lab):
+    lab.server_list = [{**server("a", "ACTIVE", name="vm1"),
+                        "OS-EXT-LAB:last_fault": {"message": "NoValidHost: none"}}]
+    assert model.instances()[0]["fault"] == "NoValidHost: none"

@@ -36,7 +36,7 @@ def test_building_and_painting_the_panel_fires_nothing(panel, lab):
     assert lab.calls == []
     assert set(panel.computes) == {"compute1", "compute2", "compute3"}
     assert set(panel.services) == {"api", "conductor", "scheduler", "bus"}
-    assert len(panel.widget.children[2].children) == 6
+    assert len(panel.widget.children[2].children) == 7
     assert "up" in panel.computes["compute1"]["state"].value
     assert "16384 MB / 8 vCPU free" in panel.computes["compute1"]["state"].value
     assert panel.workflow["flow"].value == "conductor"
@@ -339,3 +339,34 @@ def test_stop_after_starting_twice_stops_all_repainting(panel, lab):
     seen, after = asyncio.run(main())
     assert seen >= 1
     assert after == seen, f"{after - seen} repaints after stop_auto_refresh()"
+
+
+def test_the_move_tab_lists_servers_and_go_runs_the_chosen_action(panel, lab):
+    lab.server_list = [_server("s1", "vm1"), _server("s2", "vm2", status="VERIFY_RESIZE")]
+    panel.refresh()
+    assert [v for _, v in panel.move["server"].options] == ["s1", "s2"]
+    assert "vm2 (VERIFY_RESIZE, compute1)" in [k for k, _ in panel.move["server"].options]
+    panel.move["server"].value = "s2"
+    panel.move["action"].value = "confirm resize"
+    assert lab.calls == []                         # choosing is not acting
+    panel.move["go"].click()
+    assert lab.calls == [("confirm_resize", ("s2",), {})]
+    assert "confirm resize: HTTP 204" in panel.status.value
+    lab.server_list.append(_server("s3", "vm3"))
+    panel.refresh()
+    assert panel.move["server"].value == "s2"      # a repaint keeps the choice
+
+
+def test_a_compute_added_while_the_panel_is_open_gets_its_row(panel, lab):
+    assert lab.add_compute() == "compute4"
+    panel.refresh()
+    assert "compute4" in panel.computes
+    assert len(panel._computes_box.children) == 4
+    assert "compute4" in panel.computes["compute4"]["state"].value
+
+
+def test_the_new_workflow_switches_configure_the_lab(panel, lab):
+    panel.workflow["resize_via_conductor"].value = True
+    panel.workflow["object_pinning"].value = True
+    assert lab.calls == [("configure", (), {"resize_via_conductor": True}),
+                         ("configure", (), {"object_pinning": True})]

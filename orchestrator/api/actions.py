@@ -85,6 +85,7 @@ def _resize(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
 def _start_resize(api: ApiManager, inst: dict[str, Any], flavor: str, action: str,
                   rid: str) -> int:
     _require(inst, action, ("active",))
+    _host_must_be_up(api, inst, action)     # the source copies the disk: it must be up
     _set_task(api, inst, "resize_prep")
     api.db.start_action(inst["uuid"], action, rid)
     ctx = {"request_id": rid, "instance_uuid": inst["uuid"], "attempt": 1}

@@ -151,8 +151,11 @@ def test_legacy_evacuate_needs_a_host_and_goes_straight_to_it(db):
     assert api.sent() == [("rebuild_instance", "compute2")]
 
 
-def test_rebuild_is_refused_when_the_host_is_down(db):
+@pytest.mark.parametrize("body", [{"rebuild": {"imageRef": "fedora"}}, {"migrate": None},
+                                  {"resize": {"flavorRef": "m1.large"}}])
+def test_rebuild_and_resize_are_refused_when_the_host_is_down(db, body):
     uuid = server(db)
+    api = FakeApi(db, up=("compute2",))
     with pytest.raises(Conflict, match="evacuate it instead"):
-        run_action(FakeApi(db, up=()), uuid, {"rebuild": {"imageRef": "fedora"}}, "req-b")
-    assert db.instance(uuid)["task_state"] is None
+        run_action(api, uuid, body, "req-b")
+    assert db.instance(uuid)["task_state"] is None and api.sent() == []

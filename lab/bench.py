@@ -1,4 +1,5 @@
-"""Benchmarks: ``python -m lab bench bus [--json]``.
+"""Benchmarks: ``python -m lab bench bus [--json]`` (here) and ``python -m lab bench
+moves [--json]`` (resize paths and object backporting, ``lab.bench_moves``).
 
 Speed targets live here, never in timed tests. Every figure is a ratio against a
 baseline measured in the same run, because these machines are noisy: the bus is compared
@@ -203,15 +204,24 @@ def format_bus(r: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     import argparse
     parser = argparse.ArgumentParser(prog="python -m lab bench")
-    parser.add_argument("suite", choices=["bus"], nargs="?", default="bus")
+    parser.add_argument("suite", choices=["bus", "moves"], nargs="?", default="bus")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--casts", type=int, default=20000)
+    parser.add_argument("--calls", type=int, default=2000, help="bus: calls per round")
+    parser.add_argument("--casts", type=int, default=20000, help="bus: casts per round")
+    parser.add_argument("--migrations", type=int, default=20,
+                        help="moves: migrations per mode and round")
+    parser.add_argument("--builds", type=int, default=20,
+                        help="moves: builds per mode and round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    if min(args.calls, args.casts, args.rounds) < 1:
-        parser.error("--calls, --casts and --rounds must be >= 1")
+    if min(args.calls, args.casts, args.rounds, args.migrations, args.builds) < 1:
+        parser.error("--calls, --casts, --migrations, --builds and --rounds must be >= 1")
     progress = None if args.json else (lambda m: print(m, file=sys.stderr))
+    if args.suite == "moves":
+        from .bench_moves import bench_moves, format_moves
+        result = bench_moves(args.migrations, args.builds, args.rounds, progress)
+        print(json.dumps(result, indent=1) if args.json else format_moves(result))
+        return 0
     result = bench_bus(args.calls, args.casts, args.rounds, progress)
     print(json.dumps(result, indent=1) if args.json else format_bus(result))
     return 0

@@ -145,6 +145,15 @@ class Database:
             sql, args = sql + " AND vm_state=?", args + [vm_state]
         return [dict(r) for r in self.conn.execute(sql + " ORDER BY seq", args)]
 
+    def instance_states(self, uuids: list[str]) -> dict[str, dict[str, Any]]:
+        """uuid -> vm_state, task_state, host, deleted (deleted rows included)."""
+        if not uuids:
+            return {}
+        rows = self.conn.execute(
+            "SELECT uuid, vm_state, task_state, host, deleted FROM instances WHERE uuid IN"
+            f" ({', '.join('?' * len(uuids))})", uuids)
+        return {r["uuid"]: dict(r) for r in rows}
+
     def update_instance(self, uuid_: str, expected_task_state: Any = "<any>",
                         **values: Any) -> dict[str, Any]:
         """Save instance fields. With ``expected_task_state`` the save only happens if the

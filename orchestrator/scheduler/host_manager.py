@@ -72,9 +72,11 @@ class HostManager:
 
     def _apply_in_flight(self, states: list[HostState], now: float) -> None:
         by_host = {s.host: s for s in states}
+        rows = self.db.instance_states(list(self.in_flight))
         for uuid, claim in list(self.in_flight.items()):
             state = by_host.get(claim.host)
-            if state is None or uuid in state.instances or now - claim.made > self.claim_ttl:
+            if state is None or uuid in state.instances or now - claim.made > self.claim_ttl \
+                    or _went_elsewhere(rows.get(uuid), claim.host):
                 del self.in_flight[uuid]  # reported by the compute, or given up on
             else:
                 state.consume(claim.spec)
@@ -86,3 +88,14 @@ class HostManager:
     def forget(self, instance_uuids: list[str]) -> None:
         for uuid in instance_uuids:
             self.in_flight.pop(uuid, None)
+
+
+def _went_elsewhere(row: dict[str, Any] | None, host: str) -> bool:
+    """The claimed instance will never land on ``host``: it was deleted, failed, was
+    rescheduled to another host, or is at rest elsewhere (a migration rolled back)."""
+    if row is None:
+        return False
+    if row["deleted"] or row["vm_state"] == "error":
+        return True
+    elsewhere = row["host"] is not None and row["host"] != host
+    return elsewhere and (row["vm_state"] == "building" or row["task_state"] is None)

@@ -46,6 +46,29 @@ def test_bench_json(tmp_path):
     assert result["baseline"]["call_p50_us"] > 0 and result["bus"]["casts_per_s"] > 0
 
 
+def test_bench_moves_json_measures_every_mode_from_the_trace(tmp_path):
+    out = run("-m", "lab", "bench", "moves", "--migrations", "2", "--builds", "2",
+              "--rounds", "1", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    modes = result["modes"]
+    assert set(modes) == {"computes (seed)", "via conductor", "legacy", "new compute",
+                          "old compute, backport", "old compute, pinned"}
+    assert modes["computes (seed)"]["compute_to_compute"] == 2      # the seed's hops
+    assert modes["via conductor"]["compute_to_compute"] == 0
+    assert modes["old compute, backport"]["backport_calls"] == 1
+    assert modes["old compute, pinned"]["backport_calls"] == 0
+    assert modes["new compute"]["backport_calls"] == 0
+    assert all(m["p50_ms"] > 0 and m["messages"] > 0 for m in modes.values())
+    assert set(result["met"]) == {"via_conductor_p50", "via_conductor_no_hops",
+                                  "backport_p50", "pinning_no_backport"}
+
+
+def test_bench_rejects_nonpositive_counts(tmp_path):
+    out = run("-m", "lab", "bench", "moves", "--migrations", "0", cwd=tmp_path)
+    assert out.returncode == 2 and "must be >= 1" in out.stderr
+
+
 def test_up_runs_until_ctrl_c_and_leaves_nothing(tmp_path, pid_gone, reap_pids):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "lab", "up", "--run-dir", str(run_dir),

@@ -166,3 +166,24 @@ def test_forget_drops_claims_and_ignores_unknown_ones(cloud):
     hosts.forget(["u1", "u3", "never-claimed"])
     assert set(hosts.in_flight) == {"u2"}
     assert by_host(hosts.host_states())["compute3"].memory_mb_used == 2048
+
+
+@pytest.mark.parametrize("change, dropped", [
+    ({"deleted": 1, "vm_state": "deleted"}, True),
+    ({"vm_state": "error"}, True),
+    ({"host": "compute1", "task_state": "networking"}, True),     # rescheduled elsewhere
+    ({"host": "compute2", "task_state": "networking"}, False),    # arriving here
+    ({"host": None}, False),                                      # not placed yet
+    ({"vm_state": "active", "task_state": None, "host": "compute1"}, True),  # rolled back
+    ({"vm_state": "active", "task_state": "resize_prep", "host": "compute1"}, False),
+])
+def test_a_claim_whose_instance_will_never_arrive_is_dropped_before_the_ttl(cloud, change,
+                                                                           dropped):
+    """Boot-and-delete in a loop on one host must not fill it up for claim_ttl seconds."""
+    _, _, [uuid] = cloud.create_instances(["vm"], "m1.small", "cirros", None)
+    hosts = HostManager(cloud, DOWN_TIME, TTL)
+    hosts.claim(uuid, by_host(hosts.host_states())["compute2"], SMALL)
+    cloud.conn.execute(f"UPDATE instances SET {', '.join(f'{k}=?' for k in change)} "
+                       "WHERE uuid=?", (*change.values(), uuid))
+    used = by_host(hosts.host_states())["compute2"].memory_mb_used
+    assert (uuid not in hosts.in_flight, used) == ((True, 0) if dropped else (False, 2048))

@@ -30,7 +30,7 @@ GOALS = {"via_conductor_p50_ratio_max": 2.0, "backport_p50_ratio_max": 1.5}
 RESIZE_MODES = {"computes (seed)": {}, "via conductor": {"resize_via_conductor": True},
                 "legacy": {"flow": "legacy"}}
 BUILD_MODES = ("new compute", "old compute, backport", "old compute, pinned")
-NOISE = ("service_update", "compute_node_update", "instances_on_host")
+NOISE = ("service_update", "compute_node_update", "instances_on_host", "evacuation_cleanup")
 
 
 def _wait(lab: Lab, server: str, status: str) -> None:

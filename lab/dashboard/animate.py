@@ -10,6 +10,8 @@ time-space diagram shows them; only new rows are animated. ``window.__conductorL
 exposes the loop's state for browser tests."""
 from __future__ import annotations
 
+from .model import ARC, ARC_MAX
+
 __all__ = ["ANIMATE_JS", "JUMP_JS"]
 
 ANIMATE_JS = r"""
@@ -19,6 +21,7 @@ const S = window.__conductorLab || (window.__conductorLab = {
 if (S.started) { return; }
 S.started = true;
 const GAP = 0.12, TRAVEL = 0.9, BURST = 0.7, LINGER = 3.0, CAP = 300;
+/*ARC*/
 const clock = () => performance.now() / 1000;
 
 function take(now, speed) {
@@ -75,6 +78,9 @@ function frame() {
     const travel = TRAVEL / speed;
     const p = Math.min(1, age / travel);
     let x = it.x0 + (it.x1 - it.x0) * p, y = it.y0 + (it.y1 - it.y0) * p;
+    if (it.x0 === it.x1 && it.y0 !== it.y1) {   // compute to compute: follow the arc
+      x += Math.min(ARC_MAX, ARC * Math.abs(it.y1 - it.y0)) * Math.sin(Math.PI * p);
+    }
     let s = 12, a = 0.95, m = it.marker, c = it.color;
     if ((it.phase === "dropped" || it.phase === "expired") && p >= 1) {
       const b = Math.min(1, (age - travel) / BURST);
@@ -99,6 +105,9 @@ function frame() {
 }
 window.requestAnimationFrame(frame);
 """
+
+# the arcs between computes are drawn by model.py: the dots follow the same curve
+ANIMATE_JS = ANIMATE_JS.replace("/*ARC*/", f"const ARC = {ARC}, ARC_MAX = {ARC_MAX};")
 
 JUMP_JS = r"""
 if (window.__conductorLab) { window.__conductorLab.jumpRequested = true; }

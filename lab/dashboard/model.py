@@ -46,7 +46,12 @@ KIND_MARKERS = {"cast": "circle", "call": "square", "reply": "triangle", "fanout
                 "notification": "inverted_triangle"}
 TASK_STATE_COLORS = {"scheduling": "#9ecae1", "networking": "#6baed6",
                      "block_device_mapping": "#4292c6", "spawning": "#2171b5",
-                     "ACTIVE": "#2ca02c", "ERROR": "#d62728", "DELETED": "#7f7f7f"}
+                     "ACTIVE": "#2ca02c", "ERROR": "#d62728", "DELETED": "#7f7f7f",
+                     # moving an instance (issue #7)
+                     "RESIZE": "#9467bd", "VERIFY_RESIZE": "#bcbd22",
+                     "REVERT_RESIZE": "#8c564b", "REBUILD": "#17becf"}
+# A server seen in one of these was built: its build counts as a success.
+BUILT_STATUSES = ("ACTIVE", "RESIZE", "VERIFY_RESIZE", "REVERT_RESIZE", "REBUILD")
 UNKNOWN_STATE_COLOR = "#c7c7c7"
 NODE_STATE_COLORS = {"up": "#2e8b57", "down": "#d62728", "paused": "#b8860b",
                      "failing": "#ff7f0e", "unreachable": "#8c564b", "bus": "#555555"}
@@ -73,7 +78,8 @@ MAX_SPACING, HALF_SPAN = 1.2, 2.4    # a tier spreads over MAIN_Y +- HALF_SPAN a
 OTHER_Y0, OTHER_STEP = 0.6, 0.6      # unknown topics: bottom of their column, upwards
 LAB_X0, LAB_Y0, LAB_STEP, LAB_PER_ROW = 0.4, 5.7, 0.8, 4
 
-HEARTBEAT_METHODS = frozenset({"service_update", "compute_node_update", "instances_on_host"})
+HEARTBEAT_METHODS = frozenset({"service_update", "compute_node_update", "instances_on_host",
+                               "evacuation_cleanup"})
 HEARTBEAT_PREFIXES = ("periodic-", "init-")
 DASHES = {"call": "dashed", "reply": "dotted"}          # everything else: solid
 # A compute handing a failed build (or resize destination) back: the reschedule loop.
@@ -81,6 +87,7 @@ RESCHEDULE_METHODS = ("build_instances", "run_instance", "migrate_server", "prep
 # Where an attempt lands on a compute: a build, or a resize's destination.
 TRY_METHODS = ("build_and_run_instance", "prep_resize")
 INSTANCE_LANES, RESCHEDULE_ROWS, REMEMBERED_INSTANCES = 30, 12, 500
+ARC, ARC_MAX = 0.25, 0.9             # compute-to-compute arcs: bulge per unit of height
 RATE_WINDOW, TOP_METHODS = 10.0, 8
 LABEL_DX, LABEL_DY = 0.0, 0.3       # reschedule labels: stacked beside their compute
 
@@ -156,6 +163,22 @@ def _label(e: Event) -> str:
     if e["method"] in WORKFLOW_METHODS and e["attempt"]:
         return f"{e['method']} #{e['attempt']}"
     return e["method"]
+
+
+def arc_bulge(y0: float, y1: float) -> float:
+    """How far right an arc between two nodes of one column bows out (the browser's
+    dots follow the same curve: ``ARC`` in animate.py)."""
+    return min(ARC_MAX, ARC * abs(y1 - y0))
+
+
+def _arc(x: float, y0: float, y1: float, points: int = 9) -> tuple[list[float], list[float]]:
+    """A message between two computes (a resize's direct hop) drawn as an arc to the
+    right of their column, so it does not run through the computes in between. The
+    way down bows a little further out than the way up, so both directions show."""
+    bulge = arc_bulge(y0, y1) * (1.15 if y1 < y0 else 1.0)
+    ts = [i / (points - 1) for i in range(points)]
+    return ([round(x + bulge * math.sin(math.pi * t), 3) for t in ts],
+            [round(y0 + (y1 - y0) * t, 3) for t in ts])
 
 
 def _empty(columns: Iterable[str]) -> Columns:
@@ -440,8 +463,12 @@ class DashboardModel:
             (x0, y0), (x1, y1) = self._pos(src), self._pos(dst)
             length = math.hypot(x1 - x0, y1 - y0) or 1.0
             ox, oy = 0.06 * (y1 - y0) / length, -0.06 * (x1 - x0) / length
-            row = ([round(x0 + ox, 3), round(x1 + ox, 3)],
-                   [round(y0 + oy, 3), round(y1 + oy, 3)], src, dst, count,
+            if x0 == x1 and y0 != y1:      # same tier (compute to compute): an arc
+                xs, ys = _arc(x0, y0, y1)
+            else:
+                xs = [round(x0 + ox, 3), round(x1 + ox, 3)]
+                ys = [round(y0 + oy, 3), round(y1 + oy, 3)]
+            row = (xs, ys, src, dst, count,
                    round(1.0 + 3.0 * math.log10(1 + count), 3),
                    KIND_COLORS.get(top, OTHER_COLOR))
             for column, value in zip(EDGE_COLUMNS, row):
@@ -530,8 +557,9 @@ class DashboardModel:
                 if inst.segments:
                     inst.segments[-1][2] = now
                 inst.segments.append([state, now, None])
-            if status in ("ACTIVE", "ERROR") and self._final.get(uuid, ("",))[0] != status:
-                self._final[uuid] = (status, now)
+            final = "ACTIVE" if status in BUILT_STATUSES else status
+            if final in ("ACTIVE", "ERROR") and self._final.get(uuid, ("",))[0] != final:
+                self._final[uuid] = (final, now)
         order = sorted(self._instances.values(),
                        key=lambda i: (i.first_seen, i.created, i.name, i.uuid))
         for gone in order[:-REMEMBERED_INSTANCES]:

@@ -671,3 +671,33 @@ def test_legacy_resize_tries_are_the_schedulers_casts_to_computes():
     m.ingest(w.events)
     c = m.counters()
     assert c["hosts_tried"] == {U1: [C2, C3]} and c["reschedules"] == 1
+
+
+def test_a_server_first_seen_resizing_counts_as_built_and_its_lane_is_coloured():
+    m = DashboardModel(SERVICES, origin=T0)
+    m.instances_data([server(U1, "VERIFY_RESIZE"), server(U5, "REBUILD"),
+                      server("u-err", "ERROR", fault="x")], T0 + 1)
+    data = m.instances_data([server(U1, "ACTIVE"), server(U5, "REBUILD")], T0 + 2)
+    c = m.counters(T0 + 2)
+    assert (c["finished"], c["active"], c["error"]) == (3, 2, 1)
+    colors = dict(zip(data["state"], data["color"]))
+    assert colors["VERIFY_RESIZE"] == TASK_STATE_COLORS["VERIFY_RESIZE"] != \
+        colors["ACTIVE"]
+    assert colors["REBUILD"] == TASK_STATE_COLORS["REBUILD"]
+
+
+def test_a_compute_to_compute_edge_is_an_arc_beside_the_column_not_through_it():
+    m = model()
+    w = Wire()
+    w.cast("resize_instance", C3, C1, U1)
+    w.cast("finish_resize", C1, C3, U1)
+    m.ingest(w.events)
+    edges = {(s, d): (xs, ys) for s, d, xs, ys in zip(*(m.edges_data()[k] for k in (
+        "src", "dst", "xs", "ys")))}
+    (down_x, down_y), (up_x, up_y) = edges[C1, C3], edges[C3, C1]
+    x = m.positions[C1][0]
+    assert len(down_x) == 9 and down_x[0] == down_x[-1] == x
+    assert max(down_x) > x + 0.3 and max(up_x) > x + 0.3      # bows out to the right
+    assert max(down_x) != max(up_x)                            # both directions show
+    assert (down_y[0], down_y[-1]) == (m.positions[C1][1], m.positions[C3][1])
+    assert all(px <= BOX[1] for px in down_x + up_x)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..db import NotFound, UnexpectedTaskState
-from ..objects import Instance
+from ..objects.pinning import instance_primitive
 from .manager import Conflict
 from .validation import BadRequest, flavor_by_ref
 
@@ -142,7 +142,8 @@ def _rebuild(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
     ctx = {"request_id": rid, "instance_uuid": inst["uuid"], "attempt": 1}
     if api.config.flow == "legacy":
         api.compute.rebuild_instance(ctx, inst["host"], image_ref=image,
-                                     instance=Instance.from_db(inst).obj_to_primitive())
+                                     instance=instance_primitive(api.db, api.config, inst,
+                                                                 [inst["host"]]))
     else:
         api.conductor.rebuild_instance(ctx, inst["uuid"], image)
     return 202
@@ -171,7 +172,8 @@ def _evacuate(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int
         api.db.update_migration(migration["id"], dest_compute=host, status="pre-migrating")
         api.compute.rebuild_instance(ctx, host, image_ref=inst["image"], recreate=True,
                                      migration_id=migration["id"],
-                                     instance=Instance.from_db(inst).obj_to_primitive())
+                                     instance=instance_primitive(api.db, api.config, inst,
+                                                                 [host]))
     else:
         api.conductor.rebuild_instance(ctx, inst["uuid"], inst["image"], evacuate=True,
                                        host=host, migration_id=migration["id"])

@@ -29,7 +29,8 @@ class ResourceTracker:
     def claim(self, instance_uuid: str, spec: dict[str, Any]) -> None:
         want = {"vcpus": spec["vcpus"], "memory_mb": spec["memory_mb"],
                 "local_gb": spec["root_gb"]}
-        used = self.used()
+        held = self.claims.get(instance_uuid, {})   # re-claimed (after a restart): replace
+        used = {k: v - held.get(k, 0) for k, v in self.used().items()}
         for key, amount in want.items():
             limit = self.total[key] * self.ratios[key]
             if used[key] + amount > limit:

@@ -145,7 +145,7 @@ class ConductorManager(Manager):
                 rows.append(row)
             elif m is not None and host == m["source_compute"]:
                 rows.append({**row, **FLAVORS[m["old_flavor"]], "migrating": True})
-            elif m is not None and m["status"] != "pre-migrating":
+            elif m is not None and host == m["dest_compute"]:   # claimed at prep_resize
                 rows.append({**row, **FLAVORS[m["new_flavor"]], "migrating": True})
         return rows
 

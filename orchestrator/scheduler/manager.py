@@ -13,7 +13,7 @@ from ..config import FLAVORS
 from ..exception import MaxRetriesExceeded, NoValidHost
 from ..manager import Manager
 from ..messaging.transport import Transport
-from ..objects import Instance
+from ..objects.pinning import instance_primitive
 from .filters import FILTER_CLASSES
 from .filters.base import BaseFilter
 from .plugins import load_plugin_class
@@ -168,11 +168,12 @@ class SchedulerManager(Manager):
             return rollback(self.db, ctx, migration, "scheduler_prep_resize", exc)
         dest = hosts[0]
         self.db.update_instance(instance_uuid, num_attempts=retry["num_attempts"])
-        self.db.update_migration(migration["id"], dest_compute=dest)
+        migration = self.db.update_migration(migration["id"], dest_compute=dest)
         self.db.add_event(instance_uuid, ctx.get("request_id", ""), "scheduler_prep_resize",
                           dest, retry["num_attempts"], "Success")
         self.compute.prep_resize(
-            ctx, dest, instance=Instance.from_db(inst).obj_to_primitive(),
+            ctx, dest, instance=instance_primitive(self.db, self.config, inst,
+                                                   [inst["host"], dest], migration),
             migration_id=migration["id"], flavor=flavor,
             retry={**retry, "hosts": [*retry["hosts"], dest]}, flow="legacy")
 

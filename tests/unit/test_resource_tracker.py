@@ -112,3 +112,14 @@ def test_the_report_does_not_share_state_with_the_tracker():
     report["instances"].append("x")
     report["vcpus"] = 99
     assert rt.report(0)["instances"] == ["a"] and rt.total["vcpus"] == 8
+
+
+def test_claiming_again_for_the_same_instance_replaces_its_claim():
+    """A destination that rebuilt its claims after a restart, then gets the (late)
+    prep_resize: the instance must not count twice, nor be refused for its own room."""
+    rt = ResourceTracker("c1", "nova", 2, 4096, 40)
+    rt.claim("u1", {"vcpus": 2, "memory_mb": 4096, "root_gb": 40})
+    rt.claim("u1", {"vcpus": 2, "memory_mb": 4096, "root_gb": 40})
+    assert rt.used() == {"vcpus": 2, "memory_mb": 4096, "local_gb": 40}
+    with pytest.raises(ComputeResourcesUnavailable):
+        rt.claim("u2", {"vcpus": 1, "memory_mb": 512, "root_gb": 1})

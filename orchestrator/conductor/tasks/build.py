@@ -21,7 +21,7 @@ from ...exception import MaxRetriesExceeded
 from ...manager import record_error
 from ...messaging.protocol import MessagingTimeout, RemoteError
 from ...scheduler.rpcapi import SchedulerAPI
-from .objects import instance_primitive
+from ...objects.pinning import instance_primitive
 
 __all__ = ["BuildTask", "EVENT"]
 
@@ -95,7 +95,7 @@ class BuildTask:
         host, alternates = hosts[0], hosts[1:]
         self.db.add_event(uuid, ctx.get("request_id", ""), EVENT, host, ctx["attempt"],
                           "Success")
-        instance = instance_primitive(self.db, self.config(), self.db.instance(uuid), host)
+        instance = instance_primitive(self.db, self.config(), self.db.instance(uuid), [host])
         self.compute.build_and_run_instance(
             {**ctx, "instance_uuid": uuid}, host, instance_uuid=uuid,
             request_spec=request_spec, retry={**retry, "hosts": [*retry["hosts"], host]},

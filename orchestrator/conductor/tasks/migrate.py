@@ -29,7 +29,7 @@ from ...db import Database, NotFound
 from ...exception import MaxRetriesExceeded, MigrationError
 from ...messaging.protocol import MessagingTimeout, RemoteError
 from ...scheduler.rpcapi import SchedulerAPI
-from .objects import instance_primitive
+from ...objects.pinning import instance_primitive
 
 __all__ = ["MigrationTask", "EVENT", "rollback"]
 
@@ -82,7 +82,7 @@ class MigrationTask:
         args = {"migration_id": migration["id"], "flavor": flavor}
         if config.resize_via_conductor:
             return await self._orchestrate(ctx, config, migration, args, retry, alternates)
-        self.compute.prep_resize(ctx, dest, instance=self._primitive(migration, dest),
+        self.compute.prep_resize(ctx, dest, instance=self._primitive(migration),
                                  retry=retry, host_list=alternates, **args)
 
     async def _destinations(self, ctx: dict[str, Any], config: LabConfig,
@@ -108,9 +108,12 @@ class MigrationTask:
             return None
         return selections[0]
 
-    def _primitive(self, migration: dict[str, Any], host: str) -> dict[str, Any]:
+    def _primitive(self, migration: dict[str, Any]) -> dict[str, Any]:
+        """The copy that travels dest -> source -> dest: readable by both ends."""
         inst = self.db.instance(migration["instance_uuid"])
-        return instance_primitive(self.db, self.config(), inst, host, migration)
+        return instance_primitive(self.db, self.config(), inst,
+                                  [migration["source_compute"], migration["dest_compute"]],
+                                  migration)
 
     async def _orchestrate(self, ctx: dict[str, Any], config: LabConfig,
                            migration: dict[str, Any], args: dict[str, Any],
@@ -121,7 +124,7 @@ class MigrationTask:
         source, dest = migration["source_compute"], migration["dest_compute"]
         try:
             await self.compute.step(ctx, dest, "prep_resize", timeout, retry=retry,
-                                    instance=self._primitive(migration, dest),
+                                    instance=self._primitive(migration),
                                     host_list=alternates, **args)
         except (RemoteError, MessagingTimeout) as exc:
             name = exc.exc_type if isinstance(exc, RemoteError) else type(exc).__name__
@@ -134,7 +137,7 @@ class MigrationTask:
         try:
             for host, method in ((source, "resize_instance"), (dest, "finish_resize")):
                 await self.compute.step(ctx, host, method, timeout,
-                                        instance=self._primitive(migration, host), **args)
+                                        instance=self._primitive(migration), **args)
         except (RemoteError, MessagingTimeout) as exc:
             fail(self.db, ctx, migration, EVENT, exc)
 

@@ -18,7 +18,7 @@ from ...db import Database, NotFound
 from ...messaging.protocol import MessagingTimeout, RemoteError
 from ...scheduler.rpcapi import SchedulerAPI
 from .migrate import rollback
-from .objects import instance_primitive
+from ...objects.pinning import instance_primitive
 
 __all__ = ["RebuildTask", "EVENT"]
 
@@ -57,7 +57,7 @@ class RebuildTask:
                           "Success")
         config = self.config()
         self.compute.rebuild_instance(
-            ctx, dest, instance=instance_primitive(self.db, config, inst, dest, migration),
+            ctx, dest, instance=instance_primitive(self.db, config, inst, [dest], migration),
             image_ref=image_ref, recreate=evacuate,
             migration_id=None if migration is None else migration["id"])
 

@@ -1,0 +1,280 @@
+"""Resize and cold migrate with real processes: who tells whom (conductor flow, the
+conductor making every hop, the seed's legacy flow), the migration record, where the
+instance ends and what each hypervisor holds after every step, reschedules, roll-backs
+and the API's refusals."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from lab.client import ApiError
+from lab.trace import short
+from orchestrator.config import FLAVORS
+from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
+
+pytestmark = pytest.mark.timeout(60)
+
+HOST = "OS-EXT-SRV-ATTR:host"
+VARIANTS = {"conductor": {}, "via_conductor": {"resize_via_conductor": True},
+            "legacy": {"flow": "legacy"}, "alternates": {"alternates": True}}
+
+
+USED = ("vcpus_used", "memory_mb_used", "local_gb_used", "running_vms")
+
+
+def sizes(*flavors: str) -> tuple[int, ...]:
+    """The USED values of these claims."""
+    return tuple(sum(FLAVORS[f][k] for f in flavors)
+                 for k in ("vcpus", "memory_mb", "root_gb")) + (len(flavors),)
+
+
+def wait_usage(lab, expected: dict[str, tuple[str, ...]], timeout: float = 10.0,
+               live: bool = False) -> None:
+    """Poll the hypervisors (or, ``live``, each compute's own tracker: no stale record
+    of a process that just restarted) until each host listed holds exactly these
+    flavors' claims (reports land a moment after the instance's state does)."""
+    want = {host: sizes(*flavors) for host, flavors in expected.items()}
+    deadline = time.monotonic() + timeout
+    while True:
+        if live:
+            got = {host: tuple(lab.bus().call("compute", "resources", server=host)[k]
+                               for k in USED) for host in expected}
+        else:
+            got = {h["hypervisor_hostname"]: tuple(h[k] for k in USED)
+                   for h in lab.hypervisors()}
+        if all(got.get(host) == usage for host, usage in want.items()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"usage {got} never matched {want}")
+        time.sleep(0.05)
+
+
+def hops(lab, since: int, uuid: str) -> list[str]:
+    """The workflow messages (casts and calls, not the DB proxy) about one instance, as
+    ``"cast api>conductor migrate_server 1"`` (kind src>dst method attempt)."""
+    events = lab.trace(since=since).routed().where(instance=uuid, kind=("cast", "call"))
+    return [f"{e['kind']} {short(e['src'])}>{short(e['dst'])} {e['method']} {e['attempt']}"
+            for e in events if e["method"] not in DB_PROXY_METHODS]
+
+
+def disable(lab, host: str) -> None:
+    lab.api.request("PUT", "/os-services/disable", {"host": host, "binary": "nova-compute"})
+
+
+def boot_on_compute1(lab) -> str:
+    server = lab.boot("vm")
+    assert lab.wait(server)[HOST] == "compute1"      # empty hosts tie: first by name
+    return server
+
+
+SUCCESS = {   # compute1 -> compute2, attempt 1
+    "conductor": ["cast api>conductor migrate_server 1",
+                  "call conductor>scheduler select_destinations 1",
+                  "cast conductor>compute2 prep_resize 1",
+                  "cast compute2>compute1 resize_instance 1",
+                  "cast compute1>compute2 finish_resize 1"],
+    "via_conductor": ["cast api>conductor migrate_server 1",
+                      "call conductor>scheduler select_destinations 1",
+                      "call conductor>compute2 prep_resize 1",
+                      "call conductor>compute1 resize_instance 1",
+                      "call conductor>compute2 finish_resize 1"],
+    "legacy": ["cast api>scheduler prep_resize 1", "cast scheduler>compute2 prep_resize 1",
+               "cast compute2>compute1 resize_instance 1",
+               "cast compute1>compute2 finish_resize 1"],
+}
+MOVE_TO_3 = ["cast compute3>compute1 resize_instance 2",
+             "cast compute1>compute3 finish_resize 2"]
+RESCHEDULED = {   # compute2 fails prep_resize: compute1 -> compute3 on attempt 2
+    "conductor": [*SUCCESS["conductor"][:3], "cast compute2>conductor migrate_server 2",
+                  "call conductor>scheduler select_destinations 2",
+                  "cast conductor>compute3 prep_resize 2", *MOVE_TO_3],
+    "via_conductor": [*SUCCESS["via_conductor"][:3],
+                      "call conductor>scheduler select_destinations 2",
+                      "call conductor>compute3 prep_resize 2",
+                      "call conductor>compute1 resize_instance 2",
+                      "call conductor>compute3 finish_resize 2"],
+    "legacy": [*SUCCESS["legacy"][:2], "cast compute2>scheduler prep_resize 2",
+               "cast scheduler>compute3 prep_resize 2", *MOVE_TO_3],
+    # alternates: the retry takes the next host of the first answer, no second call
+    "alternates": [*SUCCESS["conductor"][:3], "cast compute2>conductor migrate_server 2",
+                   "cast conductor>compute3 prep_resize 2", *MOVE_TO_3],
+}
+
+
+@pytest.mark.parametrize("variant", list(SUCCESS))
+def test_migrate_then_confirm(make_lab, variant):
+    lab = make_lab()
+    lab.configure(**VARIANTS[variant])
+    server = boot_on_compute1(lab)
+    mark = lab.mark()
+    assert lab.migrate(server) == 202
+    record = lab.wait(server)
+    assert (record["status"], record[HOST]) == ("VERIFY_RESIZE", "compute2")
+    assert record["flavor"]["original_name"] == "m1.small"
+    assert [(m["status"], m["migration_type"], m["source_compute"], m["dest_compute"])
+            for m in lab.migrations(server)] == [("finished", "migration", "compute1",
+                                                  "compute2")]
+    assert hops(lab, mark, server) == SUCCESS[variant]
+    if variant == "via_conductor":    # no compute ever talks to another
+        assert not lab.trace(since=mark).where(src="compute", dst="compute")
+    # the source keeps its claim until the user confirms
+    wait_usage(lab, {"compute1": ("m1.small",), "compute2": ("m1.small",), "compute3": ()})
+    mark = lab.mark()
+    assert lab.confirm_resize(server) == 204
+    record = lab.wait(server)
+    assert (record["status"], record[HOST]) == ("ACTIVE", "compute2")
+    assert lab.migrations(server)[0]["status"] == "confirmed"
+    assert hops(lab, mark, server) == ["cast api>compute1 confirm_resize 0"]
+    wait_usage(lab, {"compute1": (), "compute2": ("m1.small",), "compute3": ()})
+
+
+@pytest.mark.parametrize("variant", list(RESCHEDULED))
+def test_failing_destination_is_rescheduled(make_lab, variant):
+    lab = make_lab()
+    lab.configure(**VARIANTS[variant])
+    server = boot_on_compute1(lab)
+    lab.set_failure("compute2", reschedule=1.0)   # the scheduler's first pick
+    mark = lab.mark()
+    lab.migrate(server)
+    record = lab.wait(server)
+    assert (record["status"], record[HOST]) == ("VERIFY_RESIZE", "compute3")
+    assert record["OS-EXT-LAB:num_attempts"] == 2
+    assert hops(lab, mark, server) == RESCHEDULED[variant]
+    if variant == "via_conductor":    # no compute ever talks to another
+        assert not lab.trace(since=mark).where(src="compute", dst="compute")
+    assert [(m["status"], m["dest_compute"]) for m in lab.migrations(server)] == \
+        [("finished", "compute3")]
+    wait_usage(lab, {"compute1": ("m1.small",), "compute2": (), "compute3": ("m1.small",)})
+
+
+@pytest.mark.parametrize("answer", ["confirm", "revert"])
+def test_resize_to_medium_then_confirm_or_revert(make_lab, answer):
+    lab = make_lab()
+    server = boot_on_compute1(lab)
+    assert lab.resize(server, "m1.medium") == 202
+    record = lab.wait(server)
+    assert (record["status"], record[HOST], record["flavor"]["original_name"]) == \
+        ("VERIFY_RESIZE", "compute2", "m1.medium")
+    [migration] = lab.migrations(server)
+    assert (migration["migration_type"], migration["status"]) == ("resize", "finished")
+    assert (migration["old_instance_type_id"], migration["new_instance_type_id"]) == (2, 3)
+    wait_usage(lab, {"compute1": ("m1.small",), "compute2": ("m1.medium",), "compute3": ()})
+    mark = lab.mark()
+    if answer == "confirm":
+        for host in ("compute1", "compute2"):   # each rebuilds its claims from the db
+            lab.restart(host)
+        wait_usage(lab, {"compute1": ("m1.small",), "compute2": ("m1.medium",)}, live=True)
+        lab.confirm_resize(server)
+        after = ("ACTIVE", "compute2", "m1.medium", "confirmed")
+        usage = {"compute1": (), "compute2": ("m1.medium",), "compute3": ()}
+        messages = ["cast api>compute1 confirm_resize 0"]
+    else:
+        assert lab.revert_resize(server) == 202
+        after = ("ACTIVE", "compute1", "m1.small", "reverted")
+        usage = {"compute1": ("m1.small",), "compute2": (), "compute3": ()}
+        messages = ["cast api>compute2 revert_resize 0",
+                    "cast compute2>compute1 finish_revert_resize 0"]
+    record = lab.wait(server)
+    assert (record["status"], record[HOST], record["flavor"]["original_name"],
+            lab.migrations(server)[0]["status"]) == after
+    assert hops(lab, mark, server) == messages
+    wait_usage(lab, usage)
+    wait_usage(lab, usage, live=True)
+
+
+@pytest.mark.parametrize("computes, fault, detail", [
+    (4, "MaxRetriesExceeded", "max scheduling attempts 3"),   # compute2..4 all fail
+    (2, "NoValidHost", "compute2: ComputeFilter"),           # compute2 disabled
+])
+def test_a_migration_with_nowhere_to_go_is_rolled_back(make_lab, computes, fault, detail):
+    lab = make_lab(computes=computes)
+    server = boot_on_compute1(lab)
+    others = [f"compute{i}" for i in range(2, computes + 1)]
+    for host in others:
+        if computes == 2:
+            disable(lab, host)
+        else:
+            lab.set_failure(host, reschedule=1.0)
+    mark = lab.mark()
+    lab.migrate(server)
+    record = lab.wait(server)
+    assert (record["status"], record[HOST], record["flavor"]["original_name"]) == \
+        ("ACTIVE", "compute1", "m1.small")
+    message = record["OS-EXT-LAB:last_fault"]["message"]
+    assert message.startswith(fault) and detail in message, message
+    assert "fault" not in record                     # ACTIVE: no Nova fault shown
+    assert [m["status"] for m in lab.migrations(server)] == ["error"]
+    tried = [h.split()[1] for h in hops(lab, mark, server) if "prep_resize" in h]
+    assert tried == (["conductor>compute2", "conductor>compute3", "conductor>compute4"]
+                     if computes == 4 else [])
+    wait_usage(lab, {"compute1": ("m1.small",), **{host: () for host in others}})
+
+
+def test_api_refusals_change_nothing(make_lab):
+    lab = make_lab(computes=2)
+    server = boot_on_compute1(lab)
+
+    def refused(body) -> int:
+        with pytest.raises(ApiError) as err:
+            lab.action(server, body)
+        return err.value.status
+
+    assert refused({"resize": {"flavorRef": "m1.small"}}) == 400     # same flavor
+    assert refused({"resize": {"flavorRef": "m1.huge"}}) == 400      # unknown flavor
+    assert refused({"resize": {}}) == 400
+    assert refused({"confirmResize": None}) == 409                   # nothing to confirm
+    assert refused({"revertResize": None}) == 409
+    assert refused({"shelve": None}) == 400                          # unknown action
+    assert refused({"migrate": None, "resize": {"flavorRef": "m1.tiny"}}) == 400
+    assert lab.migrations(server) == []
+    lab.pause("conductor")           # the migration stays at resize_prep meanwhile
+    try:
+        assert lab.migrate(server) == 202
+        assert lab.server(server)["OS-EXT-STS:task_state"] == "resize_prep"
+        assert refused({"migrate": None}) == 409
+        assert refused({"resize": {"flavorRef": "m1.medium"}}) == 409
+        with pytest.raises(ApiError) as err:
+            lab.delete(server)
+        assert err.value.status == 409
+    finally:
+        lab.resume("conductor")
+    record = lab.wait(server)
+    assert (record["status"], record[HOST]) == ("VERIFY_RESIZE", "compute2")
+    assert [m["status"] for m in lab.migrations(server)] == ["finished"]
+
+
+def test_deleting_a_resized_server_frees_both_hosts(make_lab):
+    lab = make_lab(computes=2)
+    server = boot_on_compute1(lab)
+    lab.resize(server, "m1.medium")
+    assert lab.wait(server)["status"] == "VERIFY_RESIZE"
+    wait_usage(lab, {"compute1": ("m1.small",), "compute2": ("m1.medium",)})
+    mark = lab.mark()
+    lab.delete(server)
+    assert lab.wait(server)["status"] == "DELETED"
+    assert lab.migrations(server)[0]["status"] == "confirmed"
+    assert hops(lab, mark, server) == ["cast api>compute1 confirm_resize 0",
+                                       "cast api>compute2 terminate_instance 0"]
+    wait_usage(lab, {"compute1": (), "compute2": ()})
+
+
+def test_a_destination_restarted_after_prep_resize_keeps_its_claim(make_lab):
+    """The destination claims in prep_resize while the migration is still
+    ``pre-migrating``; if it restarts before the source moves the migration on (here the
+    source hangs), it must rebuild that claim, or the instance ends up running there
+    uncounted."""
+    lab = make_lab(computes=2)
+    server = boot_on_compute1(lab)
+    lab.pause("compute1")                         # resize_instance waits for the source
+    try:
+        lab.resize(server, "m1.medium")
+        wait_usage(lab, {"compute2": ("m1.medium",)})          # prep_resize claimed
+        assert lab.migrations(server)[0]["status"] == "pre-migrating"
+        lab.restart("compute2")
+    finally:
+        lab.resume("compute1")
+    record = lab.wait(server)
+    assert (record["status"], record[HOST]) == ("VERIFY_RESIZE", "compute2")
+    wait_usage(lab, {"compute1": ("m1.small",), "compute2": ("m1.medium",)}, timeout=5,
+               live=True)   # compute2 runs the instance: it must count it

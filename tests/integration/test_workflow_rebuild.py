@@ -1,0 +1,156 @@
+"""Rebuild (same host, new image) and evacuate (the host is dead: rebuild elsewhere) with
+real processes: the messages, the migration record, where the instance ends, and what
+each hypervisor holds, including the dead host once it comes back."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from lab.client import ApiError
+from lab.trace import short
+from orchestrator.config import FLAVORS
+from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
+
+pytestmark = pytest.mark.timeout(60)
+
+HOST = "OS-EXT-SRV-ATTR:host"
+USED = ("vcpus_used", "memory_mb_used", "local_gb_used", "running_vms")
+SMALL = tuple(FLAVORS["m1.small"][k] for k in ("vcpus", "memory_mb", "root_gb")) + (1,)
+NONE = (0, 0, 0, 0)
+
+
+def wait_usage(lab, expected: dict[str, tuple[int, ...]], timeout: float = 10.0,
+               live: bool = False) -> None:
+    """Poll until each host listed reports this usage: the hypervisors, or (``live``)
+    each compute's own tracker, which a restarted process cannot answer from stale
+    records."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if live:
+            got = {host: tuple(lab.bus().call("compute", "resources", server=host)[k]
+                               for k in USED) for host in expected}
+        else:
+            got = {h["hypervisor_hostname"]: tuple(h[k] for k in USED)
+                   for h in lab.hypervisors()}
+        if all(got.get(host) == usage for host, usage in expected.items()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"usage {got} never matched {expected}")
+        time.sleep(0.05)
+
+
+def hops(lab, since: int, uuid: str) -> list[tuple[str, str, str, str]]:
+    events = lab.trace(since=since).routed().where(instance=uuid, kind=("cast", "call"))
+    return [(e["kind"], short(e["src"]), short(e["dst"]), e["method"])
+            for e in events if e["method"] not in DB_PROXY_METHODS]
+
+
+def kill_and_wait_down(lab, host: str, timeout: float = 15.0) -> None:
+    lab.kill(host)
+    deadline = time.monotonic() + timeout
+    while {s["host"]: s["state"] for s in lab.services()}[host] != "down":
+        assert time.monotonic() < deadline, f"{host} never reported down"
+        time.sleep(0.1)
+
+
+def status_of(call, *args) -> int:
+    try:
+        return call(*args)
+    except ApiError as err:
+        return err.status
+
+
+def boot_on_compute1(lab) -> str:
+    server = lab.boot("vm")
+    assert lab.wait(server)[HOST] == "compute1"
+    return server
+
+
+@pytest.mark.parametrize("flow, expected", [
+    ("conductor", [("cast", "api", "conductor", "rebuild_instance"),
+                   ("cast", "conductor", "compute1", "rebuild_instance")]),
+    ("legacy", [("cast", "api", "compute1", "rebuild_instance")]),
+])
+def test_rebuild_stays_on_its_host_with_the_new_image(make_lab, flow, expected):
+    lab = make_lab(computes=2)
+    lab.configure(flow=flow)
+    server = boot_on_compute1(lab)
+    assert status_of(lab.action, server, {"rebuild": {"imageRef": " "}}) == 400
+    assert status_of(lab.action, server, {"rebuild": {}}) == 400
+    mark = lab.mark()
+    assert lab.rebuild(server, "fedora") == 202
+    record = lab.wait(server)
+    assert (record["status"], record[HOST], record["image"]["id"]) == \
+        ("ACTIVE", "compute1", "fedora")
+    assert record["flavor"]["original_name"] == "m1.small"
+    assert hops(lab, mark, server) == expected
+    assert lab.migrations(server) == []
+    wait_usage(lab, {"compute1": SMALL, "compute2": NONE}, live=True)
+    wait_usage(lab, {"compute1": SMALL, "compute2": NONE})
+
+
+def test_evacuate_rebuilds_elsewhere_and_the_dead_host_lets_go(make_lab):
+    lab = make_lab()
+    server = boot_on_compute1(lab)
+    assert status_of(lab.evacuate, server) == 409          # compute1 is still up
+    assert lab.migrations(server) == []
+    kill_and_wait_down(lab, "compute1")
+    assert status_of(lab.rebuild, server, "fedora") == 409  # its host is down
+    mark = lab.mark()
+    assert lab.evacuate(server) == 200
+    record = lab.wait(server)
+    assert (record["status"], record[HOST], record["image"]["id"]) == \
+        ("ACTIVE", "compute2", "cirros")                    # first of the live hosts
+    assert hops(lab, mark, server) == [
+        ("cast", "api", "conductor", "rebuild_instance"),
+        ("call", "conductor", "scheduler", "select_destinations"),
+        ("cast", "conductor", "compute2", "rebuild_instance")]
+    [migration] = lab.migrations(server)
+    assert {k: migration[k] for k in ("migration_type", "status", "source_compute",
+                                      "dest_compute")} == {
+        "migration_type": "evacuation", "status": "done", "source_compute": "compute1",
+        "dest_compute": "compute2"}
+    wait_usage(lab, {"compute2": SMALL, "compute3": NONE})
+    lab.restart("compute1")
+    lab.wait_computes_up(["compute1"])
+    wait_usage(lab, {"compute1": NONE, "compute2": SMALL, "compute3": NONE}, live=True)
+    wait_usage(lab, {"compute1": NONE, "compute2": SMALL, "compute3": NONE})
+    assert lab.migrations(server)[0]["status"] == "completed"
+    assert lab.server(server)[HOST] == "compute2"
+
+
+def test_evacuate_to_a_named_host_skips_the_scheduler(make_lab):
+    lab = make_lab()
+    server = boot_on_compute1(lab)
+    kill_and_wait_down(lab, "compute1")
+    assert status_of(lab.evacuate, server, "compute1") == 400    # its own host
+    assert status_of(lab.evacuate, server, "compute9") == 400    # no such host
+    assert lab.migrations(server) == []
+    mark = lab.mark()
+    assert lab.evacuate(server, "compute3") == 200
+    record = lab.wait(server)
+    assert (record["status"], record[HOST]) == ("ACTIVE", "compute3")
+    assert hops(lab, mark, server) == [
+        ("cast", "api", "conductor", "rebuild_instance"),
+        ("cast", "conductor", "compute3", "rebuild_instance")]
+    [migration] = lab.migrations(server)
+    assert (migration["status"], migration["dest_compute"]) == ("done", "compute3")
+    wait_usage(lab, {"compute2": NONE, "compute3": SMALL})
+
+
+def test_legacy_evacuate_needs_a_host_and_goes_straight_to_it(make_lab):
+    lab = make_lab()
+    lab.configure(flow="legacy")
+    server = boot_on_compute1(lab)
+    assert status_of(lab.evacuate, server) == 400       # the old API needs the host
+    kill_and_wait_down(lab, "compute1")
+    assert status_of(lab.evacuate, server) == 400
+    mark = lab.mark()
+    assert lab.evacuate(server, "compute2") == 200
+    record = lab.wait(server)
+    assert (record["status"], record[HOST]) == ("ACTIVE", "compute2")
+    assert hops(lab, mark, server) == [("cast", "api", "compute2", "rebuild_instance")]
+    [migration] = lab.migrations(server)
+    assert (migration["migration_type"], migration["status"]) == ("evacuation", "done")
+    wait_usage(lab, {"compute2": SMALL, "compute3": NONE})

@@ -5,6 +5,7 @@
     boot N    boot N instances (--flavor, --wait)
     fail HOST RATE   make a compute fail that share of its builds (--fatal, --crash)
     kill SERVICE     SIGKILL a service (api, conductor, scheduler, computeN, bus)
+    move SERVER ACTION   migrate, resize, confirm, revert, rebuild or evacuate a server
     trace     a running (or stopped) lab's trace: summary, or --export jsonl|chrome|shiviz
     demo      the seed's story in a minute
     bench     benchmarks (python -m lab bench bus)
@@ -108,6 +109,48 @@ def cmd_fail(args: argparse.Namespace) -> int:
                                    crash=args.crash)
         print(f"{args.host}: " + ", ".join(f"{k} {v:g}" for k, v in settings.items()))
     return 0
+
+
+MOVES = ("migrate", "resize", "confirm", "revert", "rebuild", "evacuate")
+
+
+def cmd_move(args: argparse.Namespace) -> int:
+    with _remote(args) as lab:
+        server = _find_server(lab, args.server)
+        status = {"migrate": lambda: lab.migrate(server),
+                  "resize": lambda: lab.resize(server, args.flavor),
+                  "confirm": lambda: lab.confirm_resize(server),
+                  "revert": lambda: lab.revert_resize(server),
+                  "rebuild": lambda: lab.rebuild(server, args.image),
+                  "evacuate": lambda: lab.evacuate(server, args.host)}[args.action]()
+        print(f"{args.action} {server}: HTTP {status} in "
+              f"{lab.last_response_time * 1000:.0f} ms")
+        if not args.wait:
+            return 0
+        r = lab.wait(server, timeout=args.timeout)
+        fault = (r.get("fault") or r.get("OS-EXT-LAB:last_fault") or {}).get("message", "")
+        print(f"{r['id']}  {r['name']:12} {r['status']:13} "
+              f"{r.get('OS-EXT-SRV-ATTR:host') or '-':10} {r['flavor']['original_name']}")
+        for m in lab.migrations(server)[:1]:
+            print(f"migration {m['id']} ({m['migration_type']}): {m['source_compute']} -> "
+                  f"{m['dest_compute'] or '-'}, {m['status']}")
+        if fault:
+            print(f"fault: {fault}")
+        return 0 if r["status"] in ("ACTIVE", "VERIFY_RESIZE") and not (
+            fault and args.action in ("migrate", "resize")
+            and r["status"] == "ACTIVE") else 1
+
+
+def _find_server(lab, ref: str) -> str:
+    """A server by id, or by name if exactly one has it."""
+    servers = lab.servers()
+    if any(s["id"] == ref for s in servers):
+        return ref
+    named = [s["id"] for s in servers if s["name"] == ref]
+    if len(named) != 1:
+        raise LabError(f"no server with id or unique name {ref!r} "
+                       f"({len(named)} named so)")
+    return named[0]
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
@@ -229,6 +272,15 @@ def _parser() -> argparse.ArgumentParser:
     fail.add_argument("rate", type=_probability, help="share of builds rescheduled, 0..1")
     fail.add_argument("--fatal", type=_probability, default=None)
     fail.add_argument("--crash", type=_probability, default=None)
+    move = add("move", cmd_move, "migrate, resize, confirm, revert, rebuild or evacuate")
+    move.add_argument("server", help="a server's id or name")
+    move.add_argument("action", choices=MOVES)
+    move.add_argument("--flavor", choices=list(FLAVORS), default="m1.medium",
+                      help="resize: the new flavor")
+    move.add_argument("--image", default="cirros", help="rebuild: the new image")
+    move.add_argument("--host", default=None, help="evacuate: the target (else scheduler)")
+    move.add_argument("--wait", action="store_true", help="wait and show where it ended")
+    move.add_argument("--timeout", type=float, default=120.0)
     kill = add("kill", cmd_kill, "SIGKILL a service of a running lab")
     kill.add_argument("service")
     trace = add("trace", cmd_trace, "summarise or export a lab's trace")

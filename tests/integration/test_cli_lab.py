@@ -75,6 +75,21 @@ def test_status_boot_fail_kill_trace(running_lab, tmp_path):
     assert out.returncode == 0 and "messages replayed" in out.stdout
     assert "build_instances" in out.stdout
 
+    # cli-1 is on compute2; compute1 fails every prep_resize too: nowhere to go
+    out = cli("move", "cli-1", "migrate", "--wait")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "ACTIVE" in out.stdout and "compute2" in out.stdout
+    assert "NoValidHost" in out.stdout and ", error" in out.stdout
+    assert cli("fail", "compute1", "0").returncode == 0
+    out = cli("move", "cli-1", "resize", "--flavor", "m1.medium", "--wait")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "VERIFY_RESIZE compute1" in out.stdout and "m1.medium" in out.stdout
+    assert "compute2 -> compute1, finished" in out.stdout
+    out = cli("move", "cli-1", "confirm", "--wait")
+    assert out.returncode == 0 and "HTTP 204" in out.stdout and "confirmed" in out.stdout
+    out = cli("move", "nobody", "migrate")
+    assert out.returncode == 1 and "no server" in out.stderr
+
     out = cli("kill", "scheduler")
     assert out.returncode == 0 and "killed scheduler" in out.stdout
     out = cli("kill", "scheduler")
@@ -95,6 +110,7 @@ def test_bad_arguments_and_no_lab(tmp_path):
         assert "no lab is running" in out.stderr, (args, out.stderr)
     for args in (("boot", "0"), ("boot", "two"), ("fail", "compute1", "1.5"),
                  ("up", "--computes", "0"), ("boot", "1", "--flavor", "m9.huge"),
+                 ("move", "vm", "teleport"), ("move", "vm", "resize", "--flavor", "x"),
                  ("nonsense",)):
         out = cli(*args)
         assert out.returncode == 2, (args, out.stderr)

@@ -107,9 +107,10 @@ class MigrationManager:
         ctx = {**ctx, "instance_uuid": inst.uuid}
         await c._save(ctx, inst.uuid, {"task_state": "resize_finish"}, "resize_migrated")
         await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
-        await c._save(ctx, inst.uuid, {"vm_state": "resized", "task_state": None,
-                                      "host": c.host, "flavor": flavor}, "resize_finish")
+        # the record first: whoever sees VERIFY_RESIZE can confirm at once (as Nova)
         await c.conductor.migration_update(ctx, migration_id, {"status": "finished"})
+        await c._save(ctx, inst.uuid, {"vm_state": "resized", "task_state": None,
+                                       "host": c.host, "flavor": flavor}, "resize_finish")
         await c._event(ctx, inst.uuid, "compute_finish_resize", "Success")
 
     async def confirm_resize(self, ctx: dict[str, Any], instance_uuid: str,
@@ -168,9 +169,9 @@ class MigrationManager:
         await c._save(ctx, inst.uuid, {"task_state": "rebuild_spawning", "host": c.host},
                      "rebuilding")
         await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
-        await c._save(ctx, inst.uuid, {"vm_state": "active", "task_state": None,
-                                      "image": image_ref}, "rebuild_spawning")
-        if migration_id is not None:
+        if migration_id is not None:    # the record first, then the state users wait on
             await c.conductor.migration_update(ctx, migration_id, {"status": "done"})
+        await c._save(ctx, inst.uuid, {"vm_state": "active", "task_state": None,
+                                       "image": image_ref}, "rebuild_spawning")
         await c._event(ctx, inst.uuid, "compute_rebuild_instance", "Success")
 

@@ -51,6 +51,9 @@ class SchedulerManager(Manager):
         """For each instance, the chosen host first, then alternates (if asked), as lists
         of host names. Raises NoValidHost if any instance finds no host."""
         ignore = set(request_spec.get("ignore_hosts") or ())
+        # an instance scheduled again is not arriving anywhere else: its earlier claim
+        # (a failed attempt, a reverted resize) must not weigh on this choice
+        self.hosts.forget(instance_uuids)
         states = [s for s in self.hosts.host_states() if s.host not in ignore]
         selections, decisions = [], []
         try:

@@ -259,3 +259,18 @@ def test_set_config_refuses_an_unknown_filter(make_scheduler):
     with pytest.raises(ConfigError, match="NoSuchFilter"):
         sm.set_config(CTX, filters=["ComputeFilter", "NoSuchFilter"])
     assert sm.config == before
+
+
+def test_scheduling_an_instance_again_drops_its_own_earlier_claim(make_scheduler):
+    """A reverted resize (or a failed attempt) left u1's claim on compute2: scheduling u1
+    again must not see compute2 as fuller because of u1 itself."""
+    sm = make_scheduler()
+    add_compute(sm, "compute1", memory_mb=4096)
+    add_compute(sm, "compute2", memory_mb=4096)
+    assert sm.select_destinations(CTX, SMALL, ["u1"]) == [["compute1"]]   # ties by name
+    sm.hosts.in_flight["u1"].host = "compute2"       # the claim sits on compute2 now
+    sm.select_destinations(CTX, SMALL, ["other"])    # compute2 looks fuller: compute1
+    assert sm.hosts.in_flight["other"].host == "compute1"
+    # u1 again: its own claim is dropped first, so compute2 (2 GB claimed by nobody but
+    # u1) ranks like compute1 minus "other" and wins
+    assert sm.select_destinations(CTX, SMALL, ["u1"]) == [["compute2"]]

@@ -18,8 +18,8 @@ from typing import Any, Iterator
 
 from .config import FLAVORS
 
-__all__ = ["Database", "DB_FILE", "INSTANCE_COLUMNS", "MIGRATION_IN_PROGRESS", "NotFound",
-           "UnexpectedTaskState"]
+__all__ = ["Database", "DB_FILE", "INSTANCE_COLUMNS", "MIGRATION_IN_PROGRESS",
+           "MIGRATION_MOVING", "MOVING_TASKS", "NotFound", "UnexpectedTaskState"]
 
 DB_FILE = "lab.sqlite"
 SCHEMA = """
@@ -65,6 +65,12 @@ MIGRATION_COLUMNS = ("status", "source_compute", "dest_compute")
 # A migration in one of these states still holds resources somewhere.
 MIGRATION_IN_PROGRESS = ("accepted", "pre-migrating", "migrating", "post-migrating",
                          "finished", "confirming", "reverting")
+# A migration in one of these states is moving: it must keep making progress.
+MIGRATION_MOVING = ("accepted", "pre-migrating", "migrating", "post-migrating",
+                    "reverting", "confirming")
+# An instance on its way somewhere (resize, revert, confirm, rebuild, evacuate).
+MOVING_TASKS = ("resize_prep", "resize_migrating", "resize_migrated", "resize_finish",
+                "resize_reverting", "resize_confirming", "rebuilding", "rebuild_spawning")
 _NAMESPACE = uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8")
 
 

@@ -107,6 +107,7 @@ def _confirm(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
     _options(args, "confirmResize", set())
     _require(inst, "confirmResize", ("resized",))
     migration = _finished_migration(api, inst)
+    _host_must_be_up(api, inst, "confirmResize", migration["source_compute"])
     _set_task(api, inst, "resize_confirming")
     api.db.update_migration(migration["id"], "finished", status="confirming")
     api.db.start_action(inst["uuid"], "confirmResize", rid)
@@ -120,6 +121,8 @@ def _revert(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
     _options(args, "revertResize", set())
     _require(inst, "revertResize", ("resized",))
     migration = _finished_migration(api, inst)
+    _host_must_be_up(api, inst, "revertResize", migration["source_compute"])
+    _host_must_be_up(api, inst, "revertResize", migration["dest_compute"])
     _set_task(api, inst, "resize_reverting")
     api.db.update_migration(migration["id"], "finished", status="reverting")
     api.db.start_action(inst["uuid"], "revertResize", rid)
@@ -188,8 +191,12 @@ def _set_task(api: ApiManager, inst: dict[str, Any], task_state: str) -> None:
         raise Conflict(str(exc)) from None
 
 
-def _host_must_be_up(api: ApiManager, inst: dict[str, Any], action: str) -> None:
-    if not api.host_is_up(inst["host"]):
+def _host_must_be_up(api: ApiManager, inst: dict[str, Any], action: str,
+                     host: str | None = None) -> None:
+    """The compute that must do the work is up, or 409 (not a cast that waits forever)."""
+    host = host or inst["host"]
+    if not api.host_is_up(host):
+        hint = " (evacuate it instead)" if host == inst["host"] else ""
         raise Conflict(f"Cannot '{action}' instance {inst['uuid']}: compute service of "
-                       f"{inst['host']} is down (evacuate it instead).")
+                       f"{host} is down{hint}.")
 

@@ -21,6 +21,7 @@ from .. import rundir
 from ..compute.rpcapi import ComputeAPI
 from ..conductor.rpcapi import ConductorAPI
 from ..conductor.tasks.build import BuildTask
+from ..db import MOVING_TASKS
 from ..manager import Manager, record_error
 from ..messaging.transport import Transport
 from ..scheduler.rpcapi import SchedulerAPI
@@ -28,11 +29,6 @@ from ..scheduler.rpcapi import SchedulerAPI
 __all__ = ["ApiManager", "Conflict"]
 
 log = logging.getLogger("orchestrator.api")
-
-
-# An instance on its way somewhere: delete it when it has arrived (or failed).
-MOVING_TASKS = ("resize_prep", "resize_migrating", "resize_migrated", "resize_finish",
-                "resize_reverting", "resize_confirming", "rebuilding", "rebuild_spawning")
 
 
 class Conflict(Exception):
@@ -99,17 +95,25 @@ class ApiManager(Manager):
                            f"{inst['task_state']}; wait for it to finish.")
         self.db.start_action(uuid, "delete", request_id)
         ctx = {"request_id": request_id, "instance_uuid": uuid}
-        for migration in self.db.migrations(instance_uuid=uuid, status=("finished",)):
-            # deleting a resized instance confirms the resize first (frees the source)
-            self.db.update_migration(migration["id"], status="confirming")
-            self.compute.confirm_resize(ctx, migration["source_compute"],
-                                        instance_uuid=uuid, migration_id=migration["id"],
-                                        deleting=True)
+        others: set[str] = set()
+        for migration in self.db.migrations(instance_uuid=uuid):
+            if migration["status"] == "finished":
+                # deleting a resized instance confirms the resize first (frees the source)
+                self.db.update_migration(migration["id"], status="confirming")
+                self.compute.confirm_resize(ctx, migration["source_compute"],
+                                            instance_uuid=uuid,
+                                            migration_id=migration["id"], deleting=True)
+            else:   # a failed move may have left a claim at either end: free it there
+                others |= {migration["source_compute"], migration["dest_compute"]}
+        for host in sorted(others - {inst["host"], None}):
+            self.compute.terminate_instance(ctx, host, uuid, destroy=False)
         if inst["host"] and inst["vm_state"] in ("active", "building", "resized"):
             self.db.update_instance(uuid, task_state="deleting")
             self.compute.terminate_instance(ctx, inst["host"], uuid)
-        else:  # never reached a compute: nothing to clean up but the record
+        else:  # ERROR or never placed: the record goes now; a claim left on its host
             self.db.update_instance(uuid, deleted=1, vm_state="deleted", task_state=None)
+            if inst["host"]:   # (a move that failed half-way) is freed when it gets this
+                self.compute.terminate_instance(ctx, inst["host"], uuid, destroy=False)
 
     def host_is_up(self, host: str) -> bool:
         """Whether compute ``host``'s heartbeats are landing (Nova's servicegroup API)."""

@@ -88,11 +88,13 @@ class MigrationManager:
         inst = await c._load_instance(ctx, instance)
         ctx = {**ctx, "instance_uuid": inst.uuid}
         await c._save(ctx, inst.uuid, {"task_state": "resize_migrating"}, "resize_prep")
-        await c.conductor.migration_update(ctx, migration_id, {"status": "migrating"})
+        await c.conductor.migration_update(ctx, migration_id, {"status": "migrating"},
+                                           "pre-migrating")
         await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
         await c._save(ctx, inst.uuid, {"task_state": "resize_migrated"}, "resize_migrating")
         migration = await c.conductor.migration_update(ctx, migration_id,
-                                                       {"status": "post-migrating"})
+                                                       {"status": "post-migrating"},
+                                                       "migrating")
         await c._event(ctx, inst.uuid, "compute_resize_instance", "Success")
         if not orchestrated:
             c.compute.finish_resize(ctx, migration["dest_compute"], instance=instance,
@@ -108,7 +110,8 @@ class MigrationManager:
         await c._save(ctx, inst.uuid, {"task_state": "resize_finish"}, "resize_migrated")
         await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
         # the record first: whoever sees VERIFY_RESIZE can confirm at once (as Nova)
-        await c.conductor.migration_update(ctx, migration_id, {"status": "finished"})
+        await c.conductor.migration_update(ctx, migration_id, {"status": "finished"},
+                                           "post-migrating")
         await c._save(ctx, inst.uuid, {"vm_state": "resized", "task_state": None,
                                        "host": c.host, "flavor": flavor}, "resize_finish")
         await c._event(ctx, inst.uuid, "compute_finish_resize", "Success")
@@ -118,7 +121,8 @@ class MigrationManager:
         """On the source: the user is happy; free what the instance held here."""
         c = self.c
         await c._release(ctx, instance_uuid)
-        await c.conductor.migration_update(ctx, migration_id, {"status": "confirmed"})
+        await c.conductor.migration_update(ctx, migration_id, {"status": "confirmed"},
+                                           "confirming")
         if not deleting:
             await c._save(ctx, instance_uuid, {"vm_state": "active", "task_state": None},
                          "resize_confirming")
@@ -155,23 +159,25 @@ class MigrationManager:
         c = self.c
         inst = await c._load_instance(ctx, instance)
         ctx = {**ctx, "instance_uuid": inst.uuid, "attempt": 1}
-        if recreate:
-            try:
-                c.tracker.claim(inst.uuid, FLAVORS[inst.flavor])
-            except RescheduledException as exc:   # evacuations are not rescheduled
-                await c._event(ctx, inst.uuid, "compute_rebuild_instance", "Error", str(exc))
-                if migration_id is not None:
-                    await c.conductor.migration_update(ctx, migration_id,
-                                                       {"status": "failed"})
-                return await c._abort(ctx, inst.uuid, RebuildError(
-                    f"Evacuation of {inst.uuid} to {c.host} failed: {exc}"))
-            await c.report_resources(ctx)
+        try:   # evacuate: claim here; rebuild: claim again (an ERROR instance had none)
+            c.tracker.claim(inst.uuid, FLAVORS[inst.flavor])
+        except RescheduledException as exc:   # rebuilds are not rescheduled
+            await c._event(ctx, inst.uuid, "compute_rebuild_instance", "Error", str(exc))
+            if migration_id is not None:
+                await c.conductor.migration_update(ctx, migration_id, {"status": "failed"})
+            return await c._abort(ctx, inst.uuid, RebuildError(
+                f"Rebuild of {inst.uuid} on {c.host} failed: {exc}"))
+        await c.report_resources(ctx)
         await c._save(ctx, inst.uuid, {"task_state": "rebuild_spawning", "host": c.host},
                      "rebuilding")
         await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
         if migration_id is not None:    # the record first, then the state users wait on
-            await c.conductor.migration_update(ctx, migration_id, {"status": "done"})
+            await c.conductor.migration_update(ctx, migration_id, {"status": "done"},
+                                               "pre-migrating")
         await c._save(ctx, inst.uuid, {"vm_state": "active", "task_state": None,
                                        "image": image_ref}, "rebuild_spawning")
         await c._event(ctx, inst.uuid, "compute_rebuild_instance", "Success")
+        if recreate and inst.host and inst.host != c.host:
+            # the dead host may have come back meanwhile and claimed it: let it go there
+            c.compute.terminate_instance(ctx, inst.host, inst.uuid, destroy=False)
 

@@ -57,6 +57,8 @@ class ComputeAPI:
         """Rebuild on ``host`` (its own instance, or ``recreate`` after an evacuate)."""
         self.client.prepare(server=host).cast(ctx, "rebuild_instance", **kwargs)
 
-    def terminate_instance(self, ctx: dict[str, Any], host: str, instance_uuid: str) -> None:
+    def terminate_instance(self, ctx: dict[str, Any], host: str, instance_uuid: str,
+                           destroy: bool = True) -> None:
+        """Delete the instance on ``host``; ``destroy=False``: only free its claim there."""
         self.client.prepare(server=host).cast(ctx, "terminate_instance",
-                                              instance_uuid=instance_uuid)
+                                              instance_uuid=instance_uuid, destroy=destroy)

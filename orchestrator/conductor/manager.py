@@ -22,21 +22,18 @@ from typing import Any
 
 from ..compute.rpcapi import ComputeAPI
 from ..config import FLAVORS
-from ..db import MIGRATION_IN_PROGRESS, NotFound
-from ..exception import BuildTimeout, MigrationTimeout
+from ..db import MIGRATION_IN_PROGRESS, MIGRATION_MOVING, MOVING_TASKS, NotFound
+from ..exception import BuildTimeout, MigrationTimeout, RebuildError
 from ..manager import Manager
 from ..messaging.transport import Transport
 from ..scheduler.rpcapi import SchedulerAPI
-from ..objects import backport
+from ..objects import Instance, backport
+from ..objects.pinning import usable_version
 from .tasks.build import BuildTask
 from .tasks.migrate import MigrationTask, fail
 from .tasks.rebuild import RebuildTask
 
 __all__ = ["ConductorManager"]
-
-# A migration between these states is moving: it must keep making progress.
-MIGRATION_MOVING = ("pre-migrating", "migrating", "post-migrating", "reverting",
-                    "confirming")
 
 
 class ConductorManager(Manager):
@@ -90,7 +87,15 @@ class ConductorManager(Manager):
                     f"{limit:g}s (task_state {inst['task_state']}, host {inst['host']})"),
                     {"request_id": inst["request_id"], "attempt": inst["num_attempts"]},
                     "conductor_build_timeout", inst["host"])
+        self._check_moves(now, limit)
+
+    def _check_moves(self, now: float, limit: float) -> None:
+        """Moves that made no progress for ``limit``: a migration gone quiet (ERROR, the
+        other end told to free its claim), or an instance in a move no migration record
+        watches (a rebuild; a resize whose record was never written)."""
+        watched = set()
         for migration in self.db.migrations(status=MIGRATION_MOVING):
+            watched.add(migration["instance_uuid"])
             try:
                 inst = self.db.instance(migration["instance_uuid"])
             except NotFound:
@@ -101,7 +106,21 @@ class ConductorManager(Manager):
                      "conductor_migration_timeout", MigrationTimeout(
                          f"{migration['migration_type'].capitalize()} {migration['id']} of "
                          f"instance {inst['uuid']} made no progress for {limit:g}s (status "
-                         f"{migration['status']}, task_state {inst['task_state']})"))
+                         f"{migration['status']}, task_state {inst['task_state']})"),
+                     self.compute)
+        for inst in self.db.instances():
+            if inst["task_state"] not in MOVING_TASKS or inst["uuid"] in watched \
+                    or now - inst["updated_at"] <= limit:
+                continue
+            ctx = {"request_id": inst["request_id"], "attempt": inst["num_attempts"]}
+            what = (f"instance {inst['uuid']} made no progress for {limit:g}s (task_state "
+                    f"{inst['task_state']}, host {inst['host']})")
+            if inst["task_state"] == "resize_prep":   # nothing moved yet: just stop
+                self.db.add_fault_and_update(inst["uuid"], 500, f"MigrationTimeout: {what}",
+                                             inst["host"], {"task_state": None})
+            else:
+                self.set_error(inst["uuid"], RebuildError(what), ctx,
+                               "conductor_move_timeout", inst["host"])
 
     # -- the database proxy ---------------------------------------------------------------------
     def instance_update(self, ctx: dict[str, Any], instance_uuid: str,
@@ -143,9 +162,11 @@ class ConductorManager(Manager):
             m = moving.get(inst["uuid"])
             if inst["host"] == host:
                 rows.append(row)
-            elif m is not None and host == m["source_compute"]:
+            elif m is not None and host == m["source_compute"] \
+                    and m["status"] != "confirming":      # a confirm frees the source
                 rows.append({**row, **FLAVORS[m["old_flavor"]], "migrating": True})
-            elif m is not None and host == m["dest_compute"]:   # claimed at prep_resize
+            elif m is not None and host == m["dest_compute"] \
+                    and m["status"] != "reverting":       # a revert frees the destination
                 rows.append({**row, **FLAVORS[m["new_flavor"]], "migrating": True})
         return rows
 
@@ -161,6 +182,9 @@ class ConductorManager(Manager):
 
     def service_update(self, ctx: dict[str, Any], binary: str, host: str,
                        object_version: str | None = None) -> None:
+        if object_version is not None and not usable_version(object_version):
+            raise ValueError(f"object_version {object_version!r} is not an Instance version "
+                             f"this cloud can send (1.0 to {Instance.VERSION})")
         self.db.service_update(binary, host, binary, object_version)
 
     def compute_node_update(self, ctx: dict[str, Any], host: str,

@@ -19,6 +19,8 @@ import zmq.asyncio
 from ..config import BusConfig
 from . import protocol
 
+FROZEN_AFTER = 4   # a watchdog tick this many intervals late: this process was frozen
+
 __all__ = ["Transport"]
 
 log = logging.getLogger("orchestrator.transport")
@@ -144,10 +146,18 @@ class Transport:
 
     async def _watchdog(self) -> None:
         beat = self.config.heartbeat_interval
+        last_tick = time.monotonic()
         while True:
             await asyncio.sleep(beat)
+            now = time.monotonic()
+            if now - last_tick > FROZEN_AFTER * beat:
+                # we were frozen (SIGSTOP, a debugger): the silence is ours, not the
+                # bus's; give it a full bus_timeout from now to be heard again
+                log.warning("resumed after %.1fs frozen", now - last_tick)
+                self._last_bus = now
+            last_tick = now
             self.send(self.envelope("control", protocol.CONTROL_TOPIC, "heartbeat"))
-            silent = time.monotonic() - self._last_bus
+            silent = now - self._last_bus
             if silent > self.config.bus_timeout:
                 log.error("no word from the bus for %.1fs: exiting", silent)
                 self.stop("bus lost")

@@ -14,7 +14,7 @@ from ..db import Database
 from .base import parse_version
 from .instance import Instance
 
-__all__ = ["instance_primitive", "migration_context", "pinned_version"]
+__all__ = ["instance_primitive", "migration_context", "pinned_version", "usable_version"]
 
 
 def migration_context(migration: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -25,11 +25,23 @@ def migration_context(migration: dict[str, Any] | None) -> dict[str, Any] | None
             "new_flavor": migration["new_flavor"]}
 
 
+def usable_version(version: object) -> bool:
+    """Whether ``version`` is an Instance version we can send (same major, not newer)."""
+    try:
+        major, minor = parse_version(version)
+    except ValueError:
+        return False
+    newest = parse_version(Instance.VERSION)
+    return major == newest[0] and minor <= newest[1]
+
+
 def pinned_version(db: Database, host: str) -> str | None:
-    """The Instance version compute ``host`` last reported, if any."""
+    """The Instance version compute ``host`` last reported, if any (and usable: anything
+    else is ignored, and the newest is sent; the compute can still ask for a backport)."""
     for service in db.services():
         if service["binary"] == "compute" and service["host"] == host:
-            return service["object_version"]
+            version = service["object_version"]
+            return version if usable_version(version) else None
     return None
 
 

@@ -159,3 +159,17 @@ def test_rebuild_and_resize_are_refused_when_the_host_is_down(db, body):
     with pytest.raises(Conflict, match="evacuate it instead"):
         run_action(api, uuid, body, "req-b")
     assert db.instance(uuid)["task_state"] is None and api.sent() == []
+
+
+@pytest.mark.parametrize("body, down", [({"confirmResize": None}, "compute1"),
+                                        ({"revertResize": None}, "compute1"),
+                                        ({"revertResize": None}, "compute2")])
+def test_confirm_and_revert_need_the_computes_that_do_them(db, body, down):
+    uuid = server(db, "resized", None, host="compute2")
+    m = db.create_migration(uuid, "resize", "compute1", "m1.small", "m1.medium", "r")
+    db.update_migration(m["id"], dest_compute="compute2", status="finished")
+    api = FakeApi(db, up={"compute1", "compute2"} - {down})
+    before = snapshot(db, uuid)
+    with pytest.raises(Conflict, match=f"{down} is down"):
+        run_action(api, uuid, body, "req-x")
+    assert snapshot(db, uuid) == before and api.sent() == []

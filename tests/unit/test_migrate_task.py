@@ -29,6 +29,10 @@ class FakeCompute:
 
     def __init__(self, failures=()):
         self.casts, self.steps, self.failures = [], [], list(failures)
+        self.released = []
+
+    def terminate_instance(self, ctx, host, instance_uuid, destroy=True):
+        self.released.append((host, instance_uuid, destroy))
 
     def prep_resize(self, ctx, host, **kwargs):
         self.casts.append({"ctx": ctx, "host": host, **kwargs})
@@ -147,6 +151,18 @@ def test_via_the_conductor_a_failed_later_step_is_an_error_not_a_reschedule(db):
     assert db.instance(uuid)["vm_state"] == "error"
     assert "disk copy failed" in db.fault(uuid)["message"]
     assert db.migrations(instance_uuid=uuid)[0]["status"] == "error"
+    # still on compute1 (the source): compute2, prepared, is told to free its claim
+    assert compute.released == [("compute2", uuid, False)]
+
+
+def test_a_late_reschedule_of_a_migration_that_already_ended_does_nothing(db):
+    first, _, _ = run(db, [["compute2"]])
+    [m] = db.migrations(instance_uuid=first)
+    db.update_migration(m["id"], status="error")          # the timeout check got there first
+    _, scheduler, compute = run(db, [["compute3"]], retry={"num_attempts": 1, "hosts": []},
+                                migration_id=m["id"])
+    assert scheduler.calls == [] and compute.casts == []
+    assert db.migration(m["id"])["status"] == "error"
 
 
 def test_an_instance_deleted_meanwhile_is_left_alone(db):

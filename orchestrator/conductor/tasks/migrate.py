@@ -56,6 +56,8 @@ class MigrationTask:
         retry = {"num_attempts": 0, "hosts": [], **(retry or {})}
         retry["num_attempts"] += 1
         ctx = {**ctx, "instance_uuid": instance_uuid, "attempt": retry["num_attempts"]}
+        if migration_id is not None and not _still_preparing(self.db, inst, migration_id):
+            return   # a late reschedule of a migration that already ended (timed out...)
         if migration_id is None:
             migration = self.db.create_migration(
                 instance_uuid, "migration" if flavor == inst["flavor"] else "resize",
@@ -139,7 +141,7 @@ class MigrationTask:
                 await self.compute.step(ctx, host, method, timeout,
                                         instance=self._primitive(migration), **args)
         except (RemoteError, MessagingTimeout) as exc:
-            fail(self.db, ctx, migration, EVENT, exc)
+            fail(self.db, ctx, migration, EVENT, exc, self.compute)
 
     def _abandon(self, migration_id: int | None) -> None:
         if migration_id is not None:
@@ -147,6 +149,14 @@ class MigrationTask:
                 self.db.update_migration(migration_id, status="error")
             except NotFound:
                 pass
+
+
+def _still_preparing(db: Database, inst: dict[str, Any], migration_id: int) -> bool:
+    try:
+        status = db.migration(migration_id)["status"]
+    except NotFound:
+        return False
+    return status == "pre-migrating" and inst["task_state"] == "resize_prep"
 
 
 def _describe(exc: BaseException) -> tuple[str, str, int]:
@@ -174,15 +184,20 @@ def rollback(db: Database, ctx: dict[str, Any], migration: dict[str, Any], event
 
 
 def fail(db: Database, ctx: dict[str, Any], migration: dict[str, Any], event: str,
-         exc: BaseException) -> None:
+         exc: BaseException, compute: ComputeAPI | None = None) -> None:
     """A step after the destination was prepared failed: the instance is half-moved, so
-    it goes to ERROR (as in Nova) and the migration ends ``error``."""
+    it goes to ERROR (as in Nova) and the migration ends ``error``. The end it is not on
+    is told to free its claim (``compute``); its own host frees it when it is deleted."""
     name, text, _ = _describe(exc)
     uuid = migration["instance_uuid"]
     try:
-        db.set_error(uuid, 500, f"{MigrationError.__name__}: {name}: {text}")
+        host = db.set_error(uuid, 500, f"{MigrationError.__name__}: {name}: {text}")["host"]
     except NotFound:
-        pass
+        host = None
     db.update_migration(migration["id"], status="error")
+    if compute is not None:
+        for other in {migration["source_compute"], migration["dest_compute"]} - {host, None}:
+            compute.terminate_instance({**ctx, "instance_uuid": uuid}, other, uuid,
+                                       destroy=False)
     db.add_event(uuid, ctx.get("request_id", ""), event, None, int(ctx.get("attempt") or 0),
                  "Error", f"{name}: {text}")

@@ -1,0 +1,105 @@
+"""Moves that go wrong half-way, with real processes: nothing stays stuck (the conductor's
+periodic check ends it after ``build_timeout``), and no claim outlives its instance on
+either host. Found by a review of issue #7; each test failed before its fix."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from lab.client import ApiError
+from orchestrator.config import FLAVORS
+
+pytestmark = pytest.mark.timeout(60)
+
+HOST = "OS-EXT-SRV-ATTR:host"
+
+
+def vcpus(lab) -> dict[str, int]:
+    return {h["hypervisor_hostname"]: h["vcpus_used"] for h in lab.hypervisors()}
+
+
+def wait_vcpus(lab, expected: dict[str, int], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (got := vcpus(lab)) != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"vcpus {got} never became {expected}")
+        time.sleep(0.05)
+
+
+def wait_status(lab, server: str, status: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while (record := lab.server(server))["status"] != status:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{server} is {record['status']}, not {status}")
+        time.sleep(0.1)
+    return record
+
+
+def test_a_resize_whose_source_never_answers_ends_in_error_and_frees_both_hosts(make_lab):
+    lab = make_lab(computes=2)
+    vm = lab.boot("vm")
+    assert lab.wait(vm)[HOST] == "compute1"
+    lab.pause("compute1")                  # the source will never copy the disk
+    lab.resize(vm, "m1.medium")
+    medium = FLAVORS["m1.medium"]["vcpus"]
+    wait_vcpus(lab, {"compute1": 1, "compute2": medium})     # prep_resize claimed there
+    record = wait_status(lab, vm, "ERROR", timeout=3 * lab.config.timing("build_timeout"))
+    assert "MigrationTimeout" in record["fault"]["message"]
+    assert lab.migrations(vm)[0]["status"] == "error"
+    wait_vcpus(lab, {"compute1": 1, "compute2": 0})          # the other end let go
+    lab.resume("compute1")
+    lab.delete(vm)
+    lab.wait(vm)
+    wait_vcpus(lab, {"compute1": 0, "compute2": 0})          # and its own host too
+
+
+def test_a_rebuild_whose_compute_never_answers_ends_in_error_and_can_be_deleted(make_lab):
+    lab = make_lab(computes=2)
+    vm = lab.boot("vm")
+    lab.wait(vm)
+    lab.pause("compute1")
+    lab.rebuild(vm, "fedora")
+    assert lab.server(vm)["status"] == "REBUILD"
+    with pytest.raises(ApiError) as refused:          # not while it moves...
+        lab.delete(vm)
+    assert refused.value.status == 409
+    record = wait_status(lab, vm, "ERROR", timeout=3 * lab.config.timing("build_timeout"))
+    assert "RebuildError" in record["fault"]["message"]
+    assert record["OS-EXT-STS:task_state"] is None
+    lab.resume("compute1")
+    lab.delete(vm)                                   # ...but once it has ended
+    assert lab.wait(vm)["status"] == "DELETED"
+    wait_vcpus(lab, {"compute1": 0, "compute2": 0})
+
+
+def test_rebuilding_a_server_in_error_claims_its_room_again(make_lab):
+    lab = make_lab(computes=1)
+    lab.set_failure("compute1", fatal=1.0)
+    vm = lab.boot("vm")
+    record = lab.wait(vm)
+    assert (record["status"], record[HOST]) == ("ERROR", "compute1")
+    wait_vcpus(lab, {"compute1": 0})
+    lab.set_failure("compute1", fatal=0.0)
+    lab.rebuild(vm, "fedora")
+    assert lab.wait(vm)["status"] == "ACTIVE"
+    wait_vcpus(lab, {"compute1": 1})                 # counted: the scheduler sees it
+
+
+def test_confirm_or_revert_needs_the_computes_that_do_it(make_lab):
+    lab = make_lab(computes=2)
+    vm = lab.boot("vm")
+    lab.wait(vm)
+    lab.migrate(vm)
+    assert lab.wait(vm)["status"] == "VERIFY_RESIZE"
+    lab.kill("compute1")                             # the source
+    deadline = time.monotonic() + 3 * lab.config.timing("service_down_time")
+    while any(s["host"] == "compute1" and s["state"] == "up" for s in lab.services()):
+        assert time.monotonic() < deadline, "compute1 never reported down"
+        time.sleep(0.1)
+    for action in (lab.confirm_resize, lab.revert_resize):
+        with pytest.raises(ApiError) as refused:
+            action(vm)
+        assert refused.value.status == 409 and "compute1 is down" in str(refused.value)
+    assert lab.server(vm)["status"] == "VERIFY_RESIZE"
+    assert lab.migrations(vm)[0]["status"] == "finished"

@@ -1,2 +1,4 @@
-"""The conductor's workflow tasks. The build task is plain code over a database handle and
-two RPC clients, so the API can run it in-process (``local_mode``)."""
+"""The conductor's workflow tasks (one module each, over ``base.Task``: a database
+handle, the scheduler's and computes' RPC clients, the config): ``build`` (also run
+in-process by the API with ``local_mode``), ``migrate`` (resize / cold migrate) and
+``rebuild`` (rebuild / evacuate)."""

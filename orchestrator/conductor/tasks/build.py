@@ -12,30 +12,21 @@ The same code runs in the conductor and, with ``local_mode``, inside the API.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-from ...compute.rpcapi import ComputeAPI
-from ...config import LabConfig
-from ...db import Database, NotFound
+from ...db import NotFound
 from ...exception import MaxRetriesExceeded
 from ...manager import record_error
 from ...messaging.protocol import MessagingTimeout, RemoteError
-from ...scheduler.rpcapi import SchedulerAPI
 from ...objects.pinning import instance_primitive
+from .base import Task
 
 __all__ = ["BuildTask", "EVENT"]
 
 EVENT = "conductor_schedule_and_build_instances"
 
 
-class BuildTask:
-    def __init__(self, db: Database, scheduler: SchedulerAPI, compute: ComputeAPI,
-                 config: Callable[[], LabConfig]):
-        self.db = db
-        self.scheduler = scheduler
-        self.compute = compute
-        self.config = config
-
+class BuildTask(Task):
     async def run(self, ctx: dict[str, Any], instance_uuids: list[str],
                   request_spec: dict[str, Any], retry: dict[str, Any] | None = None,
                   host_lists: list[list[str]] | None = None) -> None:

@@ -21,15 +21,15 @@ source, with a fault saying why, and the migration record ends ``error``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from ...compute.rpcapi import ComputeAPI
 from ...config import FLAVORS, LabConfig
 from ...db import Database, NotFound
 from ...exception import MaxRetriesExceeded, MigrationError
 from ...messaging.protocol import MessagingTimeout, RemoteError
-from ...scheduler.rpcapi import SchedulerAPI
 from ...objects.pinning import instance_primitive
+from .base import Task
 
 __all__ = ["MigrationTask", "EVENT", "rollback"]
 
@@ -37,14 +37,7 @@ EVENT = "conductor_migrate_server"
 RESCHEDULABLE = ("RescheduledException", "ComputeResourcesUnavailable", "MessagingTimeout")
 
 
-class MigrationTask:
-    def __init__(self, db: Database, scheduler: SchedulerAPI, compute: ComputeAPI,
-                 config: Callable[[], LabConfig]):
-        self.db = db
-        self.scheduler = scheduler
-        self.compute = compute
-        self.config = config
-
+class MigrationTask(Task):
     async def run(self, ctx: dict[str, Any], instance_uuid: str, flavor: str,
                   retry: dict[str, Any] | None = None, host_list: list[str] | None = None,
                   migration_id: int | None = None) -> None:

@@ -10,29 +10,21 @@ conductor, with ``recreate``).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-from ...compute.rpcapi import ComputeAPI
-from ...config import FLAVORS, LabConfig
-from ...db import Database, NotFound
+from ...config import FLAVORS
+from ...db import NotFound
 from ...messaging.protocol import MessagingTimeout, RemoteError
-from ...scheduler.rpcapi import SchedulerAPI
-from .migrate import rollback
 from ...objects.pinning import instance_primitive
+from .base import Task
+from .migrate import rollback
 
 __all__ = ["RebuildTask", "EVENT"]
 
 EVENT = "conductor_rebuild_instance"
 
 
-class RebuildTask:
-    def __init__(self, db: Database, scheduler: SchedulerAPI, compute: ComputeAPI,
-                 config: Callable[[], LabConfig]):
-        self.db = db
-        self.scheduler = scheduler
-        self.compute = compute
-        self.config = config
-
+class RebuildTask(Task):
     async def run(self, ctx: dict[str, Any], instance_uuid: str, image_ref: str,
                   evacuate: bool = False, host: str | None = None,
                   migration_id: int | None = None) -> None:

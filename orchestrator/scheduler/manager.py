@@ -145,11 +145,13 @@ class SchedulerManager(Manager):
         """Legacy flow: resize/migrate the old way. The scheduler picks the host and casts
         ``prep_resize`` to it itself; it also keeps the retry count and, out of hosts or
         attempts, rolls the migration back in the database."""
-        from ..conductor.tasks.migrate import rollback  # the same rollback, run here
+        from ..conductor.tasks.migrate import rollback, still_preparing  # same rules
         try:
             inst = self.db.instance(instance_uuid)
         except NotFound:
             return
+        if migration_id and not still_preparing(self.db, inst, migration_id):
+            return   # a late reschedule of a migration that already ended
         retry = {"num_attempts": 0, "hosts": [], **(retry or {})}
         retry["num_attempts"] += 1
         ctx = {**ctx, "instance_uuid": instance_uuid, "attempt": retry["num_attempts"]}

@@ -274,3 +274,33 @@ def test_scheduling_an_instance_again_drops_its_own_earlier_claim(make_scheduler
     # u1 again: its own claim is dropped first, so compute2 (2 GB claimed by nobody but
     # u1) ranks like compute1 minus "other" and wins
     assert sm.select_destinations(CTX, SMALL, ["u1"]) == [["compute2"]]
+
+
+def _resizing(sm):
+    _, _, [uuid] = sm.db.create_instances(["vm"], "m1.small", "cirros", None)
+    sm.db.update_instance(uuid, vm_state="active", task_state="resize_prep", host="compute1")
+    return uuid
+
+
+def test_legacy_prep_resize_ignores_a_late_reschedule_of_an_ended_migration(make_scheduler):
+    sm = make_scheduler(flow="legacy")
+    add_compute(sm, "compute1")
+    add_compute(sm, "compute2")
+    uuid = _resizing(sm)
+    m = sm.db.create_migration(uuid, "migration", "compute1", "m1.small", "m1.small", "r")
+    sm.db.update_migration(m["id"], status="error")        # the timeout check ended it
+    sm.prep_resize(CTX, uuid, "m1.small", {"num_attempts": 1, "hosts": ["compute2"]},
+                   m["id"])                                 # FakeTransport: nothing sent
+    assert sm.db.migration(m["id"])["status"] == "error"
+    assert sm.hosts.in_flight == {}
+
+
+def test_legacy_prep_resize_with_nowhere_to_go_rolls_back_itself(make_scheduler):
+    sm = make_scheduler(flow="legacy")
+    add_compute(sm, "compute1")                             # only the source: ignored
+    uuid = _resizing(sm)
+    sm.prep_resize(CTX, uuid, "m1.small")
+    inst = sm.db.instance(uuid)
+    assert (inst["vm_state"], inst["task_state"], inst["host"]) == ("active", None, "compute1")
+    [m] = sm.db.migrations(instance_uuid=uuid)
+    assert m["status"] == "error" and "NoValidHost" in sm.db.fault(uuid)["message"]

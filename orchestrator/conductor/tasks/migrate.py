@@ -31,7 +31,7 @@ from ...messaging.protocol import MessagingTimeout, RemoteError
 from ...objects.pinning import instance_primitive
 from .base import Task
 
-__all__ = ["MigrationTask", "EVENT", "rollback"]
+__all__ = ["MigrationTask", "EVENT", "rollback", "fail", "still_preparing"]
 
 EVENT = "conductor_migrate_server"
 RESCHEDULABLE = ("RescheduledException", "ComputeResourcesUnavailable", "MessagingTimeout")
@@ -49,7 +49,7 @@ class MigrationTask(Task):
         retry = {"num_attempts": 0, "hosts": [], **(retry or {})}
         retry["num_attempts"] += 1
         ctx = {**ctx, "instance_uuid": instance_uuid, "attempt": retry["num_attempts"]}
-        if migration_id is not None and not _still_preparing(self.db, inst, migration_id):
+        if migration_id is not None and not still_preparing(self.db, inst, migration_id):
             return   # a late reschedule of a migration that already ended (timed out...)
         if migration_id is None:
             migration = self.db.create_migration(
@@ -144,7 +144,8 @@ class MigrationTask(Task):
                 pass
 
 
-def _still_preparing(db: Database, inst: dict[str, Any], migration_id: int) -> bool:
+def still_preparing(db: Database, inst: dict[str, Any], migration_id: int) -> bool:
+    """A reschedule may go on only while nothing ended the migration meanwhile."""
     try:
         status = db.migration(migration_id)["status"]
     except NotFound:

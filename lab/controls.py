@@ -27,7 +27,8 @@ LINKS = {
 FAULT_METHODS = ("any method", "build_instances", "select_destinations",
                  "build_and_run_instance", "run_instance", "instance_update",
                  "service_update", "compute_node_update", "migrate_server", "prep_resize",
-                 "resize_instance", "finish_resize", "object_backport_versions")
+                 "resize_instance", "finish_resize", "confirm_resize", "revert_resize",
+                 "finish_revert_resize", "rebuild_instance", "object_backport_versions")
 # What the panel's Move tab can do to a server (each one Lab method).
 MOVE_ACTIONS = ("migrate", "resize", "confirm resize", "revert resize", "rebuild",
                 "evacuate")

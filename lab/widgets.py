@@ -280,8 +280,12 @@ class ControlPanel:
         if list(self.move["server"].options) != options:
             keep = self.move["server"].value
             self.move["server"].options = options
-            if keep in [v for _, v in options]:
-                self.move["server"].value = keep
+            ids = [v for _, v in options]
+            if keep in ids or ids:          # keep the choice, else the newest server
+                self.move["server"].value = keep if keep in ids else ids[-1]
+        hosts = [c["host"] for c in snap["computes"]]
+        if list(self.network["host"].options) != hosts:   # lab.add_compute meanwhile
+            self.network["host"].options = hosts
 
     def start_auto_refresh(self, every: float = REFRESH_SECONDS) -> bool:
         """Repaint every ``every`` seconds on the running event loop (Jupyter's kernel has

@@ -17,6 +17,8 @@ Times in rows are seconds since ``origin`` (the first event's ``sent`` unless gi
 """
 from __future__ import annotations
 
+import html
+
 import math
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
 __all__ = [
     "KIND_COLORS", "DROP_COLOR", "KIND_MARKERS", "TASK_STATE_COLORS", "NODE_STATE_COLORS",
     "MESSAGE_COLUMNS", "TIMELINE_COLUMNS", "NODE_COLUMNS", "EDGE_COLUMNS",
-    "RESCHEDULE_COLUMNS", "INSTANCE_COLUMNS", "METRIC_COLUMNS", "BUS", "BOX",
+    "RESCHEDULE_COLUMNS", "INSTANCE_COLUMNS", "METRIC_COLUMNS", "metrics_html", "BUS", "BOX",
     "topology_layout", "topology_graph", "Updates", "DashboardModel", "PlaybackClock",
 ]
 
@@ -179,6 +181,17 @@ def _arc(x: float, y0: float, y1: float, points: int = 9) -> tuple[list[float], 
     ts = [i / (points - 1) for i in range(points)]
     return ([round(x + bulge * math.sin(math.pi * t), 3) for t in ts],
             [round(y0 + (y1 - y0) * t, 3) for t in ts])
+
+
+def metrics_html(columns: Columns) -> str:
+    """The metrics (``metrics_data``'s columns) as a small HTML table, text escaped."""
+    rows = "".join(f"<tr><td style='padding:2px 12px 2px 4px'>{html.escape(str(n))}</td>"
+                   f"<td style='text-align:right;padding:2px 4px'>{html.escape(str(v))}</td>"
+                   "</tr>" for n, v in zip(columns.get("name", []), columns.get("value", [])))
+    return ("<table style='border-collapse:collapse;font-size:13px;width:100%'>"
+            "<tr><th style='text-align:left;border-bottom:1px solid #999'>metric</th>"
+            "<th style='text-align:right;border-bottom:1px solid #999'>value</th></tr>"
+            f"{rows}</table>")
 
 
 def _empty(columns: Iterable[str]) -> Columns:

@@ -701,3 +701,12 @@ def test_a_compute_to_compute_edge_is_an_arc_beside_the_column_not_through_it():
     assert max(down_x) != max(up_x)                            # both directions show
     assert (down_y[0], down_y[-1]) == (m.positions[C1][1], m.positions[C3][1])
     assert all(px <= BOX[1] for px in down_x + up_x)
+
+
+def test_metrics_html_is_one_row_per_metric_with_text_escaped():
+    from lab.dashboard.model import metrics_html
+    out = metrics_html({"name": ["builds started", "cast <x>"], "value": ["3", "a&b"]})
+    assert out.count("<tr>") == 3                       # header + 2 rows
+    assert "builds started" in out and "&lt;x&gt;" in out and "a&amp;b" in out
+    assert "<x>" not in out
+    assert metrics_html({"name": [], "value": []}).count("<tr>") == 1

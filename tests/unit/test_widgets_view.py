@@ -345,6 +345,7 @@ def test_the_move_tab_lists_servers_and_go_runs_the_chosen_action(panel, lab):
     lab.server_list = [_server("s1", "vm1"), _server("s2", "vm2", status="VERIFY_RESIZE")]
     panel.refresh()
     assert [v for _, v in panel.move["server"].options] == ["s1", "s2"]
+    assert panel.move["server"].value == "s2"      # the newest, not a blank choice
     assert "vm2 (VERIFY_RESIZE, compute1)" in [k for k, _ in panel.move["server"].options]
     panel.move["server"].value = "s2"
     panel.move["action"].value = "confirm resize"
@@ -363,6 +364,7 @@ def test_a_compute_added_while_the_panel_is_open_gets_its_row(panel, lab):
     assert "compute4" in panel.computes
     assert len(panel._computes_box.children) == 4
     assert "compute4" in panel.computes["compute4"]["state"].value
+    assert "compute4" in panel.network["host"].options   # can be partitioned too
 
 
 def test_the_new_workflow_switches_configure_the_lab(panel, lab):

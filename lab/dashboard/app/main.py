@@ -13,14 +13,13 @@ import time
 from bokeh.io import curdoc
 from bokeh.layouts import column, row
 from bokeh.models import (Button, CDSView, CheckboxGroup, ColumnDataSource, CustomJS,
-                          DataRange1d, DataTable, Div, GroupFilter, HoverTool, Select, Slider,
-                          TableColumn, Toggle)
+                          DataRange1d, Div, GroupFilter, HoverTool, Select, Slider, Toggle)
 from bokeh.plotting import figure
 
 from lab.dashboard import feed as feeds
 from lab.dashboard.animate import ANIMATE_JS, JUMP_JS
 from lab.dashboard.model import (KIND_COLORS, KIND_MARKERS, MESSAGE_COLUMNS,
-                                 TIMELINE_COLUMNS, DashboardModel)
+                                 TIMELINE_COLUMNS, DashboardModel, metrics_html)
 
 ROLLOVER = 3000
 doc = curdoc()
@@ -118,10 +117,10 @@ lanes.yaxis.visible = False
 lanes.add_tools(HoverTool(tooltips=[("", "@name @state"), ("fault", "@fault")]))
 
 # -- metrics and controls -------------------------------------------------------------
-table = DataTable(source=metrics, width=330, height=300, index_position=None,
-                  columns=[TableColumn(field="name", title="metric", width=210),
-                           TableColumn(field="value", title="value", width=110)],
-                  name="metrics_table")
+# A Div, not a DataTable: Bokeh's DataTable stops redrawing once its row count stops
+# changing (bokeh#13859), and a metrics table that freezes misleads a class.
+table = Div(text=metrics_html(metrics.data), width=330, height=300, name="metrics_table",
+            styles={"overflow-y": "auto"})
 pause = Toggle(label="Pause display", button_type="default", name="pause")
 speed = Slider(title="Playback speed", start=0.1, end=4.0, value=1.0, step=0.1,
                name="speed")
@@ -218,6 +217,7 @@ def repaint(now: float) -> None:
     instances.data = model.instances_data(snap.get("servers", []), now)
     reschedule.data = model.reschedule_data()
     metrics.data = model.metrics_data(now, snap.get("latencies"))
+    table.text = metrics_html(metrics.data)
     faults.data = fault_labels(model, snap.get("servers", []))
     names = ["(all)"] + [s["id"] for s in snap.get("servers", [])][-50:]
     if names != pick.options:
@@ -263,4 +263,5 @@ doc.add_root(column(
     row(seq, table, name="middle_row"),
     row(lanes, name="bottom_row"),
     name="dashboard"))
+doc.add_root(metrics)   # the numbers stay a named source (tests and notebooks read it)
 doc.add_periodic_callback(stream, 100)

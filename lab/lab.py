@@ -231,8 +231,8 @@ class Lab(CloudClient):
 
     def show(self, height: int = 1060, width: str | int = "100%"):
         """The dashboard inside the notebook (an iframe onto the local Bokeh server:
-        BokehJS comes from it, never from a CDN). It is laid out to fit a notebook's
-        output area (under 1000 px wide)."""
+        BokehJS comes from it, never from a CDN). Its plots stretch to the output area's
+        width (it fits from about 720 px up: JupyterLab with its file browser open)."""
         from IPython.display import IFrame
         return IFrame(self.start_dashboard(), width=width, height=height)
 

@@ -53,7 +53,8 @@ instances = ColumnDataSource(model.instances_data([], time.time()), name="instan
 metrics = ColumnDataSource(model.metrics_data(time.time()), name="metrics")
 
 # -- topology: services, edges that traffic used, dots in flight, the reschedule loop ----
-topo = figure(title="Who talks to whom, live", width=620, height=400, tools="pan,wheel_zoom,reset",
+topo = figure(title="Who talks to whom, live", height=400, tools="pan,wheel_zoom,reset",
+              sizing_mode="stretch_width", min_width=420,
               x_range=(-0.3, 10.9), y_range=(0.7, 6.3), toolbar_location="above",
               name="topology")
 topo.xgrid.visible = topo.ygrid.visible = False
@@ -88,8 +89,8 @@ legend = Div(name="legend", text=" ".join(
     " &nbsp; <i>dashed orange: the reschedule loop</i>")
 
 # -- time-space diagram: one lane per service, one segment per message -----------------
-seq = figure(title="Time-space diagram (time runs right; hover for details)", width=620,
-             height=320, tools="xpan,xwheel_zoom,reset,tap", name="sequence",
+seq = figure(title="Time-space diagram (time runs right; hover for details)",
+             sizing_mode="stretch_width", min_width=420, height=320, tools="xpan,xwheel_zoom,reset,tap", name="sequence",
              x_range=DataRange1d(follow="end", follow_interval=20, range_padding=0.02),
              y_range=(-0.5, max(1, len(model.lanes())) - 0.5))
 seq.yaxis.ticker = list(range(len(model.lanes())))
@@ -106,8 +107,8 @@ seq.add_tools(HoverTool(tooltips=[("", "@kind @method"), ("from", "@src"), ("to"
                                   ("phase", "@phase")]))
 
 # -- instances: one lane per instance, its task states as segments --------------------
-lanes = figure(title="Instances (click one to highlight its messages)", width=960,
-               height=230, tools="tap,reset", name="instance_lanes",
+lanes = figure(title="Instances (click one to highlight its messages)",
+               sizing_mode="stretch_width", min_width=420, height=230, tools="tap,reset", name="instance_lanes",
                x_range=DataRange1d(follow="end", follow_interval=30))
 lanes.hbar(y="y", left="start", right="end", height=0.7, color="color", source=instances,
            nonselection_alpha=0.35)
@@ -119,7 +120,7 @@ lanes.add_tools(HoverTool(tooltips=[("", "@name @state"), ("fault", "@fault")]))
 # -- metrics and controls -------------------------------------------------------------
 # A Div, not a DataTable: Bokeh's DataTable stops redrawing once its row count stops
 # changing (bokeh#13859), and a metrics table that freezes misleads a class.
-table = Div(text=metrics_html(metrics.data), width=330, height=300, name="metrics_table",
+table = Div(text=metrics_html(metrics.data), width=290, height=300, name="metrics_table",
             styles={"overflow-y": "auto"})
 pause = Toggle(label="Pause display", button_type="default", name="pause")
 speed = Slider(title="Playback speed", start=0.1, end=4.0, value=1.0, step=0.1,
@@ -138,6 +139,9 @@ if source.mode == "replay":
     seek.on_change("value_throttled", lambda a, o, n: source.seek(n))
     replay_speed.on_change("value", lambda a, o, n: source.set_speed(n))
     controls += [seek, replay_speed]
+for control in controls:      # inside the 290 px column, never wider than it
+    if isinstance(control, (Slider, Select)):
+        control.width = 270
 
 anim = CustomJS(args=dict(messages=messages, dots=dots, pause=pause, speed_slider=speed,
                           behind_div=behind), code=ANIMATE_JS)
@@ -258,10 +262,13 @@ def node_states(snap: dict) -> tuple[dict[str, str], dict[str, str]]:
     return states, info
 
 
+# Plots stretch to the page (an iframe in a notebook, a tab, a projector); the controls
+# and the metrics keep their width.
 doc.add_root(column(
-    row(column(legend, topo), column(*controls, width=330), name="top_row"),
-    row(seq, table, name="middle_row"),
-    row(lanes, name="bottom_row"),
-    name="dashboard"))
+    row(column(legend, topo, sizing_mode="stretch_width"), column(*controls, width=290),
+        name="top_row", sizing_mode="stretch_width"),
+    row(seq, table, name="middle_row", sizing_mode="stretch_width"),
+    row(lanes, name="bottom_row", sizing_mode="stretch_width"),
+    name="dashboard", sizing_mode="stretch_width"))
 doc.add_root(metrics)   # the numbers stay a named source (tests and notebooks read it)
 doc.add_periodic_callback(stream, 100)

@@ -87,6 +87,24 @@ def test_live_dashboard_animates_a_rescheduled_build(dash_lab, bokeh_page, model
                        dict(zip(m["name"], m["value"])).get("reschedules") == "1" and m,
                        timeout=20, what="metrics counting the reschedule")
     assert metrics
+    # ...and what the page *shows* follows the data (a DataTable once froze on its
+    # first rows: bokeh#13859): the rendered table says the same, and keeps moving
+    def shown():
+        return browser.execute_script(
+            "const m = Bokeh.documents[0].get_model_by_name('metrics_table');"
+            "const v = m && Bokeh.index.get_one(m);"
+            "const root = v && (v.shadow_el || v.el);"
+            "const t = root && root.querySelector('table');"
+            "return t ? [...t.querySelectorAll('tr')].map(r => r.innerText) : null;")
+
+    def row(rows, name):
+        return next((r.split("\t")[-1].strip() for r in rows or [] if r.startswith(name)), None)
+    rows = wait_for(lambda: (r := shown()) and row(r, "reschedules") == "1" and r,
+                    timeout=20, what="the rendered metrics showing the reschedule")
+    before = int(row(rows, "messages routed"))
+    lab.wait(lab.boot("after"), timeout=60)
+    wait_for(lambda: int(row(shown(), "messages routed") or 0) > before, timeout=20,
+             what="the rendered metrics moving on")
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], errors
 

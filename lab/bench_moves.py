@@ -23,6 +23,7 @@ import statistics
 from typing import Any, Callable
 
 from .lab import Lab
+from .lessons.moving import steer
 
 __all__ = ["bench_moves", "format_moves", "GOALS"]
 
@@ -73,14 +74,6 @@ def _build_once(lab: Lab, name: str) -> tuple[float, tuple[int, int, int]]:
     return result
 
 
-def _only(lab: Lab, *hosts: str) -> None:
-    """Steer the scheduler to ``hosts``: disable every other compute."""
-    for h in lab.config.compute_names():
-        action = "enable" if h in hosts else "disable"
-        lab.api.request("PUT", f"/os-services/{action}",
-                        {"host": h, "binary": "nova-compute"})
-
-
 def bench_moves(migrations: int = 20, builds: int = 20, rounds: int = 3,
                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     say = progress or (lambda _m: None)
@@ -91,7 +84,7 @@ def bench_moves(migrations: int = 20, builds: int = 20, rounds: int = 3,
         _wait(lab, server, "ACTIVE")
         old = lab.add_compute(object_version="1.0")
         for r in range(rounds):
-            _only(lab, "compute1", "compute2", "compute3")   # resizes among new computes
+            steer(lab, "compute1", "compute2", "compute3")   # resizes among new computes
             for mode, options in RESIZE_MODES.items():
                 lab.configure(**{"flow": "conductor", "resize_via_conductor": False,
                                  **options})
@@ -104,7 +97,7 @@ def bench_moves(migrations: int = 20, builds: int = 20, rounds: int = 3,
             lab.configure(flow="conductor", resize_via_conductor=False)
             for mode in BUILD_MODES:
                 lab.configure(object_pinning=mode.endswith("pinned"))
-                _only(lab, "compute1" if mode == "new compute" else old)
+                steer(lab, "compute1" if mode == "new compute" else old)
                 for i in range(builds):
                     elapsed, c = _build_once(lab, f"b{r}-{i}")
                     times[mode].append(elapsed)

@@ -1,17 +1,50 @@
-"""Test doubles shipped as public API (like httpx's MockTransport): ``FakeLab`` stands in
+"""Test support shipped as public API (like httpx's MockTransport): ``FakeLab`` stands in
 for the part of ``Lab`` the control panel uses, so the panel's model and view can be
-tested, or prototyped, without starting a single process."""
+tested, or prototyped, without starting a single process; ``wait_for_usage`` waits until
+the computes of a real lab hold exactly the claims expected (their reports land a moment
+after an instance's state does)."""
 from __future__ import annotations
 
 import inspect
+import time
 from types import SimpleNamespace
 from typing import Any
 
-from orchestrator.config import LabConfig
+from orchestrator.config import FLAVORS, LabConfig
 
 from .lab import Lab
 
-__all__ = ["FakeLab"]
+__all__ = ["FakeLab", "USAGE", "usage_of", "wait_for_usage"]
+
+USAGE = ("vcpus_used", "memory_mb_used", "local_gb_used", "running_vms")
+
+
+def usage_of(*flavors: str) -> tuple[int, ...]:
+    """The ``USAGE`` values of a host holding claims of these flavors."""
+    return tuple(sum(FLAVORS[f][k] for f in flavors)
+                 for k in ("vcpus", "memory_mb", "root_gb")) + (len(flavors),)
+
+
+def wait_for_usage(lab: Lab, expected: dict[str, tuple[int, ...]],
+                   keys: tuple[str, ...] = USAGE, live: bool = False,
+                   timeout: float = 10.0) -> None:
+    """Until each host listed reports these ``keys`` values: from the hypervisors (the
+    database), or, ``live``, from each compute's own tracker (a process that just
+    restarted has no stale record there). AssertionError, saying what differed, after
+    ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if live:
+            got = {host: tuple(lab.bus().call("compute", "resources", server=host)[k]
+                               for k in keys) for host in expected}
+        else:
+            got = {h["hypervisor_hostname"]: tuple(h[k] for k in keys)
+                   for h in lab.hypervisors()}
+        if all(got.get(host) == want for host, want in expected.items()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"usage {got} never matched {expected}")
+        time.sleep(0.05)
 
 
 class FakeLab:

@@ -62,12 +62,11 @@ INSTANCE_COLUMNS = ("vm_state", "task_state", "host", "num_attempts", "launched_
                     "deleted", "availability_zone", "flavor", "image")
 MIGRATION_TYPES = ("migration", "resize", "evacuation")
 MIGRATION_COLUMNS = ("status", "source_compute", "dest_compute")
-# A migration in one of these states still holds resources somewhere.
-MIGRATION_IN_PROGRESS = ("accepted", "pre-migrating", "migrating", "post-migrating",
-                         "finished", "confirming", "reverting")
 # A migration in one of these states is moving: it must keep making progress.
 MIGRATION_MOVING = ("accepted", "pre-migrating", "migrating", "post-migrating",
                     "reverting", "confirming")
+# ...and these still hold resources somewhere (``finished`` waits for the user).
+MIGRATION_IN_PROGRESS = (*MIGRATION_MOVING, "finished")
 # An instance on its way somewhere (resize, revert, confirm, rebuild, evacuate).
 MOVING_TASKS = ("resize_prep", "resize_migrating", "resize_migrated", "resize_finish",
                 "resize_reverting", "resize_confirming", "rebuilding", "rebuild_spawning")
@@ -142,13 +141,16 @@ class Database:
             raise NotFound(f"Instance {uuid_} could not be found.")
         return dict(row)
 
-    def instances(self, *, reservation_id: str | None = None,
-                  vm_state: str | None = None) -> list[dict[str, Any]]:
+    def instances(self, *, reservation_id: str | None = None, vm_state: str | None = None,
+                  task_states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT * FROM instances WHERE deleted=0", []
         if reservation_id:
             sql, args = sql + " AND reservation_id=?", args + [reservation_id]
         if vm_state:
             sql, args = sql + " AND vm_state=?", args + [vm_state]
+        if task_states:
+            sql += f" AND task_state IN ({', '.join('?' * len(task_states))})"
+            args += list(task_states)
         return [dict(r) for r in self.conn.execute(sql + " ORDER BY seq", args)]
 
     def instance_states(self, uuids: list[str]) -> dict[str, dict[str, Any]]:

@@ -14,7 +14,7 @@ from .db import Database, NotFound
 from .messaging.protocol import RemoteError
 from .messaging.transport import Transport
 
-__all__ = ["Manager", "load_lab_config", "record_error"]
+__all__ = ["Manager", "load_lab_config", "record_error", "describe_error"]
 
 log = logging.getLogger("orchestrator.manager")
 
@@ -81,12 +81,18 @@ class Manager:
         record_error(self.db, uuid, exc, ctx, event, host)
 
 
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """(type name, message); a RemoteError is named by the remote exception's type."""
+    if isinstance(exc, RemoteError):
+        return exc.exc_type, exc.message
+    return type(exc).__name__, str(exc)
+
+
 def record_error(db: Database, uuid: str, exc: BaseException, ctx: dict[str, Any],
                  event: str, host: str | None = None) -> None:
     """The instance goes to ERROR with a fault naming the exception (a RemoteError is
     named by the remote exception's type: NoValidHost, not RemoteError)."""
-    name = exc.exc_type if isinstance(exc, RemoteError) else type(exc).__name__
-    text = exc.message if isinstance(exc, RemoteError) else str(exc)
+    name, text = describe_error(exc)
     try:
         db.set_error(uuid, getattr(exc, "code", 500), f"{name}: {text}", host)
     except NotFound:

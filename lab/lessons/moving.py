@@ -250,13 +250,13 @@ def wait_migration(lab: Lab, server_id: str, status: str, timeout: float = 10.0,
     return found
 
 
-def steer(lab: Lab, host: str | None = None) -> list[str]:
-    """Disable every compute but ``host`` for scheduling (``PUT /os-services/disable``),
-    so the scheduler has one choice; ``host=None`` enables them all again. Returns the
-    computes now disabled."""
+def steer(lab: Lab, *hosts: str) -> list[str]:
+    """Disable every compute but ``hosts`` for scheduling (``PUT /os-services/disable``),
+    so the scheduler has only those to choose from; no hosts enables them all again.
+    Returns the computes now disabled."""
     disabled = []
     for name in lab.config.compute_names():
-        action = "enable" if host is None or name == host else "disable"
+        action = "enable" if not hosts or name in hosts else "disable"
         lab.api.request("PUT", f"/os-services/{action}",
                         {"host": name, "binary": "nova-compute"})
         if action == "disable":

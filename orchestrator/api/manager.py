@@ -95,7 +95,7 @@ class ApiManager(Manager):
                            f"{inst['task_state']}; wait for it to finish.")
         self.db.start_action(uuid, "delete", request_id)
         ctx = {"request_id": request_id, "instance_uuid": uuid}
-        others: set[str] = set()
+        release: set[str] = set()     # hosts where a failed move may have left a claim
         for migration in self.db.migrations(instance_uuid=uuid):
             if migration["status"] == "finished":
                 # deleting a resized instance confirms the resize first (frees the source)
@@ -103,17 +103,17 @@ class ApiManager(Manager):
                 self.compute.confirm_resize(ctx, migration["source_compute"],
                                             instance_uuid=uuid,
                                             migration_id=migration["id"], deleting=True)
-            else:   # a failed move may have left a claim at either end: free it there
-                others |= {migration["source_compute"], migration["dest_compute"]}
-        for host in sorted(others - {inst["host"], None}):
-            self.compute.terminate_instance(ctx, host, uuid, destroy=False)
+            else:
+                release |= {migration["source_compute"], migration["dest_compute"]}
         if inst["host"] and inst["vm_state"] in ("active", "building", "resized"):
             self.db.update_instance(uuid, task_state="deleting")
             self.compute.terminate_instance(ctx, inst["host"], uuid)
-        else:  # ERROR or never placed: the record goes now; a claim left on its host
+            release.discard(inst["host"])
+        else:  # ERROR, or never placed: only the record is left to delete
             self.db.update_instance(uuid, deleted=1, vm_state="deleted", task_state=None)
-            if inst["host"]:   # (a move that failed half-way) is freed when it gets this
-                self.compute.terminate_instance(ctx, inst["host"], uuid, destroy=False)
+            release.add(inst["host"])
+        for host in sorted(release - {None}):
+            self.compute.terminate_instance(ctx, host, uuid, destroy=False)
 
     def host_is_up(self, host: str) -> bool:
         """Whether compute ``host``'s heartbeats are landing (Nova's servicegroup API)."""

@@ -26,11 +26,12 @@ from ..db import MIGRATION_IN_PROGRESS, MIGRATION_MOVING, MOVING_TASKS, NotFound
 from ..exception import BuildTimeout, MigrationTimeout, RebuildError
 from ..manager import Manager
 from ..messaging.transport import Transport
-from ..scheduler.rpcapi import SchedulerAPI
+from ..migrations import fail
 from ..objects import Instance, backport
 from ..objects.pinning import usable_version
+from ..scheduler.rpcapi import SchedulerAPI
 from .tasks.build import BuildTask
-from .tasks.migrate import MigrationTask, fail
+from .tasks.migrate import MigrationTask
 from .tasks.rebuild import RebuildTask
 
 __all__ = ["ConductorManager"]
@@ -108,9 +109,8 @@ class ConductorManager(Manager):
                          f"instance {inst['uuid']} made no progress for {limit:g}s (status "
                          f"{migration['status']}, task_state {inst['task_state']})"),
                      self.compute)
-        for inst in self.db.instances():
-            if inst["task_state"] not in MOVING_TASKS or inst["uuid"] in watched \
-                    or now - inst["updated_at"] <= limit:
+        for inst in self.db.instances(task_states=MOVING_TASKS):
+            if inst["uuid"] in watched or now - inst["updated_at"] <= limit:
                 continue
             ctx = {"request_id": inst["request_id"], "attempt": inst["num_attempts"]}
             what = (f"instance {inst['uuid']} made no progress for {limit:g}s (task_state "

@@ -13,6 +13,7 @@ from ..config import FLAVORS
 from ..exception import MaxRetriesExceeded, NoValidHost
 from ..manager import Manager
 from ..messaging.transport import Transport
+from ..migrations import rollback, still_preparing
 from ..objects.pinning import instance_primitive
 from .filters import FILTER_CLASSES
 from .filters.base import BaseFilter
@@ -145,7 +146,6 @@ class SchedulerManager(Manager):
         """Legacy flow: resize/migrate the old way. The scheduler picks the host and casts
         ``prep_resize`` to it itself; it also keeps the retry count and, out of hosts or
         attempts, rolls the migration back in the database."""
-        from ..conductor.tasks.migrate import rollback, still_preparing  # same rules
         try:
             inst = self.db.instance(instance_uuid)
         except NotFound:

@@ -99,9 +99,9 @@ def test_live_dashboard_animates_a_rescheduled_build(dash_lab, bokeh_page, model
 
     def row(rows, name):
         return next((r.split("\t")[-1].strip() for r in rows or [] if r.startswith(name)), None)
-    rows = wait_for(lambda: (r := shown()) and row(r, "reschedules") == "1" and r,
-                    timeout=20, what="the rendered metrics showing the reschedule")
-    before = int(row(rows, "messages routed"))
+    rendered = wait_for(lambda: (r := shown()) and row(r, "reschedules") == "1" and r,
+                        timeout=20, what="the rendered metrics showing the reschedule")
+    before = int(row(rendered, "messages routed"))
     lab.wait(lab.boot("after"), timeout=60)
     wait_for(lambda: int(row(shown(), "messages routed") or 0) > before, timeout=20,
              what="the rendered metrics moving on")

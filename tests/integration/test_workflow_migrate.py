@@ -4,13 +4,11 @@ instance ends and what each hypervisor holds after every step, reschedules, roll
 and the API's refusals."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from lab.client import ApiError
+from lab.testing import usage_of, wait_for_usage
 from lab.trace import short
-from orchestrator.config import FLAVORS
 from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
 
 pytestmark = pytest.mark.timeout(60)
@@ -20,34 +18,11 @@ VARIANTS = {"conductor": {}, "via_conductor": {"resize_via_conductor": True},
             "legacy": {"flow": "legacy"}, "alternates": {"alternates": True}}
 
 
-USED = ("vcpus_used", "memory_mb_used", "local_gb_used", "running_vms")
-
-
-def sizes(*flavors: str) -> tuple[int, ...]:
-    """The USED values of these claims."""
-    return tuple(sum(FLAVORS[f][k] for f in flavors)
-                 for k in ("vcpus", "memory_mb", "root_gb")) + (len(flavors),)
-
-
 def wait_usage(lab, expected: dict[str, tuple[str, ...]], timeout: float = 10.0,
                live: bool = False) -> None:
-    """Poll the hypervisors (or, ``live``, each compute's own tracker: no stale record
-    of a process that just restarted) until each host listed holds exactly these
-    flavors' claims (reports land a moment after the instance's state does)."""
-    want = {host: sizes(*flavors) for host, flavors in expected.items()}
-    deadline = time.monotonic() + timeout
-    while True:
-        if live:
-            got = {host: tuple(lab.bus().call("compute", "resources", server=host)[k]
-                               for k in USED) for host in expected}
-        else:
-            got = {h["hypervisor_hostname"]: tuple(h[k] for k in USED)
-                   for h in lab.hypervisors()}
-        if all(got.get(host) == usage for host, usage in want.items()):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"usage {got} never matched {want}")
-        time.sleep(0.05)
+    """Until each host listed holds exactly these flavors' claims."""
+    wait_for_usage(lab, {host: usage_of(*flavors) for host, flavors in expected.items()},
+                   live=live, timeout=timeout)
 
 
 def hops(lab, since: int, uuid: str) -> list[str]:

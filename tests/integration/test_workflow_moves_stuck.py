@@ -8,6 +8,7 @@ import time
 import pytest
 
 from lab.client import ApiError
+from lab.testing import wait_for_usage
 from orchestrator.config import FLAVORS
 
 pytestmark = pytest.mark.timeout(60)
@@ -15,16 +16,9 @@ pytestmark = pytest.mark.timeout(60)
 HOST = "OS-EXT-SRV-ATTR:host"
 
 
-def vcpus(lab) -> dict[str, int]:
-    return {h["hypervisor_hostname"]: h["vcpus_used"] for h in lab.hypervisors()}
-
-
 def wait_vcpus(lab, expected: dict[str, int], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (got := vcpus(lab)) != expected:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"vcpus {got} never became {expected}")
-        time.sleep(0.05)
+    wait_for_usage(lab, {h: (n,) for h, n in expected.items()}, keys=("vcpus_used",),
+                   timeout=timeout)
 
 
 def wait_status(lab, server: str, status: str, timeout: float) -> dict:

@@ -8,36 +8,14 @@ import time
 import pytest
 
 from lab.client import ApiError
+from lab.testing import usage_of, wait_for_usage
 from lab.trace import short
-from orchestrator.config import FLAVORS
 from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
 
 pytestmark = pytest.mark.timeout(60)
 
 HOST = "OS-EXT-SRV-ATTR:host"
-USED = ("vcpus_used", "memory_mb_used", "local_gb_used", "running_vms")
-SMALL = tuple(FLAVORS["m1.small"][k] for k in ("vcpus", "memory_mb", "root_gb")) + (1,)
-NONE = (0, 0, 0, 0)
-
-
-def wait_usage(lab, expected: dict[str, tuple[int, ...]], timeout: float = 10.0,
-               live: bool = False) -> None:
-    """Poll until each host listed reports this usage: the hypervisors, or (``live``)
-    each compute's own tracker, which a restarted process cannot answer from stale
-    records."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if live:
-            got = {host: tuple(lab.bus().call("compute", "resources", server=host)[k]
-                               for k in USED) for host in expected}
-        else:
-            got = {h["hypervisor_hostname"]: tuple(h[k] for k in USED)
-                   for h in lab.hypervisors()}
-        if all(got.get(host) == usage for host, usage in expected.items()):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"usage {got} never matched {expected}")
-        time.sleep(0.05)
+SMALL, NONE = usage_of("m1.small"), usage_of()
 
 
 def hops(lab, since: int, uuid: str) -> list[tuple[str, str, str, str]]:
@@ -86,8 +64,8 @@ def test_rebuild_stays_on_its_host_with_the_new_image(make_lab, flow, expected):
     assert record["flavor"]["original_name"] == "m1.small"
     assert hops(lab, mark, server) == expected
     assert lab.migrations(server) == []
-    wait_usage(lab, {"compute1": SMALL, "compute2": NONE}, live=True)
-    wait_usage(lab, {"compute1": SMALL, "compute2": NONE})
+    wait_for_usage(lab, {"compute1": SMALL, "compute2": NONE}, live=True)
+    wait_for_usage(lab, {"compute1": SMALL, "compute2": NONE})
 
 
 def test_evacuate_rebuilds_elsewhere_and_the_dead_host_lets_go(make_lab):
@@ -111,11 +89,11 @@ def test_evacuate_rebuilds_elsewhere_and_the_dead_host_lets_go(make_lab):
                                       "dest_compute")} == {
         "migration_type": "evacuation", "status": "done", "source_compute": "compute1",
         "dest_compute": "compute2"}
-    wait_usage(lab, {"compute2": SMALL, "compute3": NONE})
+    wait_for_usage(lab, {"compute2": SMALL, "compute3": NONE})
     lab.restart("compute1")
     lab.wait_computes_up(["compute1"])
-    wait_usage(lab, {"compute1": NONE, "compute2": SMALL, "compute3": NONE}, live=True)
-    wait_usage(lab, {"compute1": NONE, "compute2": SMALL, "compute3": NONE})
+    wait_for_usage(lab, {"compute1": NONE, "compute2": SMALL, "compute3": NONE}, live=True)
+    wait_for_usage(lab, {"compute1": NONE, "compute2": SMALL, "compute3": NONE})
     assert lab.migrations(server)[0]["status"] == "completed"
     assert lab.server(server)[HOST] == "compute2"
 
@@ -136,7 +114,7 @@ def test_evacuate_to_a_named_host_skips_the_scheduler(make_lab):
         ("cast", "conductor", "compute3", "rebuild_instance")]
     [migration] = lab.migrations(server)
     assert (migration["status"], migration["dest_compute"]) == ("done", "compute3")
-    wait_usage(lab, {"compute2": NONE, "compute3": SMALL})
+    wait_for_usage(lab, {"compute2": NONE, "compute3": SMALL})
 
 
 def test_legacy_evacuate_needs_a_host_and_goes_straight_to_it(make_lab):
@@ -153,4 +131,4 @@ def test_legacy_evacuate_needs_a_host_and_goes_straight_to_it(make_lab):
     assert hops(lab, mark, server) == [("cast", "api", "compute2", "rebuild_instance")]
     [migration] = lab.migrations(server)
     assert (migration["migration_type"], migration["status"]) == ("evacuation", "done")
-    wait_usage(lab, {"compute2": SMALL, "compute3": NONE})
+    wait_for_usage(lab, {"compute2": SMALL, "compute3": NONE})

@@ -700,6 +700,7 @@ def test_a_compute_to_compute_edge_is_an_arc_beside_the_column_not_through_it():
     assert max(down_x) > x + 0.3 and max(up_x) > x + 0.3      # bows out to the right
     assert max(down_x) != max(up_x)                            # both directions show
     assert (down_y[0], down_y[-1]) == (m.positions[C1][1], m.positions[C3][1])
+    assert (up_y[0], up_y[-1]) == (m.positions[C3][1], m.positions[C1][1])
     assert all(px <= BOX[1] for px in down_x + up_x)
 
 

@@ -359,3 +359,13 @@ def test_a_rolled_back_migration_writes_fault_instance_and_status_together(db):
         db.add_fault_and_update(uuid, 500, "second", None, {"bogus": 1},
                                 migration=(mig["id"], "done"))
     assert db.fault(uuid)["message"] == "NoValidHost: none"
+
+
+def test_instances_can_be_filtered_by_task_states(db):
+    _, _, [a, b, c] = db.create_instances(["a", "b", "c"], "m1.tiny", "cirros", None)
+    db.update_instance(a, task_state="resize_prep")
+    db.update_instance(b, task_state="rebuilding")
+    moving = db.instances(task_states=("resize_prep", "rebuilding"))
+    assert [i["uuid"] for i in moving] == [a, b]
+    assert [i["uuid"] for i in db.instances(task_states=("spawning",))] == []
+    assert len(db.instances()) == 3

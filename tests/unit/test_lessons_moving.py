@@ -327,6 +327,7 @@ def test_steer_disables_every_other_compute_and_none_enables_all():
 def test_steer_knows_computes_added_while_running():
     lab = MovingLab(computes=3, extra_computes=("compute4",))
     assert steer(lab, "compute4") == ["compute1", "compute2", "compute3"]
+    assert steer(lab, "compute1", "compute4") == ["compute2", "compute3"]
 
 
 def test_wait_trace_returns_the_trace_once_the_message_was_delivered():

@@ -23,15 +23,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...compute.rpcapi import ComputeAPI
 from ...config import FLAVORS, LabConfig
-from ...db import Database, NotFound
-from ...exception import MaxRetriesExceeded, MigrationError
+from ...db import NotFound
+from ...exception import MaxRetriesExceeded
+from ...manager import describe_error
 from ...messaging.protocol import MessagingTimeout, RemoteError
+from ...migrations import fail, rollback, still_preparing
 from ...objects.pinning import instance_primitive
 from .base import Task
 
-__all__ = ["MigrationTask", "EVENT", "rollback", "fail", "still_preparing"]
+__all__ = ["MigrationTask", "EVENT"]
 
 EVENT = "conductor_migrate_server"
 RESCHEDULABLE = ("RescheduledException", "ComputeResourcesUnavailable", "MessagingTimeout")
@@ -122,10 +123,9 @@ class MigrationTask(Task):
                                     instance=self._primitive(migration),
                                     host_list=alternates, **args)
         except (RemoteError, MessagingTimeout) as exc:
-            name = exc.exc_type if isinstance(exc, RemoteError) else type(exc).__name__
+            name, text = describe_error(exc)
             if name not in RESCHEDULABLE:
                 return rollback(self.db, ctx, migration, EVENT, exc)
-            text = exc.message if isinstance(exc, RemoteError) else str(exc)
             return await self.run(ctx, migration["instance_uuid"], args["flavor"],
                                   {**retry, "exc": f"{name}: {text}"}, alternates,
                                   migration["id"])
@@ -142,56 +142,3 @@ class MigrationTask(Task):
                 self.db.update_migration(migration_id, status="error")
             except NotFound:
                 pass
-
-
-def still_preparing(db: Database, inst: dict[str, Any], migration_id: int) -> bool:
-    """A reschedule may go on only while nothing ended the migration meanwhile."""
-    try:
-        status = db.migration(migration_id)["status"]
-    except NotFound:
-        return False
-    return status == "pre-migrating" and inst["task_state"] == "resize_prep"
-
-
-def _describe(exc: BaseException) -> tuple[str, str, int]:
-    if isinstance(exc, RemoteError):
-        return exc.exc_type, exc.message, 500
-    return type(exc).__name__, str(exc), getattr(exc, "code", 500)
-
-
-def rollback(db: Database, ctx: dict[str, Any], migration: dict[str, Any], event: str,
-             exc: BaseException) -> None:
-    """Nothing moved: the instance stays where it was (its host, its old flavor), with a
-    fault saying why; the migration ends ``error``. One transaction."""
-    name, text, code = _describe(exc)
-    uuid = migration["instance_uuid"]
-    try:
-        db.add_fault_and_update(uuid, code, f"{name}: {text}", None,
-                                {"task_state": None, "host": migration["source_compute"],
-                                 "flavor": migration["old_flavor"]},
-                                migration=(migration["id"], "error"))
-    except NotFound:
-        db.update_migration(migration["id"], status="error")
-        return
-    db.add_event(uuid, ctx.get("request_id", ""), event, None, int(ctx.get("attempt") or 0),
-                 "Error", f"{name}: {text}")
-
-
-def fail(db: Database, ctx: dict[str, Any], migration: dict[str, Any], event: str,
-         exc: BaseException, compute: ComputeAPI | None = None) -> None:
-    """A step after the destination was prepared failed: the instance is half-moved, so
-    it goes to ERROR (as in Nova) and the migration ends ``error``. The end it is not on
-    is told to free its claim (``compute``); its own host frees it when it is deleted."""
-    name, text, _ = _describe(exc)
-    uuid = migration["instance_uuid"]
-    try:
-        host = db.set_error(uuid, 500, f"{MigrationError.__name__}: {name}: {text}")["host"]
-    except NotFound:
-        host = None
-    db.update_migration(migration["id"], status="error")
-    if compute is not None:
-        for other in {migration["source_compute"], migration["dest_compute"]} - {host, None}:
-            compute.terminate_instance({**ctx, "instance_uuid": uuid}, other, uuid,
-                                       destroy=False)
-    db.add_event(uuid, ctx.get("request_id", ""), event, None, int(ctx.get("attempt") or 0),
-                 "Error", f"{name}: {text}")

@@ -15,9 +15,9 @@ from typing import Any
 from ...config import FLAVORS
 from ...db import NotFound
 from ...messaging.protocol import MessagingTimeout, RemoteError
+from ...migrations import rollback
 from ...objects.pinning import instance_primitive
 from .base import Task
-from .migrate import rollback
 
 __all__ = ["RebuildTask", "EVENT"]
 

@@ -310,6 +310,9 @@ class Bus:
         for env, data, dst in held:
             if self.faults.held(env["src"], dst, env["method"]):
                 self._held.append((env, data, dst))
+            elif self.faults.partitioned(env["src"], dst):   # released into a cut link
+                self.stats["dropped"] += 1
+                self._trace(env, "dropped", dst, len(data), "partition")
             else:
                 self._deliver(env, data, dst)
 

@@ -116,7 +116,7 @@ class FaultTable:
     def decide(self, src: str, dst: str, method: str) -> Decision:
         """The fate of the next message from ``src`` to ``dst`` calling ``method``."""
         decision = Decision(delay=self.hop_delay)
-        if self._partitioned(src, dst):
+        if self.partitioned(src, dst):
             decision.drop = "partition"
             return decision
         rules = [r for r in self.rules if r.matches(src, dst, method)]
@@ -136,7 +136,7 @@ class FaultTable:
             decision.delay += rule.delay
         return decision
 
-    def _partitioned(self, src: str, dst: str) -> bool:
+    def partitioned(self, src: str, dst: str) -> bool:
         def group(name: str) -> int | None:
             for i, patterns in enumerate(self.partitions):
                 if any(_match(name, p) for p in patterns):

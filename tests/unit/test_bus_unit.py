@@ -344,6 +344,14 @@ def test_hold_then_release(bus):
                                                                      "receiver down")
 
 
+def test_held_message_released_into_a_partition_is_dropped(bus):
+    bus.control_set_faults(rules=[{"method": "build", "hold": True}])
+    _send(bus, _cast(server="c1"))
+    bus.control_set_faults(rules=[], partitions=[["conductor"], ["compute"]])
+    assert (bus.history[-1]["phase"], bus.history[-1]["reason"]) == ("dropped", "partition")
+    assert bus.control_stats()["held"] == 0 and bus.stats["dropped"] == 1
+
+
 def test_delay_then_due(bus):
     bus.control_set_faults(rules=[{"delay": 5.0, "duplicate": 1.0}])
     _send(bus, _cast(server="c1"))

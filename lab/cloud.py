@@ -167,7 +167,9 @@ class CloudClient:
     def set_failure(self, host: str, reschedule: float | None = None,
                     fatal: float | None = None, crash: float | None = None,
                     slow: float | None = None) -> dict[str, float]:
-        """Failure injection on one compute: probabilities per build attempt."""
+        """Failure injection on one compute: probabilities per build attempt (and per
+        resize step: ``prep_resize`` is rescheduled; ``fatal``/``crash`` in
+        ``resize_instance``/``finish_resize`` end the migration in ERROR)."""
         given = {k: v for k, v in dict(reschedule=reschedule, fatal=fatal, crash=crash,
                                        slow=slow).items() if v is not None}
         self._compute(host)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 __all__ = ["NovaError", "NoValidHost", "MaxRetriesExceeded", "RescheduledException",
            "BuildAbortException", "ComputeResourcesUnavailable", "InstanceNotFound",
-           "BuildTimeout", "MigrationError", "MigrationTimeout", "RebuildError"]
+           "BuildTimeout", "MigrationError", "ResizeError", "MigrationTimeout",
+           "RebuildError"]
 
 
 class NovaError(Exception):
@@ -42,6 +43,11 @@ class BuildTimeout(NovaError):
 
 class MigrationError(NovaError):
     """A resize or migration failed after its destination was prepared."""
+
+
+class ResizeError(MigrationError):
+    """A step of a resize failed on a compute after the destination was prepared (Nova's
+    ``ResizeError``): nothing reschedules it, the instance is half-moved."""
 
 
 class MigrationTimeout(MigrationError):

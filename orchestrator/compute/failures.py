@@ -3,6 +3,7 @@
 Per host, changeable while running: ``reschedule`` (probability a build attempt fails in
 a way another host may not: it is rescheduled), ``fatal`` (fails for good: ERROR),
 ``crash`` (the compute process dies mid-build), ``slow`` (a factor on build step times).
+Resizes read the same settings at each step (``compute/migration.py``).
 Each decision is drawn from a generator seeded by (seed, instance, host, attempt), never
 by timing, so the same seed tells the same story."""
 from __future__ import annotations

@@ -13,6 +13,14 @@ its claim until ``confirm_resize``; ``revert_resize`` (dest) gives the new claim
 With ``orchestrated`` (the conductor calls each step), a step returns instead of casting
 the next one, and a failure goes back to the conductor as the call's error.
 
+Failure injection: ``reschedule`` and ``fatal`` fail ``prep_resize`` (rescheduled, as a
+build); ``fatal`` and ``crash`` also hit ``resize_instance`` and ``finish_resize``. Nothing
+reschedules those: the instance is half-moved, so it goes to ERROR and the migration ends
+``error`` (Nova's ``ResizeError``). In the seed's flow the failing compute does that
+itself, through the conductor's database proxy, and casts the other end to free its claim:
+one more hop that bypasses the conductor. Orchestrated, the conductor gets the error and
+cleans up (``orchestrator.migrations.fail``).
+
 ``rebuild_instance`` re-images the instance in place, or with ``recreate`` (evacuate)
 claims it here after its own host died.
 """
@@ -22,7 +30,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ..config import FLAVORS
-from ..exception import RebuildError, RescheduledException
+from ..exception import MigrationError, RebuildError, RescheduledException, ResizeError
 from .failures import decide
 
 if TYPE_CHECKING:
@@ -91,6 +99,9 @@ class MigrationManager:
         await c.conductor.migration_update(ctx, migration_id, {"status": "migrating"},
                                            "pre-migrating")
         await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
+        if await self._step_failed(ctx, inst.uuid, migration_id, "resize_instance",
+                                   orchestrated):
+            return
         await c._save(ctx, inst.uuid, {"task_state": "resize_migrated"}, "resize_migrating")
         migration = await c.conductor.migration_update(ctx, migration_id,
                                                        {"status": "post-migrating"},
@@ -109,12 +120,45 @@ class MigrationManager:
         ctx = {**ctx, "instance_uuid": inst.uuid}
         await c._save(ctx, inst.uuid, {"task_state": "resize_finish"}, "resize_migrated")
         await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
+        if await self._step_failed(ctx, inst.uuid, migration_id, "finish_resize",
+                                   orchestrated):
+            return
         # the record first: whoever sees VERIFY_RESIZE can confirm at once (as Nova)
         await c.conductor.migration_update(ctx, migration_id, {"status": "finished"},
                                            "post-migrating")
         await c._save(ctx, inst.uuid, {"vm_state": "resized", "task_state": None,
                                        "host": c.host, "flavor": flavor}, "resize_finish")
         await c._event(ctx, inst.uuid, "compute_finish_resize", "Success")
+
+    async def _step_failed(self, ctx: dict[str, Any], uuid: str, migration_id: int,
+                           step: str, orchestrated: bool) -> bool:
+        """Failure injection after ``prep_resize``: ``crash`` kills this compute, ``fatal``
+        fails the step. Orchestrated, the error goes back to the conductor (raised);
+        otherwise this compute ends the migration itself and returns True."""
+        c = self.c
+        verdict = decide(c.failure, c.config.seed, f"{uuid}/{migration_id}/{step}",
+                         c.host, 1)
+        if verdict.outcome == "crash":
+            c._crash(f"during {step} of {uuid}")
+        if verdict.outcome != "fatal":
+            return False
+        exc = ResizeError(f"Resize error: injected failure in {step} on {c.host}")
+        await c._event(ctx, uuid, f"compute_{step}", "Error", f"ResizeError: {exc}")
+        if orchestrated:
+            raise exc
+        # the record first (so no late step revives it), then ERROR with its fault; the
+        # instance's host keeps its claim until it is deleted, the other end frees its own
+        migration = await c.conductor.migration_update(ctx, migration_id,
+                                                       {"status": "error"})
+        await c.conductor.instance_fault_create(
+            ctx, uuid, {"type": MigrationError.__name__, "code": 500,
+                        "message": f"ResizeError: {exc}"}, c.host)
+        if c.host == migration["dest_compute"]:
+            await c._release(ctx, uuid)
+        else:
+            c.compute.terminate_instance(ctx, migration["dest_compute"], uuid,
+                                         destroy=False)
+        return True
 
     async def confirm_resize(self, ctx: dict[str, Any], instance_uuid: str,
                              migration_id: int, deleting: bool = False) -> None:

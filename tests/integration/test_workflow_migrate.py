@@ -253,3 +253,45 @@ def test_a_destination_restarted_after_prep_resize_keeps_its_claim(make_lab):
     assert (record["status"], record[HOST]) == ("VERIFY_RESIZE", "compute2")
     wait_usage(lab, {"compute1": ("m1.small",), "compute2": ("m1.medium",)}, timeout=5,
                live=True)   # compute2 runs the instance: it must count it
+
+
+@pytest.mark.parametrize("variant", ["conductor", "via_conductor", "legacy"])
+@pytest.mark.parametrize("host, step", [("compute1", "resize_instance"),
+                                        ("compute2", "finish_resize")])
+def test_a_step_after_prep_resize_fails_for_good(make_lab, variant, host, step):
+    """``fatal`` in a later step: nothing reschedules it; ERROR where the instance still is
+    (compute1), the migration ``error``, the destination's claim freed. In the seed's flow
+    the failing compute does that itself; orchestrated, the conductor does."""
+    lab = make_lab()
+    lab.configure(**VARIANTS[variant])
+    server = boot_on_compute1(lab)
+    # hold the step at the bus until its host is set to fail: prep_resize on compute2
+    # must succeed first (there, fatal would be rescheduled)
+    lab.add_fault(dst=f"compute.{host}", method=step, hold=True)
+    mark = lab.mark()
+    lab.migrate(server)
+    lab.tap.wait_for(lambda e: e["method"] == step and e["reason"] == "held", since=mark,
+                     timeout=10)
+    lab.set_failure(host, fatal=1.0)
+    lab.clear_faults()
+    record = lab.wait(server)
+    assert (record["status"], record[HOST]) == ("ERROR", "compute1")
+    assert record["fault"]["message"] == (f"MigrationError: ResizeError: Resize error: "
+                                          f"injected failure in {step} on {host}")
+    assert [(m["status"], m["dest_compute"]) for m in lab.migrations(server)] == \
+        [("error", "compute2")]
+    events = {(e["event"], e["result"]) for a in lab.actions(server) for e in a["events"]}
+    assert (f"compute_{step}", "Error") in events
+    # no reschedule; the destination is told to free its claim, unless it failed itself
+    done = SUCCESS[variant][:SUCCESS[variant].index(
+        next(h for h in SUCCESS[variant] if h.split()[2] == step)) + 1]
+    if variant == "via_conductor":    # the conductor got the error and cleaned up
+        done = [*done, "cast conductor>compute2 terminate_instance 1"]
+        assert not lab.trace(since=mark).where(src="compute", dst="compute")
+    elif step == "resize_instance":   # the source tells the destination itself
+        done = [*done, "cast compute1>compute2 terminate_instance 1"]
+    assert hops(lab, mark, server) == done
+    wait_usage(lab, {"compute1": ("m1.small",), "compute2": (), "compute3": ()})
+    lab.set_failure(host, fatal=0.0)
+    lab.delete(server)
+    wait_usage(lab, {"compute1": (), "compute2": (), "compute3": ()})

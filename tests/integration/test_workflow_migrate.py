@@ -290,6 +290,9 @@ def test_a_step_after_prep_resize_fails_for_good(make_lab, variant, host, step):
         assert not lab.trace(since=mark).where(src="compute", dst="compute")
     elif step == "resize_instance":   # the source tells the destination itself
         done = [*done, "cast compute1>compute2 terminate_instance 1"]
+    if done[-1].endswith("terminate_instance 1"):   # cast once the ERROR is written
+        lab.tap.wait_for(lambda e: e["method"] == "terminate_instance"
+                         and e["phase"] == "routed", since=mark, timeout=10)
     assert hops(lab, mark, server) == done
     wait_usage(lab, {"compute1": ("m1.small",), "compute2": (), "compute3": ()})
     lab.set_failure(host, fatal=0.0)

@@ -254,6 +254,7 @@ class DashboardModel:
         self._rescheduled_to: dict[str, dict[int, str]] = {}
         self._selected_by: dict[str, dict[int, str]] = {}
         self._last_seen: dict[str, int] = {}
+        self._fault_by: dict[str, str] = {}          # who sent instance_fault_create
         # polled instances
         self._instances: dict[str, _Instance] = {}
         self._final: dict[str, tuple[str, float]] = {}   # uuid -> (ACTIVE|ERROR, when)
@@ -414,6 +415,8 @@ class DashboardModel:
                 self._selected_by.setdefault(uuid, {})[attempt] = dst
         if method == "build_and_run_instance":
             self._builds.add(uuid)
+        if method == "instance_fault_create" and kind == "call" and uuid:
+            self._fault_by[uuid] = src
         if method in TRY_METHODS and uuid and kind in ("cast", "call") \
                 and topic_of(src) != "compute" and topic_of(dst) == "compute" \
                 and e["reason"] != "duplicate":
@@ -538,6 +541,28 @@ class DashboardModel:
             for column, value in zip(RESCHEDULE_COLUMNS, row):
                 out[column].append(value)
         return out
+
+    # -- faults ----------------------------------------------------------------------------
+    def fault_labels(self, servers: list[dict[str, Any]]) -> Columns:
+        """The newest failed instances, named where they failed: at the compute that wrote
+        the fault through the database proxy (a fatal build, a resize step that failed),
+        else at the conductor, which writes its own (NoValidHost, a scheduler timeout, a
+        migration it ended). A fault the trace never showed (the dashboard came later):
+        BuildAbortException at the instance's host, anything else at the conductor."""
+        rows: Columns = {"x": [], "y": [], "text": []}
+        conductor = next((n for n in self.services if topic_of(n) == "conductor"),
+                         "conductor.conductor1")
+        failed = [s for s in servers if s.get("status") == "ERROR" and s.get("fault")][-4:]
+        for i, server in enumerate(reversed(failed)):
+            kind = server["fault"]["message"].split(":", 1)[0]
+            host = server.get("OS-EXT-SRV-ATTR:host")
+            at = self._fault_by.get(server.get("id", "")) or (
+                f"compute.{host}" if host and kind == "BuildAbortException" else conductor)
+            x, y = self.positions.get(at, self.positions.get(conductor, (3.3, 3.2)))
+            rows["x"].append(x - 0.9)
+            rows["y"].append(y - 0.9 - 0.35 * i)
+            rows["text"].append(f"{server.get('name', '')}: {kind}")
+        return rows
 
     # -- instances -------------------------------------------------------------------------
     def instances_data(self, servers: list[dict[str, Any]], now: float) -> Columns:

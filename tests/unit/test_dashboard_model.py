@@ -711,3 +711,29 @@ def test_metrics_html_is_one_row_per_metric_with_text_escaped():
     assert "builds started" in out and "&lt;x&gt;" in out and "a&amp;b" in out
     assert "<x>" not in out
     assert metrics_html({"name": [], "value": []}).count("<tr>") == 1
+
+
+# -- fault labels ------------------------------------------------------------------------------
+def test_a_fault_is_named_where_it_was_written():
+    """At the compute that sent instance_fault_create (a resize step that failed there,
+    a fatal build); at the conductor when it wrote the fault itself (no such call)."""
+    w = Wire()
+    w.call("instance_fault_create", C2, COND, U1)        # finish_resize failed on compute2
+    m = model()
+    m.ingest(w.events)
+    servers = [
+        {"id": U1, "name": "vm1", "status": "ERROR", "OS-EXT-SRV-ATTR:host": "compute1",
+         "fault": {"message": "MigrationError: ResizeError: Resize error: on compute2"}},
+        {"id": U2, "name": "vm2", "status": "ERROR", "OS-EXT-SRV-ATTR:host": "compute3",
+         "fault": {"message": "MigrationError: MigrationTimeout: no progress"}},
+        {"id": U3, "name": "vm3", "status": "ERROR", "OS-EXT-SRV-ATTR:host": "compute3",
+         "fault": {"message": "BuildAbortException: interrupted"}},    # seen before we came
+        {"id": U4, "name": "vm4", "status": "ACTIVE", "fault": {"message": "x: y"}}]
+    labels = rows(m.fault_labels(servers))
+    assert [r["text"] for r in labels] == ["vm3: BuildAbortException",
+                                           "vm2: MigrationError", "vm1: MigrationError"]
+    at = {r["text"].split(":")[0]: (round(r["x"] + 0.9, 6), r["y"]) for r in labels}
+    assert at["vm1"][0] == round(m.positions[C2][0], 6) and at["vm1"][1] < m.positions[C2][1]
+    assert at["vm2"][0] == round(m.positions[COND][0], 6)
+    assert at["vm3"][0] == round(m.positions[C3][0], 6)
+    assert len({r["y"] for r in labels}) == 3                 # stacked, never on top of each other

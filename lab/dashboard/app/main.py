@@ -222,30 +222,13 @@ def repaint(now: float) -> None:
     reschedule.data = model.reschedule_data()
     metrics.data = model.metrics_data(now, snap.get("latencies"))
     table.text = metrics_html(metrics.data)
-    faults.data = fault_labels(model, snap.get("servers", []))
+    faults.data = model.fault_labels(snap.get("servers", []))
     names = ["(all)"] + [s["id"] for s in snap.get("servers", [])][-50:]
     if names != pick.options:
         pick.options = names
     seq.yaxis.ticker = list(range(len(model.lanes())))
     seq.yaxis.major_label_overrides = {i: n for i, n in enumerate(model.lanes())}
     seq.y_range.end = max(1, len(model.lanes())) - 0.5
-
-
-def fault_labels(model: DashboardModel, servers: list[dict]) -> dict:
-    """The newest failed builds, named where they failed: NoValidHost, MaxRetriesExceeded
-    and a scheduler timeout at the conductor; a fatal build error at its compute."""
-    rows = {"x": [], "y": [], "text": []}
-    failed = [s for s in servers if s.get("status") == "ERROR" and s.get("fault")][-4:]
-    for i, server in enumerate(reversed(failed)):
-        kind = server["fault"]["message"].split(":", 1)[0]
-        host = server.get("OS-EXT-SRV-ATTR:host")
-        at = f"compute.{host}" if host and kind == "BuildAbortException" else \
-            "conductor.conductor1"
-        x, y = model.positions.get(at, (3.3, 3.2))
-        rows["x"].append(x - 0.9)
-        rows["y"].append(y - 0.9 - 0.35 * i)
-        rows["text"].append(f"{server['name']}: {kind}")
-    return rows
 
 
 def node_states(snap: dict) -> tuple[dict[str, str], dict[str, str]]:

@@ -100,7 +100,7 @@ class MigrationManager:
                                            "pre-migrating")
         await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
         if await self._step_failed(ctx, inst.uuid, migration_id, "resize_instance",
-                                   orchestrated):
+                                   "migrating", orchestrated):
             return
         await c._save(ctx, inst.uuid, {"task_state": "resize_migrated"}, "resize_migrating")
         migration = await c.conductor.migration_update(ctx, migration_id,
@@ -121,7 +121,7 @@ class MigrationManager:
         await c._save(ctx, inst.uuid, {"task_state": "resize_finish"}, "resize_migrated")
         await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
         if await self._step_failed(ctx, inst.uuid, migration_id, "finish_resize",
-                                   orchestrated):
+                                   "post-migrating", orchestrated):
             return
         # the record first: whoever sees VERIFY_RESIZE can confirm at once (as Nova)
         await c.conductor.migration_update(ctx, migration_id, {"status": "finished"},
@@ -131,7 +131,7 @@ class MigrationManager:
         await c._event(ctx, inst.uuid, "compute_finish_resize", "Success")
 
     async def _step_failed(self, ctx: dict[str, Any], uuid: str, migration_id: int,
-                           step: str, orchestrated: bool) -> bool:
+                           step: str, status: str, orchestrated: bool) -> bool:
         """Failure injection after ``prep_resize``: ``crash`` kills this compute, ``fatal``
         fails the step. Orchestrated, the error goes back to the conductor (raised);
         otherwise this compute ends the migration itself and returns True."""
@@ -146,10 +146,12 @@ class MigrationManager:
         await c._event(ctx, uuid, f"compute_{step}", "Error", f"ResizeError: {exc}")
         if orchestrated:
             raise exc
-        # the record first (so no late step revives it), then ERROR with its fault; the
-        # instance's host keeps its claim until it is deleted, the other end frees its own
+        # the record first, only from the status this step runs in (a migration that
+        # ended meanwhile, by the conductor's timeout, stays as it ended), then ERROR with
+        # its fault; the instance's host keeps its claim until it is deleted, the other
+        # end frees its own
         migration = await c.conductor.migration_update(ctx, migration_id,
-                                                       {"status": "error"})
+                                                       {"status": "error"}, status)
         await c.conductor.instance_fault_create(
             ctx, uuid, {"type": MigrationError.__name__, "code": 500,
                         "message": f"ResizeError: {exc}"}, c.host)

@@ -55,11 +55,11 @@ def fail(db: Database, ctx: dict[str, Any], migration: dict[str, Any], event: st
     is told to free its claim (``compute``); its own host frees it when it is deleted."""
     name, text = describe_error(exc)
     uuid = migration["instance_uuid"]
+    db.update_migration(migration["id"], status="error")   # first: who sees ERROR sees it
     try:
         host = db.set_error(uuid, 500, f"{MigrationError.__name__}: {name}: {text}")["host"]
     except NotFound:
         host = None
-    db.update_migration(migration["id"], status="error")
     if compute is not None:
         for other in {migration["source_compute"], migration["dest_compute"]} - {host, None}:
             compute.terminate_instance({**ctx, "instance_uuid": uuid}, other, uuid,

@@ -547,9 +547,14 @@ class DashboardModel:
         """The newest failed instances, named where they failed: at the compute that wrote
         the fault through the database proxy (a fatal build, a resize step that failed),
         else at the conductor, which writes its own (NoValidHost, a scheduler timeout, a
-        migration it ended). A fault the trace never showed (the dashboard came later):
-        BuildAbortException at the instance's host, anything else at the conductor."""
+        migration it ended; in the legacy flow the scheduler writes NoValidHost, shown at
+        the conductor too). A fault the trace never showed (the dashboard came later):
+        BuildAbortException at the instance's host, anything else at the conductor. An
+        instance seen out of ERROR forgets who wrote its last fault."""
         rows: Columns = {"x": [], "y": [], "text": []}
+        for server in servers:
+            if server.get("status") != "ERROR":
+                self._fault_by.pop(server.get("id", ""), None)
         conductor = next((n for n in self.services if topic_of(n) == "conductor"),
                          "conductor.conductor1")
         failed = [s for s in servers if s.get("status") == "ERROR" and s.get("fault")][-4:]

@@ -90,7 +90,8 @@ class ComputeManager(Manager):
                 log.warning("instance recovery failed (%s); retrying", exc)
                 await asyncio.sleep(self.config.timing("report_interval"))
         for inst in rows:
-            if inst.get("migrating") or inst["vm_state"] in ("active", "resized") \
+            if inst.get("migrating") or inst.get("failed_move") \
+                    or inst["vm_state"] in ("active", "resized") \
                     or inst["task_state"] == "deleting":
                 self.tracker.claims[inst["uuid"]] = {
                     "vcpus": inst["vcpus"], "memory_mb": inst["memory_mb"],

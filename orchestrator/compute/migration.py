@@ -13,13 +13,15 @@ its claim until ``confirm_resize``; ``revert_resize`` (dest) gives the new claim
 With ``orchestrated`` (the conductor calls each step), a step returns instead of casting
 the next one, and a failure goes back to the conductor as the call's error.
 
-Failure injection: ``reschedule`` and ``fatal`` fail ``prep_resize`` (rescheduled, as a
-build); ``fatal`` and ``crash`` also hit ``resize_instance`` and ``finish_resize``. Nothing
-reschedules those: the instance is half-moved, so it goes to ERROR and the migration ends
-``error`` (Nova's ``ResizeError``). In the seed's flow the failing compute does that
-itself, through the conductor's database proxy, and casts the other end to free its claim:
-one more hop that bypasses the conductor. Orchestrated, the conductor gets the error and
-cleans up (``orchestrator.migrations.fail``).
+Failure injection: ``reschedule``, ``fatal`` and ``crash`` hit ``prep_resize`` (a failure
+there is rescheduled, as a build's). ``fatal`` and ``crash`` also hit ``resize_instance``
+(source) and ``finish_resize`` (destination), which nothing reschedules: the instance is
+half-moved. ``fatal`` ends it in ERROR on the source with a ``ResizeError`` fault and the
+migration ``error``; ``crash`` ends it through the conductor's timeout. In the seed's
+flow the failing compute does that itself, through the conductor's database proxy: a
+failing destination frees its own room, a failing source casts the destination to free
+it (one more hop that bypasses the conductor). Orchestrated, the error comes back to the
+conductor as its call's reply, and the conductor cleans up (``migrations.fail``).
 
 ``rebuild_instance`` re-images the instance in place, or with ``recreate`` (evacuate)
 claims it here after its own host died.
@@ -147,19 +149,19 @@ class MigrationManager:
         if orchestrated:
             raise exc
         # the record first, only from the status this step runs in (a migration that
-        # ended meanwhile, by the conductor's timeout, stays as it ended), then ERROR with
-        # its fault; the instance's host keeps its claim until it is deleted, the other
-        # end frees its own
+        # ended meanwhile, by the conductor's timeout, stays as it ended); then the
+        # destination's room, freed before anything else can fail; then ERROR with its
+        # fault. The instance's host (the source) keeps its room until it is deleted.
         migration = await c.conductor.migration_update(ctx, migration_id,
                                                        {"status": "error"}, status)
-        await c.conductor.instance_fault_create(
-            ctx, uuid, {"type": MigrationError.__name__, "code": 500,
-                        "message": f"ResizeError: {exc}"}, c.host)
         if c.host == migration["dest_compute"]:
             await c._release(ctx, uuid)
         else:
             c.compute.terminate_instance(ctx, migration["dest_compute"], uuid,
                                          destroy=False)
+        await c.conductor.instance_fault_create(
+            ctx, uuid, {"type": MigrationError.__name__, "code": 500,
+                        "message": f"ResizeError: {exc}"}, c.host)
         return True
 
     async def confirm_resize(self, ctx: dict[str, Any], instance_uuid: str,

@@ -23,7 +23,7 @@ from typing import Any
 from ..compute.rpcapi import ComputeAPI
 from ..config import FLAVORS
 from ..db import MIGRATION_IN_PROGRESS, MIGRATION_MOVING, MOVING_TASKS, NotFound
-from ..exception import BuildTimeout, MigrationTimeout, RebuildError
+from ..exception import BuildTimeout, MigrationError, MigrationTimeout, RebuildError
 from ..manager import Manager
 from ..messaging.transport import Transport
 from ..migrations import fail
@@ -151,7 +151,10 @@ class ConductorManager(Manager):
     def instances_on_host(self, ctx: dict[str, Any], host: str) -> list[dict[str, Any]]:
         """What a (re)starting compute should hold: its instances with their sizes, and
         the other end of a resize in progress (the source keeps the old flavor until the
-        resize is confirmed; the destination holds the new one from ``prep_resize``)."""
+        resize is confirmed; the destination holds the new one from ``prep_resize``).
+        An instance in ERROR because a move failed (a ``MigrationError`` fault) is still
+        on its host and keeps its room there (``failed_move``); one whose build failed
+        holds none."""
         moving = {m["instance_uuid"]: m for m in self.db.migrations(
             host=host, status=MIGRATION_IN_PROGRESS) if m["migration_type"] != "evacuation"}
         rows = []
@@ -161,6 +164,10 @@ class ConductorManager(Manager):
                    "num_attempts": inst["num_attempts"], **FLAVORS[inst["flavor"]]}
             m = moving.get(inst["uuid"])
             if inst["host"] == host:
+                if inst["vm_state"] == "error":
+                    fault = self.db.fault(inst["uuid"]) or {}
+                    row["failed_move"] = fault.get("message", "").startswith(
+                        f"{MigrationError.__name__}:")
                 rows.append(row)
             elif m is not None and host == m["source_compute"] \
                     and m["status"] != "confirming":      # a confirm frees the source

@@ -259,6 +259,11 @@ class Bus:
         heapq.heappush(self._delayed, (due, self.stats["delayed"], env, data, dst, reason))
 
     def _deliver(self, env: dict[str, Any], data: bytes, dst: str, reason: str = "") -> None:
+        # a partition set while the message waited (held, delayed, queued for a receiver
+        # that was down) cuts it too: nothing crosses a cut link
+        if self.faults.partitions and self.faults.partitioned(env["src"], dst):
+            self.stats["dropped"] += 1
+            return self._trace(env, "dropped", dst, len(data), "partition")
         if env["kind"] != "reply" and not self.routes.is_alive(dst):
             return self._requeue(env, data, dst, "receiver down")
         if self._send(dst, data):
@@ -310,9 +315,6 @@ class Bus:
         for env, data, dst in held:
             if self.faults.held(env["src"], dst, env["method"]):
                 self._held.append((env, data, dst))
-            elif self.faults.partitioned(env["src"], dst):   # released into a cut link
-                self.stats["dropped"] += 1
-                self._trace(env, "dropped", dst, len(data), "partition")
             else:
                 self._deliver(env, data, dst)
 

@@ -296,5 +296,8 @@ def test_a_step_after_prep_resize_fails_for_good(make_lab, variant, host, step):
     assert hops(lab, mark, server) == done
     wait_usage(lab, {"compute1": ("m1.small",), "compute2": (), "compute3": ()})
     lab.set_failure(host, fatal=0.0)
+    for restarted in ("compute1", "compute2"):   # what each holds survives a restart
+        lab.restart(restarted)
+    wait_usage(lab, {"compute1": ("m1.small",), "compute2": ()}, live=True)
     lab.delete(server)
     wait_usage(lab, {"compute1": (), "compute2": (), "compute3": ()})

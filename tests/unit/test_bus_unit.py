@@ -364,6 +364,16 @@ def test_delay_then_due(bus):
     assert bus.routes.queued() == {"compute.c1": 2}
 
 
+def test_a_message_in_flight_when_a_partition_comes_is_dropped_when_due(bus):
+    bus.control_set_faults(rules=[{"delay": 5.0}])
+    _send(bus, _cast(server="c1"))
+    bus.control_set_faults(rules=[], partitions=[["conductor"], ["compute"]])
+    bus._deliver_due(time.monotonic() + 6)
+    assert [(e["phase"], e["reason"]) for e in bus.history] == [("delayed", "5.000s"),
+                                                               ("dropped", "partition")]
+    assert bus.routes.queued() == {}
+
+
 def test_registering_delivers_what_waited(bus):
     """A real in-process DEALER registers: the bus delivers its queued cast."""
     waiting = _cast(server="c1")

@@ -737,3 +737,7 @@ def test_a_fault_is_named_where_it_was_written():
     assert at["vm2"][0] == round(m.positions[COND][0], 6)
     assert at["vm3"][0] == round(m.positions[C3][0], 6)
     assert len({r["y"] for r in labels}) == 3                 # stacked, never on top of each other
+    # vm1 rebuilt (ACTIVE), then failed again by the conductor: at the conductor now
+    m.fault_labels([{**servers[0], "status": "ACTIVE"}])
+    (again,) = rows(m.fault_labels(servers[:1]))
+    assert round(again["x"] + 0.9, 6) == round(m.positions[COND][0], 6)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Callable, Iterator
+import time
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -15,6 +16,25 @@ from orchestrator.config import BusConfig
 
 # Liveness fast enough that death is noticed within a second, slow enough for 2 cores.
 FAST_BUS = dict(heartbeat_interval=0.1, dead_after=0.6, bus_timeout=3.0, call_timeout=5.0)
+
+
+def _wait_until(predicate: Callable[[], Any], timeout: float, what: str = "condition",
+                interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned) or fail at the
+    deadline. For state only visible by asking (peers, stats, files, pids, a page)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., Any]:
+    return _wait_until
 
 
 @pytest.fixture

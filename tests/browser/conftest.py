@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -39,16 +38,13 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def bokeh_page(browser) -> Callable[[str], Any]:
+def bokeh_page(browser, wait_until) -> Callable[[str], Any]:
     """Open a Bokeh server page and wait until its document is loaded and idle."""
     def open_page(url: str, timeout: float = 30.0) -> Any:
         browser.get(url)
-        deadline = time.monotonic() + timeout
-        while not browser.execute_script(
-                "return !!(window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].is_idle)"):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"Bokeh document at {url} not ready in {timeout}s")
-            time.sleep(0.1)
+        wait_until(lambda: browser.execute_script(
+            "return !!(window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].is_idle)"),
+            timeout, f"Bokeh document at {url} ready", interval=0.1)
         return browser
     return open_page
 
@@ -66,16 +62,10 @@ def model_data(browser) -> Callable[[str], dict]:
 
 
 @pytest.fixture
-def wait_for() -> Callable[..., Any]:
+def wait_for(wait_until) -> Callable[..., Any]:
+    """``wait_until`` with a page's pace: 30 s by default, polled every 0.1 s."""
     def wait(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what} not reached within {timeout}s")
-            time.sleep(0.1)
+        return wait_until(predicate, timeout, what, interval=0.1)
     return wait
 
 

@@ -16,25 +16,6 @@ from orchestrator.messaging.tap import TraceTap
 PROBE_TOPIC = "tap-probe"   # a fanout here has no receiver: one "dropped" event, no state
 
 
-def _wait_until(predicate: Callable[[], Any], timeout: float, what: str = "condition",
-                interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned) or fail at the
-    deadline. For state only visible by asking (peers, stats, files, pids)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout}s")
-        time.sleep(interval)
-
-
-@pytest.fixture
-def wait_until() -> Callable[..., Any]:
-    return _wait_until
-
-
 def _peers(cluster: Cluster) -> dict[str, dict[str, Any]]:
     return {p["identity"]: p for p in cluster.client().control("peers")}
 

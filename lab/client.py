@@ -4,11 +4,14 @@ API's response time."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
+
+from orchestrator import rundir
 
 __all__ = ["ApiClient", "ApiError", "Response"]
 
@@ -34,16 +37,27 @@ class Response:
 
 
 class ApiClient:
-    def __init__(self, base_url: str, timeout: float = 30.0):
+    """``token``: the lab's secret, sent as ``X-Auth-Token`` (Keystone's header) on every
+    request; the lab's API refuses requests without it (401)."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0, token: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.token = token
+
+    @classmethod
+    def for_lab(cls, run_dir: str | os.PathLike, timeout: float = 30.0) -> ApiClient:
+        """The client of the lab in ``run_dir``: its API's URL and its secret."""
+        return cls(rundir.read(run_dir)["endpoints"]["api"], timeout, rundir.secret(run_dir))
 
     def request(self, method: str, path: str, body: Any = None, *,
                 raw: bytes | None = None, check: bool = True) -> Response:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.token:
+            headers["X-Auth-Token"] = self.token
         req = urllib.request.Request(f"{self.base_url}/v2.1{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json",
-                                              "Accept": "application/json"})
+                                     headers=headers)
         start = time.perf_counter()
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:

@@ -9,6 +9,7 @@ by the children themselves: each one exits when its parent or the bus is gone.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import signal
 import subprocess
@@ -25,22 +26,36 @@ from orchestrator.config import BusConfig
 from orchestrator.messaging.blocking import BlockingClient
 from orchestrator.messaging.tap import TraceTap
 
-__all__ = ["Cluster", "Child", "LabError", "labs_home"]
+__all__ = ["Cluster", "Child", "LabError", "labs_home", "socket_endpoints"]
 
 STOP_GRACE = 3.0      # seconds a child gets after SIGTERM before SIGKILL
+IPC_PATH_MAX = 100    # bytes of a Unix socket path we allow (sun_path holds 107 + NUL)
 SINGLETONS = ("bus", "dashboard")            # children named without a host
 LAB_PROCESSES = {"dashboard": "lab.dashboard"}  # children that are the lab's, not the cloud's
 _live: "weakref.WeakSet[Cluster]" = weakref.WeakSet()
+_lingering: "weakref.WeakSet[Cluster]" = weakref.WeakSet()   # stopped, dashboard replaying
 
 
 def labs_home() -> Path:
     """Where labs live unless told otherwise, one directory each (``$CONDUCTOR_LAB_HOME``,
-    else a per-user directory in the system's temp dir); the CLI finds running labs here."""
+    else a per-user directory in the system's temp dir, private to that user); the CLI
+    finds running labs here."""
     home = os.environ.get("CONDUCTOR_LAB_HOME") or \
         os.path.join(tempfile.gettempdir(), f"conductor-lab-{os.getuid()}")
-    path = Path(home)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return rundir.make_private(home)
+
+
+def socket_endpoints(run_dir: Path) -> dict[str, str]:
+    """``ipc://`` endpoints for the bus and its trace tap, in the private run directory:
+    only its owner can connect. A Unix socket's path has room for about 100 bytes; a
+    deep run directory gets its sockets in a short private directory named after it."""
+    where = run_dir = run_dir.resolve()
+    if len(str(run_dir / "trace.sock")) > IPC_PATH_MAX:
+        digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:16]
+        short = rundir.make_private(os.path.join(tempfile.gettempdir(),
+                                                 f"conductor-lab-{os.getuid()}-ipc"))
+        where = rundir.make_private(short / digest)
+    return {"bus": f"ipc://{where}/bus.sock", "trace": f"ipc://{where}/trace.sock"}
 
 
 class LabError(RuntimeError):
@@ -71,8 +86,9 @@ class Cluster:
 
     def __init__(self, run_dir: str | os.PathLike | None = None,
                  bus: BusConfig | None = None, config: dict[str, Any] | None = None):
-        self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix="lab-", dir=labs_home()))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = rundir.make_private(
+            run_dir or tempfile.mkdtemp(prefix="lab-", dir=labs_home()))
+        self.secret = rundir.create_secret(self.run_dir)
         self.bus_config = bus or BusConfig()
         self.children: dict[str, Child] = {}
         self.endpoints: dict[str, str] = {}
@@ -81,8 +97,10 @@ class Cluster:
         # `lab = Cluster().start()`) or at interpreter exit, whichever comes first.
         self._finalizer = weakref.finalize(self, _reap, self.children, self._held)
         sections = {"bus": self.bus_config.__dict__, **(config or {})}
+        before = rundir.read(self.run_dir).get("endpoints", {})
+        endpoints = {k: before.get(k) or v for k, v in socket_endpoints(self.run_dir).items()}
         rundir.update(self.run_dir, config=sections, path=str(self.run_dir),
-                      owner_pid=os.getpid())
+                      owner_pid=os.getpid(), endpoints=endpoints)
         _live.add(self)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -139,26 +157,28 @@ class Cluster:
                 raise LabError(f"{name} did not register on the bus within {timeout}s")
             time.sleep(0.05)
 
-    def stop(self) -> None:
-        """Stop every child (services first, the bus last) and reap them."""
+    def stop(self, keep_dashboard: bool = True) -> None:
+        """Stop every child (services first, the bus last) and reap them. The dashboard,
+        if it runs, stays to replay the lab's recorded trace (``stopped_at`` in
+        ``lab.json`` tells it) until no browser has watched it for a while, the owner
+        exits, or ``close()``; ``keep_dashboard=False`` stops it too."""
         client = self._held.pop("client", None)
         if client is not None:
             client.close()
-        order = sorted(self.children.values(), key=lambda c: (c.service == "bus",
-                                                              c.service != "dashboard"))
-        for child in order:
-            if child.paused and child.alive():
-                os.kill(child.pid, signal.SIGCONT)
-            if child.alive():
-                child.proc.terminate()
-        deadline = time.monotonic() + STOP_GRACE
-        for child in order:
-            try:
-                child.proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
-                child.proc.wait()
+        if self.endpoints:
+            rundir.update(self.run_dir, stopped_at=time.time())
+        order = sorted((c for c in self.children.values()
+                        if not (keep_dashboard and c.service == "dashboard")),
+                       key=lambda c: (c.service == "bus", c.service != "dashboard"))
+        _reap_in_order(order)
         _live.discard(self)
+        if keep_dashboard and "dashboard" in self.children:
+            _lingering.add(self)
+
+    def close(self) -> None:
+        """Stop everything, the replaying dashboard included."""
+        self.stop(keep_dashboard=False)
+        _lingering.discard(self)
 
     @property
     def running(self) -> bool:
@@ -227,6 +247,22 @@ class Cluster:
                         history=history).start()
 
 
+def _reap_in_order(order: list[Child]) -> None:
+    """SIGTERM each (continuing the paused), then wait; SIGKILL who outlasts the grace."""
+    for child in order:
+        if child.paused and child.alive():
+            os.kill(child.pid, signal.SIGCONT)
+        if child.alive():
+            child.proc.terminate()
+    deadline = time.monotonic() + STOP_GRACE
+    for child in order:
+        try:
+            child.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait()
+
+
 def _reap(children: dict[str, Child], held: dict[str, BlockingClient]) -> None:
     client = held.pop("client", None)
     if client is not None:
@@ -241,5 +277,5 @@ def _reap(children: dict[str, Child], held: dict[str, BlockingClient]) -> None:
 
 @atexit.register
 def _stop_all() -> None:
-    for cluster in list(_live):
-        cluster.stop()
+    for cluster in list(_live) + list(_lingering):
+        cluster.close()

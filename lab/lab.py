@@ -23,6 +23,7 @@ from orchestrator.objects import Instance, parse_version
 from .client import ApiClient
 from .cloud import FINAL_STATUSES, CloudClient
 from .cluster import Cluster, LabError
+from .dashboard import reach
 from .remote import SERVICE_HOSTS, child_name
 from .trace import Trace
 
@@ -56,19 +57,32 @@ class Lab(CloudClient):
                 self.cluster.spawn("compute", host, wait=True, timeout=timeout)
             self.cluster.spawn("api", "api", wait=True, timeout=timeout)
             url = rundir.wait_for(self.run_dir, "endpoints", "api", timeout=timeout)
-            self.api = ApiClient(url)
+            self.api = ApiClient(url, token=rundir.secret(self.run_dir))
             self.wait_computes_up(timeout=timeout)
             if self.want_dashboard:
                 self.start_dashboard(timeout=timeout)
         except BaseException:
-            self.stop()
+            self.close()
             raise
         return self
 
-    def stop(self) -> None:
+    def stop(self, keep_dashboard: bool = True) -> None:
+        """Stop every service and reap its process. A dashboard that is open stays, to
+        replay the lab's recorded trace ("lab stopped, replaying"), until no browser has
+        watched it for a minute, this kernel exits, or ``close()``."""
         if self._tap is not None:
             self._tap.stop()
-        self.cluster.stop()
+        self.cluster.stop(keep_dashboard=keep_dashboard)
+
+    def close(self) -> None:
+        """Stop everything, the replaying dashboard included."""
+        self.stop(keep_dashboard=False)
+        self.cluster.close()
+
+    @property
+    def running(self) -> bool:
+        """Started and not yet stopped."""
+        return self.cluster.running
 
     def __enter__(self) -> Lab:
         return self.start()
@@ -213,10 +227,13 @@ class Lab(CloudClient):
 
     # -- the dashboard ------------------------------------------------------------------------
     def start_dashboard(self, timeout: float = 60.0) -> str:
-        """Start the live dashboard (a Bokeh server, one more child process); its URL."""
+        """Start the live dashboard (a Bokeh server, one more child process) if it is not
+        running, served where this notebook's browser can reach it (``dashboard.reach``);
+        its URL. After ``stop()`` it starts straight into the replay."""
         child = self.cluster.children.get("dashboard")
         if child is None or not child.alive():
-            rundir.update(self.run_dir, endpoints={"dashboard": None})
+            rundir.update(self.run_dir, endpoints={"dashboard": None},
+                          dashboard={"reach": reach.find().to_dict()})
             child = self.cluster.spawn("dashboard", "dashboard")
             rundir.wait_for(self.run_dir, "endpoints", "dashboard", timeout=timeout,
                             alive=child.alive)
@@ -224,17 +241,35 @@ class Lab(CloudClient):
 
     @property
     def dashboard_url(self) -> str:
-        url = rundir.read(self.run_dir).get("endpoints", {}).get("dashboard")
-        if not url:
+        """The dashboard's address for this notebook's browser, with the lab's token:
+        through the Jupyter server when the lab runs under one (a path under its base
+        URL, absolute when ``JUPYTER_BOKEH_EXTERNAL_URL`` says where the hub is), else
+        ``http://127.0.0.1:PORT/dashboard``."""
+        data = rundir.read(self.run_dir)
+        port = data.get("dashboard", {}).get("port")
+        if not data.get("endpoints", {}).get("dashboard") or not port:
             raise LabError("no dashboard: Lab(dashboard=True), or lab.start_dashboard()")
-        return url
+        how = reach.Reach.from_dict(data["dashboard"].get("reach"))
+        return how.browser_url(port, self.cluster.secret)
 
     def show(self, height: int = 1060, width: str | int = "100%"):
-        """The dashboard inside the notebook (an iframe onto the local Bokeh server:
-        BokehJS comes from it, never from a CDN). Its plots stretch to the output area's
-        width (it fits from about 720 px up: JupyterLab with its file browser open)."""
-        from IPython.display import IFrame
-        return IFrame(self.start_dashboard(), width=width, height=height)
+        """The dashboard inside the notebook: a frame onto the lab's Bokeh server (BokehJS
+        comes from it, never from a CDN), reached through the Jupyter server when there is
+        one, with a link to open it in its own tab. If the frame cannot load, the cell
+        says why in words, with the URL it tried."""
+        from IPython.display import HTML
+
+        from .dashboard.frame import frame_html, trouble_html
+        try:
+            url = self.start_dashboard()
+        except (LabError, TimeoutError, RuntimeError) as exc:
+            return HTML(trouble_html(str(exc), ""))
+        data = rundir.read(self.run_dir)
+        how = reach.Reach.from_dict(data["dashboard"].get("reach"))
+        problem = reach.probe(how, data["dashboard"]["port"])
+        if problem:
+            return HTML(trouble_html(problem, url))
+        return HTML(frame_html(url, how, height=height, width=width))
 
     def controls(self):
         """The ipywidgets control panel bound to this lab."""

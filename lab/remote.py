@@ -84,7 +84,7 @@ class RemoteLab(CloudClient):
         endpoints = data.get("endpoints", {})
         if "api" not in endpoints or not _alive(data.get("bus", {}).get("pid")):
             raise LabError(f"the lab in {self.run_dir} is not running")
-        self.api = ApiClient(endpoints["api"])
+        self.api = ApiClient(endpoints["api"], token=rundir.secret(self.run_dir))
         self._bus = BlockingClient(endpoints["bus"], f"cli-{os.getpid()}", timeout=10)
 
     def bus(self) -> BlockingClient:

@@ -1,21 +1,67 @@
 """The run directory: one lab's home. It holds ``lab.json`` (endpoints, pids, config),
-``lab.sqlite``, ``logs/<service>.log`` and ``trace.jsonl``. ``lab.json`` is shared by
-several processes, so every write is a locked read-merge-write through an atomic rename:
-a reader never sees half a file."""
+``lab.sqlite``, ``logs/<service>.log``, ``trace.jsonl`` and ``secret``. ``lab.json`` is
+shared by several processes, so every write is a locked read-merge-write through an atomic
+rename: a reader never sees half a file.
+
+The directory is private to its owner (0700): it holds the lab's **secret** (0600), the
+token every HTTP endpoint of the lab asks for, and the ``ipc://`` sockets of the bus and
+its trace tap, which only a process that can enter the directory can connect to."""
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import secrets
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["LAB_JSON", "read", "update", "wait_for", "log_path"]
+__all__ = ["LAB_JSON", "SECRET", "read", "update", "wait_for", "log_path", "make_private",
+           "create_secret", "secret", "PrivacyError"]
 
 LAB_JSON = "lab.json"
+SECRET = "secret"
+
+
+class PrivacyError(RuntimeError):
+    """A directory the lab would keep its secret or sockets in is not private to us."""
+
+
+def make_private(path: str | os.PathLike) -> Path:
+    """Create ``path`` (and parents) if needed and make it ours alone (0700). Refuses a
+    directory another user owns: someone may have made it first to read what we put in."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.lstat()
+    if path.is_symlink() or info.st_uid != os.getuid():
+        raise PrivacyError(f"{path} belongs to another user (uid {info.st_uid}) or is a "
+                           f"symlink; set CONDUCTOR_LAB_HOME to a directory of your own")
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+def create_secret(run_dir: str | os.PathLike) -> str:
+    """The lab's secret: made once (0600, never rewritten), then read back."""
+    path = Path(run_dir) / SECRET
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        token = secrets.token_urlsafe(32)
+        f.write(token)
+    return token
+
+
+def secret(run_dir: str | os.PathLike) -> str | None:
+    """The lab's secret, or None for a run directory made without one."""
+    try:
+        return (Path(run_dir) / SECRET).read_text().strip() or None
+    except FileNotFoundError:
+        return None
 
 
 @contextmanager

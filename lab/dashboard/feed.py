@@ -14,12 +14,13 @@ from typing import Any
 
 from orchestrator import rundir
 from orchestrator.messaging.blocking import BlockingClient
+from orchestrator.messaging.bus import TRACE_FILE
 from orchestrator.messaging.tap import TraceTap
 
 from ..client import ApiClient
 from ..trace import Trace
 
-__all__ = ["LiveFeed", "ReplayFeed", "current", "install"]
+__all__ = ["LiveFeed", "ReplayFeed", "FollowFeed", "current", "install"]
 
 log = logging.getLogger("lab.dashboard.feed")
 POLL_SECONDS = 0.5
@@ -57,7 +58,8 @@ class LiveFeed:
         data = rundir.read(self.run_dir)
         endpoints = data["endpoints"]
         self.tap = TraceTap(endpoints["bus"], endpoints["trace"]).start()
-        self.api = ApiClient(endpoints["api"], timeout=5) if "api" in endpoints else None
+        self.api = ApiClient(endpoints["api"], timeout=5, token=rundir.secret(self.run_dir)) \
+            if "api" in endpoints else None
         self._bus_endpoint = endpoints["bus"]
         self.snapshot: dict[str, Any] = {"servers": [], "hypervisors": [], "states": {},
                                          "failures": {}, "latencies": [], "config": {}}
@@ -149,3 +151,56 @@ class ReplayFeed:
 
     def stop(self) -> None:
         pass
+
+
+class FollowFeed:
+    """One lab from start to end: live while it runs; once ``Lab.stop()`` has written
+    ``stopped_at`` into ``lab.json``, a replay of the lab's own recorded trace from its
+    first event, with the last state the lab showed. A page opened after the stop (Run
+    All reaches ``lab.stop()`` before BokehJS has loaded) shows the whole lesson.
+    Everything else is the current feed's (``mode`` says which)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.current: LiveFeed | ReplayFeed = LiveFeed(self.run_dir)
+        self.stopped_at: float | None = None
+        self._switches = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="dashboard-follow",
+                                        daemon=True)
+        self._thread.start()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.current, name)
+
+    @property
+    def mode(self) -> str:
+        return self.current.mode
+
+    @property
+    def generation(self) -> int:
+        return self._switches + self.current.generation
+
+    def _watch(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            stopped = rundir.read(self.run_dir).get("stopped_at")
+            if stopped:
+                self.switch_to_replay(float(stopped))
+                return
+
+    def switch_to_replay(self, stopped_at: float) -> None:
+        live = self.current
+        if not isinstance(live, LiveFeed):
+            return
+        live.stop()
+        replay = ReplayFeed(self.run_dir / TRACE_FILE)
+        states = live.snapshot.get("states", {})
+        replay.snapshot = {**live.snapshot, "states": {n: "stopped" for n in states}}
+        self.stopped_at = stopped_at
+        self.current = replay
+        self._switches += 1
+        log.info("lab stopped at %.3f: replaying %d events", stopped_at, len(replay.events))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.current.stop()

@@ -1,17 +1,21 @@
 """The dashboard process: a Bokeh server running the directory app next to this file,
-bound to 127.0.0.1 on a port the OS picks, websocket origins limited to that address.
-BokehJS comes from this server's own /static route: no CDN, no internet.
+bound to 127.0.0.1 on a port the OS picks, served under the path a student's browser
+reaches it by (``reach``: directly, or through the Jupyter server) and only to whoever
+holds the lab's secret (``access``). BokehJS comes from this server's own static route:
+no CDN, no internet.
 
     python -m lab.dashboard --run-dir DIR        live: a running lab's traffic
     python -m lab.dashboard --replay trace.jsonl [--speed 2]
 
-In live mode it writes its URL to the run directory's ``lab.json`` (``endpoints.dashboard``)
-and, like every service, exits when its parent process dies."""
+In live mode it writes its URL to the run directory's ``lab.json`` (``endpoints.dashboard``,
+without the token) and, like every service, exits when its parent process dies. When the
+lab stops, it stays and replays the lab's own recorded trace (``feed.FollowFeed``)."""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import secrets
 import signal
 import sys
 from pathlib import Path
@@ -27,6 +31,8 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from orchestrator import rundir
 
 from . import feed
+from .access import LabAccess, install_origin_check
+from .reach import Reach, find
 
 __all__ = ["main", "APP_DIR", "PATH"]
 
@@ -35,21 +41,33 @@ PATH = "/dashboard"
 log = logging.getLogger("lab.dashboard")
 
 
-def serve(source: feed.LiveFeed | feed.ReplayFeed, run_dir: Path | None,
-          port: int = 0) -> None:
+def serve(source: feed.LiveFeed | feed.ReplayFeed | feed.FollowFeed, run_dir: Path | None,
+          port: int = 0, reach: Reach | None = None, secret: str | None = None) -> None:
+    """Serve the dashboard on 127.0.0.1 under ``reach``'s prefix, asking for ``secret``
+    (a fresh one when none is given: a replay's URL carries its own)."""
     feed.install(source)
     sockets, port = bind_sockets("127.0.0.1", port)
-    origins = [f"127.0.0.1:{port}", f"localhost:{port}"]
+    reach = reach or Reach("direct")
+    secret = secret or secrets.token_urlsafe(32)
+    prefix = reach.prefix(port)
+    access = LabAccess(secret, run_dir.name if run_dir else f"replay-{port}",
+                       cookie_path=prefix or "/")
     app = BokehTornado({PATH: Application(DirectoryHandler(filename=str(APP_DIR)))},
-                       extra_websocket_origins=origins, keep_alive_milliseconds=10000)
+                       prefix=prefix, extra_websocket_origins=reach.origins(port),
+                       auth_provider=access, exclude_cookies=[access.cookie],
+                       keep_alive_milliseconds=10000)
+    install_origin_check(app)
     http = HTTPServer(app, xheaders=False)
     http.add_sockets(sockets)
     server = BaseServer(IOLoop.current(), app, http)
     server.start()
-    url = f"http://127.0.0.1:{port}{PATH}"
+    direct = f"http://127.0.0.1:{port}{prefix}{PATH}"
     if run_dir is not None:
-        rundir.update(run_dir, endpoints={"dashboard": url})
-    print(f"dashboard at {url}", flush=True)
+        rundir.update(run_dir, endpoints={"dashboard": direct},
+                      dashboard={"port": port, "pid": os.getpid()})
+        print(f"dashboard at {direct} ({reach.how}: {reach.why})", flush=True)
+    else:
+        print(f"dashboard at {reach.browser_url(port, secret)}", flush=True)
     parent = os.getppid()
 
     def watch_parent() -> None:
@@ -80,12 +98,16 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s dashboard %(levelname)s %(name)s: %(message)s")
     try:
         if args.replay:
-            source: feed.LiveFeed | feed.ReplayFeed = feed.ReplayFeed(args.replay, args.speed)
+            source: feed.FollowFeed | feed.ReplayFeed = feed.ReplayFeed(args.replay,
+                                                                        args.speed)
+            reach, secret = find(), None
         else:
             rundir.wait_for(args.run_dir, "endpoints", "api", timeout=60)
-            source = feed.LiveFeed(args.run_dir)
+            source = feed.FollowFeed(args.run_dir)
+            reach = Reach.from_dict(rundir.read(args.run_dir).get("dashboard", {}).get("reach"))
+            secret = rundir.secret(args.run_dir)
     except (OSError, ValueError, TimeoutError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    serve(source, None if args.replay else args.run_dir, args.port)
+    serve(source, None if args.replay else args.run_dir, args.port, reach, secret)
     return 0

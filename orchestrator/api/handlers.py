@@ -3,6 +3,7 @@ Nova's shape (``{"badRequest": {"code": 400, "message": ...}}``), never an HTML 
 never a 500 for bad input."""
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import uuid as uuidlib
@@ -22,11 +23,25 @@ __all__ = ["make_app"]
 log = logging.getLogger("orchestrator.api")
 
 
+class Unauthorized(Exception):
+    """HTTP 401: no ``X-Auth-Token``, or not the lab's secret."""
+
+
 class Base(tornado.web.RequestHandler):
+    """Every request must carry the lab's secret as ``X-Auth-Token`` (as Keystone's token
+    is carried), whatever its path: a stranger on the same machine learns nothing."""
+
     manager: ApiManager
 
     def initialize(self, manager: ApiManager) -> None:
         self.manager = manager
+
+    def prepare(self) -> None:
+        want = self.manager.secret
+        given = self.request.headers.get("X-Auth-Token", "")
+        if want and not hmac.compare_digest(given.encode(), want.encode()):
+            raise Unauthorized("The request you have made requires authentication "
+                               "(X-Auth-Token: the lab's secret, from its run directory).")
 
     @property
     def base(self) -> str:
@@ -39,6 +54,13 @@ class Base(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(exc, Unauthorized):
+            # keystonemiddleware's answer, not Nova's: the token is checked before Nova
+            self.set_status(401)
+            self.set_header("Content-Type", "application/json")
+            self.set_header("WWW-Authenticate", "Keystone uri='lab-secret'")
+            return self.finish(json.dumps({"error": {"code": 401, "title": "Unauthorized",
+                                                     "message": str(exc)}}))
         if isinstance(exc, BadRequest):
             status_code, message = 400, str(exc)
         elif isinstance(exc, NotFound):
@@ -54,12 +76,15 @@ class Base(tornado.web.RequestHandler):
         self.finish(json.dumps(error_body(status_code, message)))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if not isinstance(value, (BadRequest, NotFound, Conflict, tornado.web.HTTPError)):
+        if not isinstance(value, (Unauthorized, BadRequest, NotFound, Conflict,
+                                  tornado.web.HTTPError)):
             super().log_exception(typ, value, tb)
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None))[1]
-        if isinstance(exc, BadRequest):
+        if isinstance(exc, Unauthorized):
+            status_code = 401
+        elif isinstance(exc, BadRequest):
             status_code = 400
         elif isinstance(exc, NotFound):
             status_code = 404
@@ -227,6 +252,7 @@ class Hypervisors(Base):
 
 class NotFoundHandler(Base):
     def prepare(self) -> None:
+        super().prepare()
         raise NotFound(f"No such resource: {self.request.method} {self.request.path}")
 
 

@@ -45,6 +45,7 @@ class ApiManager(Manager):
         self.compute = ComputeAPI(transport)
         self.local_build = BuildTask(self.db, self.scheduler, self.compute, lambda: self.config)
         self.url = ""
+        self.secret = rundir.secret(run_dir)
         self.create_latencies: deque[float] = deque(maxlen=200)
         self._server: tornado.httpserver.HTTPServer | None = None
 

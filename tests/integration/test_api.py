@@ -123,7 +123,8 @@ def test_disabled_compute_is_filtered_out(make_lab):
     lab = make_lab(computes=2)
     body = json.dumps({"host": "compute1", "binary": "nova-compute"}).encode()
     req = urllib.request.Request(f"{lab.api_url}/v2.1/os-services/disable", data=body,
-                                 method="PUT", headers={"Content-Type": "application/json"})
+                                 method="PUT", headers={"Content-Type": "application/json",
+                                                         "X-Auth-Token": lab.api.token})
     with urllib.request.urlopen(req) as resp:
         assert json.loads(resp.read())["service"]["status"] == "disabled"
     records = lab.wait([lab.boot(f"d{i}") for i in range(3)])

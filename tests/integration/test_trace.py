@@ -107,11 +107,11 @@ def test_history_longer_than_one_page(cluster):
 
 class DelayedRelay:
     """A TCP relay that keeps a new connection waiting ``delay`` seconds before it connects
-    it upstream: a slow link between a subscriber and the bus's PUB socket."""
+    it upstream (the bus's PUB socket, ``ipc://`` or ``tcp://``): a slow link between a
+    subscriber and the bus."""
 
     def __init__(self, upstream: str, delay: float):
-        host, port = upstream.removeprefix("tcp://").rsplit(":", 1)
-        self.upstream = (host, int(port))
+        self.upstream = upstream
         self.delay = delay
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.1)
@@ -134,7 +134,7 @@ class DelayedRelay:
             socks.append(down)
             if self._stop.wait(self.delay):
                 return
-            up = socket.create_connection(self.upstream, timeout=5)
+            up = _connect(self.upstream)
             socks.append(up)
             peer = {down: up, up: down}
             while not self._stop.is_set():
@@ -154,6 +154,15 @@ class DelayedRelay:
         self._stop.set()
         self._thread.join(5)
         self.listener.close()
+
+
+def _connect(endpoint: str) -> socket.socket:
+    if endpoint.startswith("ipc://"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(endpoint.removeprefix("ipc://"))
+        return sock
+    host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=5)
 
 
 @pytest.mark.timeout(30)

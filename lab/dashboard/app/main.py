@@ -22,6 +22,7 @@ from lab.dashboard.model import (KIND_COLORS, KIND_MARKERS, MESSAGE_COLUMNS,
                                  TIMELINE_COLUMNS, DashboardModel, metrics_html)
 
 ROLLOVER = 3000
+LIVE_NOTE = "<b style='color:#2e8b57'>&#9679; live</b>"
 doc = curdoc()
 source = feeds.current()
 doc.title = "Conductor Lab"
@@ -130,7 +131,8 @@ jump = Button(label="Jump to live", button_type="primary", name="jump")
 show = CheckboxGroup(labels=["DB-proxy traffic", "heartbeats", "lab control traffic"],
                      active=[0], name="show")
 pick = Select(title="Instance", value="(all)", options=["(all)"], name="instance_filter")
-controls = [pause, speed, behind, jump, show, pick]
+lab_state = Div(text=LIVE_NOTE, name="lab_state", width=270)
+controls = [lab_state, pause, speed, behind, jump, show, pick]
 if source.mode == "replay":
     seek = Slider(title="Seek (s)", start=0, end=max(source.duration, 0.1), value=0,
                   step=0.1, name="seek")
@@ -207,9 +209,23 @@ def stream() -> None:
         repaint(now)
 
 
+def stopped_note() -> str:
+    """Said once the lab has stopped and its trace is being replayed."""
+    stopped = getattr(source, "stopped_at", None)
+    if stopped is None:
+        return LIVE_NOTE if source.mode == "live" else "<b>replaying a recorded trace</b>"
+    at = time.strftime("%H:%M:%S", time.localtime(stopped))
+    return (f"<div style='background:#fff3cd;border:1px solid #b8860b;padding:4px 6px'>"
+            f"<b>lab stopped at {at}, replaying</b> its recorded trace from the start "
+            f"({len(source.events)} messages)</div>")
+
+
 def repaint(now: float) -> None:
     model = state["model"]
     snap = source.snapshot
+    note = stopped_note()
+    if lab_state.text != note:
+        lab_state.text = note
     for identity in set(snap.get("states", {})) - set(model.positions):
         if "." in identity:            # a service that has not sent anything visible yet
             model.add_service(identity)

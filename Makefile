@@ -64,11 +64,12 @@ $(CHP):
 
 # JupyterLab on the lessons, with this project's kernel; each notebook starts its own lab.
 # It opens on the start page; etc/jupyter/ adds this project's defaults (Markdown files
-# open rendered). (python -m lab up starts a lab in a terminal instead.)
+# open rendered). More options: make lab LAB_ARGS="--port=8899 --no-browser".
+# (python -m lab up starts a lab in a terminal instead.)
 lab: install
 	JUPYTER_CONFIG_PATH=$(CURDIR)/etc/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --notebook-dir=notebooks \
-		--LabApp.default_url=/lab/tree/$(START_PAGE) \
+		--LabApp.default_url=/lab/tree/$(START_PAGE) $(LAB_ARGS) \
 		$$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 test: install browser-deps hub-deps

@@ -10,6 +10,7 @@
     demo      the seed's story in a minute
     bench     benchmarks (python -m lab bench bus)
     replay FILE      play a saved trace back in the terminal (or --dashboard in the page)
+    clean     remove old labs' run directories (--keep N newest stopped ones, --dry-run)
 
 Commands that act on a running lab find it by ``--run-dir``, ``$CONDUCTOR_LAB_RUN_DIR``
 or as the newest live lab. Bad arguments exit 2; a missing lab or a failed action, 1.
@@ -27,6 +28,7 @@ from orchestrator.config import FLAVORS, ConfigError
 
 from .client import ApiError
 from .cluster import LabError
+from .housekeeping import KEEP_LAST, prune, survey
 from .lab import Lab
 
 __all__ = ["main"]
@@ -214,6 +216,44 @@ def _replay_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(nbytes: int) -> str:
+    """``532 B``, ``1.4 MB``: bytes for a person."""
+    size, unit = float(nbytes), "B"
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            break
+        size /= 1024
+    return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    """Remove stopped labs' run directories by ``lab.housekeeping``'s rule: running, kept
+    and ones holding your own files stay, and so do the newest ``--keep`` stopped ones."""
+    freed: list[int] = []
+    verb = "would remove" if args.dry_run else "removed"
+
+    def report(path: Path, nbytes: int) -> None:
+        freed.append(nbytes)
+        print(f"{verb} {path}  ({_size(nbytes)})", flush=True)
+
+    removed = prune(keep_last=args.keep, dry_run=args.dry_run, report=report)
+    left: dict[str, int] = {}
+    for run in survey():
+        if run.path not in removed:
+            left[run.state] = left.get(run.state, 0) + 1
+    print(f"{verb} {len(removed)} lab(s), {'would free' if args.dry_run else 'freed'} "
+          f"{_size(sum(freed))}; left " +
+          (", ".join(f"{n} {state}" for state, n in sorted(left.items())) or "none"))
+    return 0
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     run_demo(preset=args.preset, computes=args.computes, instances=args.instances,
@@ -300,6 +340,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--computes", type=_positive, default=4)
     demo.add_argument("--instances", type=_positive, default=5)
     demo.add_argument("--seed", type=int, default=0)
+    clean = add("clean", cmd_clean, "remove old labs' run directories (running, kept "
+                "and the newest stopped ones stay)", lab=False)
+    clean.add_argument("--keep", type=_count, default=KEEP_LAST, metavar="N",
+                       help="stopped labs to leave, newest first (default %(default)s)")
+    clean.add_argument("--dry-run", action="store_true", help="list, remove nothing")
     bench = sub.add_parser("bench", help="benchmarks: python -m lab bench bus [--json]",
                            add_help=False)
     bench.add_argument("rest", nargs=argparse.REMAINDER)

@@ -7,6 +7,9 @@ when, and what happened before what.
 Functions here take the events (dicts in the schema of ``orchestrator.messaging.protocol``);
 ``lab.trace.Trace`` wraps each as a method. Only delivered (``routed``) events become
 messages; dropped and expired ones are marked where the tool has a way to show them.
+
+A file saved inside a lab's run directory marks that directory kept first
+(``housekeeping.keep_containing``): a trace saved on purpose outlives ``prune()``.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Collection, Iterable
 
 from orchestrator.messaging.protocol import TRACE_FIELDS, trace_json
 
+from .housekeeping import keep_containing
 from .trace import lane_order, short, topic_of
 
 if TYPE_CHECKING:
@@ -46,6 +50,7 @@ def _routed(events: Iterable[Event]) -> list[Event]:
 # -- JSON Lines ------------------------------------------------------------------------------
 def save_jsonl(events: Iterable[Event], path: PathArg) -> None:
     """One event per line, the schema's fields in order (``protocol.trace_json``)."""
+    keep_containing(path)
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(trace_json(e) + "\n" for e in events)
 
@@ -156,6 +161,7 @@ def to_chrome(events: Iterable[Event], path: PathArg | None = None) -> dict[str,
     doc = {"traceEvents": _chrome_metadata(tids) + slices + flows + instants,
            "displayTimeUnit": "ms"}
     if path is not None:
+        keep_containing(path)
         Path(path).write_text(json.dumps(doc), encoding="utf-8")
     return doc
 
@@ -200,6 +206,7 @@ def to_shiviz(events: Iterable[Event], path: PathArg | None = None) -> str:
         lines += _shiviz_event(dst, clock, f"receive {_describe(e)} from {src}")
     text = "\n".join(lines) + "\n"
     if path is not None:
+        keep_containing(path)
         Path(path).write_text(text, encoding="utf-8")
     return text
 

@@ -1,0 +1,123 @@
+"""A class's own Jupyter server: plain JupyterLab under a base URL (``/user/alice/``), and
+a student's browser on another machine that reaches nothing but that server's port (the
+one-port proxy). A notebook run in the server's kernel starts a lab and shows its
+dashboard; the browser opens the dashboard's address through the Jupyter server, gets the
+page, BokehJS and the websocket from it, and sees the lab's builds arrive. Nothing it
+needed was blocked."""
+from __future__ import annotations
+
+import os
+import secrets
+import urllib.parse
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+
+ROOT = Path(__file__).resolve().parents[2]
+JUPYTER = ROOT / ".venv" / "bin" / "jupyter"
+BASE_URL = "/user/alice/"
+NAMES = ["web-1", "db-1"]
+# What a newcomer writes after reading the README: one short call per cell.
+CELLS = [
+    "from lab import Lab",
+    "lab = Lab(computes=2, seed=1, dashboard=True)\nlab.start()",
+    "lab.show()",
+    f"servers = [lab.boot(name) for name in {NAMES!r}]\n"
+    "[lab.wait(server)['status'] for server in servers]",
+]
+SHUTDOWN = "lab.stop()"
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path, jupyter_processes, free_port, http, wait_until):
+    """JupyterLab on a free port of 127.0.0.1 under BASE_URL with a random token, its
+    notebooks, config, runtime files and labs in this test's directory."""
+    if not JUPYTER.exists():
+        pytest.skip(f"{JUPYTER} missing: make install puts JupyterLab into .venv")
+    token, port = secrets.token_hex(16), free_port()
+    notebooks = tmp_path / "notebooks"
+    for sub in ("notebooks", "config", "runtime", "labs"):
+        (tmp_path / sub).mkdir(mode=0o700)
+    cmd = [str(JUPYTER), "lab", "--no-browser", f"--ServerApp.base_url={BASE_URL}",
+           f"--ServerApp.token={token}", "--ServerApp.ip=127.0.0.1", f"--port={port}",
+           "--ServerApp.port_retries=0", f"--ServerApp.root_dir={notebooks}"]
+    if os.getuid() == 0:
+        cmd.append("--allow-root")
+    log = tmp_path / "jupyter-server.log"
+    proc = jupyter_processes.start(
+        cmd, log, cwd=tmp_path, JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+        CONDUCTOR_LAB_HOME=str(tmp_path / "labs"))
+    server = f"http://127.0.0.1:{port}{BASE_URL}"
+
+    def up() -> bool:
+        assert proc.poll() is None, f"jupyter lab exited:\n{log.read_text()[-3000:]}"
+        try:
+            return http("GET", f"{server}api/status", token, timeout=5)[0] == 200
+        except OSError:
+            return False
+    wait_until(up, 60, "JupyterLab answering under its base URL", 0.2)
+    return dict(server=server, origin=f"http://127.0.0.1:{port}", token=token,
+                notebooks=notebooks, log=log, port=port)
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# My first lab\nFrom the README.")]
+    nb.cells += [nbformat.v4.new_code_cell(code) for code in cells + [SHUTDOWN]]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_dashboard_through_the_jupyter_server_under_a_base_url(
+        jupyter_lab, jupyter_kernels, one_port_proxy, remote_browser, page_requests,
+        bokeh_page, model_data, wait_for, screenshot):
+    write_notebook(jupyter_lab["notebooks"] / "first-lab.ipynb", CELLS)
+    kernel = jupyter_kernels(jupyter_lab["server"], jupyter_lab["token"], "first-lab.ipynb")
+    results = [kernel.run(code) for code in CELLS[:3]]
+    src = results[2].iframe_src()
+    path = urllib.parse.urlsplit(src).path
+    assert path.startswith(f"{BASE_URL}proxy/absolute/"), src
+    assert path.endswith("/dashboard"), src
+    url = urllib.parse.urljoin(jupyter_lab["origin"] + "/", src)
+    assert kernel.run("print(lab.dashboard_url)").stdout.strip() in (src, url)
+    assert "'ACTIVE'" in "".join(kernel.run(CELLS[3]).data("text/plain"))
+
+    proxy = one_port_proxy(f"127.0.0.1:{jupyter_lab['port']}")
+    browser = remote_browser(proxy)
+    # A student opens the link the server printed (token in it), then the dashboard.
+    browser.get(f"{jupyter_lab['server']}lab?token={jupyter_lab['token']}")
+    bokeh_page(url, timeout=60, driver=browser)
+    requested = page_requests(browser)
+    scripts = browser.execute_script(
+        "return Array.from(document.scripts).map(s => s.src).filter(Boolean)")
+    page_dir = url.split("?")[0].rsplit("/", 1)[0]
+    assert scripts and all(s.startswith(page_dir) for s in scripts), scripts
+
+    def names():
+        return set((model_data("instances", driver=browser) or {}).get("name", []))
+    wait_for(lambda: set(NAMES) <= names(), timeout=60, what="the notebook's servers")
+    kernel.run("late = lab.boot('late-1')\nlab.wait(late)['status']")   # and it is live
+    wait_for(lambda: "late-1" in names(), timeout=60, what="a server booted after loading")
+    methods = set(model_data("messages", driver=browser)["method"])
+    assert {"build_instances", "select_destinations", "build_and_run_instance"} <= methods
+    screenshot("dashboard", driver=browser)
+
+    requested += page_requests(browser)
+    origin = jupyter_lab["origin"]
+    elsewhere = [u for u in requested if u.startswith(("http", "ws")) and not u.startswith(
+        (origin + "/", origin.replace("http", "ws", 1) + "/"))]
+    assert elsewhere == [], elsewhere
+    assert f"{page_dir.replace('http', 'ws', 1)}/dashboard/ws" in {
+        u.split("?")[0] for u in requested}, requested
+    assert proxy.blocked_for_pages() == [], "\n".join(proxy.blocked_for_pages())
+    tunnels = [line for line in proxy.lines() if line.startswith("TUNNEL")]
+    assert tunnels, f"no websocket went through the proxy:\n{proxy.lines()}"
+    errors = [e for e in browser.get_log("browser")
+              if e["level"] == "SEVERE" and "favicon" not in e["message"]]
+    assert errors == [], errors
+    kernel.run(SHUTDOWN)

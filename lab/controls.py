@@ -1,7 +1,11 @@
 """The control panel's model: everything the panel shows and does, with no widget imports
 (the ipywidgets tutorial's model/view split). ``lab.widgets.ControlPanel`` is the thin
 view; a test or a notebook cell can drive this model, or the widgets, and get the same
-effect, because every action is one call to a plain ``Lab`` method."""
+effect, because every action is one call to a plain ``Lab`` method.
+
+A stopped lab (``lab.stop()``, the last cell of every lesson) is shown as stopped, not as
+unreachable: ``lab_running()`` asks the lab without a network call, and ``snapshot()`` of a
+stopped lab asks it nothing else."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -11,7 +15,11 @@ from orchestrator.config import FILTERS, FLAVORS, PRESETS, WEIGHERS
 if TYPE_CHECKING:
     from .lab import Lab
 
-__all__ = ["ControlModel", "LINKS", "FAULT_METHODS", "FLAVOR_NAMES", "MOVE_ACTIONS"]
+__all__ = ["ControlModel", "LINKS", "FAULT_METHODS", "FLAVOR_NAMES", "MOVE_ACTIONS",
+           "SERVICES", "STOPPED_MESSAGE"]
+
+SERVICES = ("api", "conductor", "scheduler", "bus")     # the panel's rows besides computes
+STOPPED_MESSAGE = "lab stopped: controls disabled; start a new lab to use them"
 
 # The links a student is likely to break, as (label, src pattern, dst pattern).
 LINKS = {
@@ -42,6 +50,12 @@ class ControlModel:
         self.message = ""
 
     # -- what the panel shows ----------------------------------------------------------------
+    def lab_running(self) -> bool:
+        """Started and not yet stopped; read from the lab's own bookkeeping, never over the
+        network (``Lab.running`` where the lab has one, else its cluster's)."""
+        running = getattr(self.lab, "running", None)
+        return bool(self.lab.cluster.running if running is None else running)
+
     def computes(self) -> list[dict[str, Any]]:
         nodes = {h["hypervisor_hostname"]: h for h in self.lab.hypervisors()}
         out = []
@@ -60,7 +74,7 @@ class ControlModel:
 
     def services(self) -> list[dict[str, str]]:
         return [{"name": name, "state": self.lab.service_state(name)}
-                for name in ("api", "conductor", "scheduler", "bus")]
+                for name in SERVICES]
 
     def instances(self) -> list[dict[str, Any]]:
         rows = []
@@ -90,9 +104,29 @@ class ControlModel:
         return done, len(self.booted)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"computes": self.computes(), "services": self.services(),
-                "instances": self.instances(), "workflow": self.workflow(),
-                "progress": self.progress(), "message": self.message}
+        """Everything the panel paints, with ``running`` True; a stopped lab's (see
+        ``stopped_snapshot``) when the lab is stopped, or stopped while being asked (its
+        processes refuse connections then: that is not an unreachable lab). A lab that
+        fails to answer while it should be running raises."""
+        if not self.lab_running():
+            return self.stopped_snapshot()
+        try:
+            return {"running": True, "computes": self.computes(),
+                    "services": self.services(), "instances": self.instances(),
+                    "workflow": self.workflow(), "progress": self.progress(),
+                    "message": self.message}
+        except Exception:
+            if not self.lab_running():
+                return self.stopped_snapshot()
+            raise
+
+    def stopped_snapshot(self) -> dict[str, Any]:
+        """What a stopped lab shows: every compute and service "stopped", and why the
+        controls no longer act. Asks the lab nothing but its configuration."""
+        return {"running": False, "message": STOPPED_MESSAGE,
+                "computes": [{"host": h, "state": "stopped"}
+                             for h in self.lab.config.compute_names()],
+                "services": [{"name": n, "state": "stopped"} for n in SERVICES]}
 
     # -- what the panel does -------------------------------------------------------------------
     def set_failure(self, host: str, **rates: float) -> dict[str, float]:

@@ -51,13 +51,14 @@ class FakeLab:
     """Reads answer from plain attributes (``states``, ``failure``, ``nodes``,
     ``server_list``); actions are recorded in ``calls`` as ``(method, args, kwargs)``
     after checking they bind to the real ``Lab`` method's signature; ``raises[name]``
-    makes an action fail. ``booted_servers`` adds each boot to ``server_list`` as BUILD."""
+    makes an action fail. ``booted_servers`` adds each boot to ``server_list`` as BUILD.
+    It is a started lab (``cluster.running``) until ``stop()``, or ``running=False``."""
 
     def __init__(self, computes: int = 3, *, nodes: bool = True,
                  last_response_time: float = 0.004, booted_servers: bool = True,
-                 **options: Any):
+                 running: bool = True, **options: Any):
         self.config = LabConfig(computes=computes, **options)
-        self.cluster = SimpleNamespace(children={}, running=False)
+        self.cluster = SimpleNamespace(children={}, running=running)
         self.calls: list[tuple[str, tuple, dict]] = []
         self.states = {n: "up" for n in ("api", "conductor", "scheduler", "bus",
                                          *self.config.compute_names())}
@@ -92,6 +93,10 @@ class FakeLab:
         return self.states[name]
 
     # -- actions --------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._record("stop")
+        self.cluster.running = False
+
     def set_failure(self, host: str, **rates: float) -> dict[str, float]:
         self._record("set_failure", host, **rates)
         self.failure[host].update(rates)

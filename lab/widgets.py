@@ -5,7 +5,10 @@ Every control is reachable from code, so a notebook (or nbval, with no browser) 
 ``panel.computes["compute1"]["reschedule"].value = 0.5`` or
 ``panel.services["conductor"]["crash"].click()`` and get the same effect as a person.
 Refreshing runs on the kernel's own event loop (``call_later``), never on a thread, and
-errors land in the panel's status line, never printed into a cell."""
+errors land in the panel's status line, never printed into a cell.
+
+Once the lab is stopped the panel says so, shows every service "stopped", disables every
+control and stops repainting: a stopped lab does not come back (start a new one)."""
 from __future__ import annotations
 
 import asyncio
@@ -15,13 +18,14 @@ from typing import Any, Callable
 
 import ipywidgets as w
 
-from .controls import ControlModel
+from .cluster import LabError
+from .controls import SERVICES, STOPPED_MESSAGE, ControlModel
 
 __all__ = ["ControlPanel", "REFRESH_SECONDS"]
 
 REFRESH_SECONDS = 1.0
 COLORS = {"up": "#2e7d32", "failing": "#bf360c", "paused": "#1565c0", "down": "#c62828",
-          "unreachable": "#6a1b9a"}
+          "unreachable": "#6a1b9a", "stopped": "#616161"}
 
 
 def _badge(state: str) -> str:
@@ -52,8 +56,7 @@ class ControlPanel:
         self.last_error: Exception | None = None
         self.computes = {host: self._compute_row(host)
                          for host in model.lab.config.compute_names()}
-        self.services = {name: self._service_row(name)
-                         for name in ("api", "conductor", "scheduler", "bus")}
+        self.services = {name: self._service_row(name) for name in SERVICES}
         self.workflow = self._workflow_box()
         self.network = self._network_box()
         self.boot = self._boot_box()
@@ -79,6 +82,10 @@ class ControlPanel:
     def _act(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run one model action; show what happened (or the error) in the status line."""
         if self._painting:
+            return
+        if not self.model.lab_running():  # a click from code: a person cannot, it is disabled
+            self.last_error = LabError(STOPPED_MESSAGE)
+            self._show_stopped()
             return
         self.last_error = None
         try:
@@ -239,6 +246,13 @@ class ControlPanel:
     def _speed_tab(self) -> w.Widget:
         return w.VBox([_labelled("preset", self.speed["preset"]), self.speed["speed"]])
 
+    def controls(self) -> list[w.Widget]:
+        """Every widget that acts on the lab (buttons, sliders, toggles, dropdowns...)."""
+        sections = [*self.computes.values(), *self.services.values(), self.workflow,
+                    self.network, self.boot, self.speed, self.move]
+        return [widget for section in sections for widget in section.values()
+                if widget.has_trait("disabled")]
+
     # -- painting -----------------------------------------------------------------------------
     def refresh(self) -> None:
         """Paint the model's current state into the widgets (no callbacks fire)."""
@@ -247,18 +261,24 @@ class ControlPanel:
         except Exception as exc:
             self.status.value = f"<span style='color:#c62828'>lab unreachable: {html.escape(str(exc))}</span>"
             return
+        if not snap["running"]:
+            self._paint_stopped(snap)
+            return
         self._painting = True
         try:
             self._paint(snap)
         finally:
             self._painting = False
 
+    def _compute_row_of(self, host: str) -> dict[str, w.Widget]:
+        if host not in self.computes:    # lab.add_compute since the panel was made
+            self.computes[host] = self._compute_row(host)
+            self._computes_box.children = self._computes_tab().children
+        return self.computes[host]
+
     def _paint(self, snap: dict[str, Any]) -> None:
         for c in snap["computes"]:
-            if c["host"] not in self.computes:    # lab.add_compute since the panel was made
-                self.computes[c["host"]] = self._compute_row(c["host"])
-                self._computes_box.children = self._computes_tab().children
-            row = self.computes[c["host"]]
+            row = self._compute_row_of(c["host"])
             row["state"].value = (f"<b>{c['host']}</b> {_badge(c['state'])} {c['instances']} vms,"
                                   f" {c['free_ram_mb']} MB / {c['free_vcpus']} vCPU free")
             row["reschedule"].value, row["fatal"].value = c["reschedule"], c["fatal"]
@@ -287,19 +307,39 @@ class ControlPanel:
         if list(self.network["host"].options) != hosts:   # lab.add_compute meanwhile
             self.network["host"].options = hosts
 
+    def _paint_stopped(self, snap: dict[str, Any]) -> None:
+        """The last paint of a stopped lab: its state, why nothing acts, nothing enabled."""
+        self.stop_auto_refresh()
+        for c in snap["computes"]:
+            self._compute_row_of(c["host"])["state"].value = \
+                f"<b>{c['host']}</b> {_badge(c['state'])}"
+        for s in snap["services"]:
+            self.services[s["name"]]["state"].value = f"<b>{s['name']}</b> {_badge(s['state'])}"
+        for widget in self.controls():
+            widget.disabled = True
+        self.status.value = f"<span style='color:#616161'>{html.escape(snap['message'])}</span>"
+
+    def _show_stopped(self) -> None:
+        self._paint_stopped(self.model.stopped_snapshot())
+
     def start_auto_refresh(self, every: float = REFRESH_SECONDS) -> bool:
         """Repaint every ``every`` seconds on the running event loop (Jupyter's kernel has
-        one); returns False where there is none (a plain script)."""
+        one) until the lab is stopped; returns False where there is no loop (a plain
+        script) or the lab is already stopped."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return False
         self.stop_auto_refresh()   # one repaint loop per panel, however often asked
+        if not self.model.lab_running():
+            return False
 
         def tick() -> None:
             self.refresh()
-            if self.model.lab.cluster.running:   # a crashed bus may come back; a stopped lab not
+            if self.model.lab_running():   # a crashed bus may come back; a stopped lab not
                 self._timer = loop.call_later(every, tick)
+            else:                          # stopped during that refresh: not "unreachable"
+                self._show_stopped()
         self._timer = loop.call_later(every, tick)
         return True
 

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from lab.controls import FAULT_METHODS, FLAVOR_NAMES, LINKS, ControlModel
+from lab.controls import (FAULT_METHODS, FLAVOR_NAMES, LINKS, SERVICES, STOPPED_MESSAGE,
+                          ControlModel)
 from lab.lab import Lab
 from lab.testing import FakeLab as _FakeLab
 from orchestrator.config import FILTERS, PRESETS, WEIGHERS, LabConfig
 
 ACTIONS = ("set_failure", "kill", "shutdown", "restart", "pause", "resume", "configure",
-           "clear_faults", "add_fault", "partition", "boot")
+           "clear_faults", "add_fault", "partition", "boot", "stop")
 
 
 class FakeLab(_FakeLab):
@@ -174,8 +175,9 @@ def test_snapshot_bundles_every_view(model, lab):
     lab.server_list = [server("s1", "ACTIVE")]
     model.message = "hello"
     snap = model.snapshot()
-    assert set(snap) == {"computes", "services", "instances", "workflow", "progress",
-                         "message"}
+    assert set(snap) == {"running", "computes", "services", "instances", "workflow",
+                         "progress", "message"}
+    assert snap["running"] is True
     assert snap["computes"] == model.computes() and snap["services"] == model.services()
     assert snap["instances"] == model.instances() and snap["workflow"] == model.workflow()
     assert snap["progress"] == (0, 0) and snap["message"] == "hello"
@@ -348,3 +350,60 @@ def test_a_rolled_back_migrations_fault_is_shown_for_an_active_server(model, lab
     lab.server_list = [{**server("a", "ACTIVE", name="vm1"),
                         "OS-EXT-LAB:last_fault": {"message": "NoValidHost: none"}}]
     assert model.instances()[0]["fault"] == "NoValidHost: none"
+
+
+# -- a stopped lab -------------------------------------------------------------------------------
+def _reads_fail(lab: FakeLab) -> None:
+    """Every read the panel makes now fails the test: a stopped lab is not asked."""
+    def asked(*_args: Any) -> None:
+        raise AssertionError("a stopped lab was asked")
+    for name in ("hypervisors", "servers", "failures", "service_state"):
+        setattr(lab, name, asked)
+
+
+def test_lab_running_follows_the_labs_own_bookkeeping(model, lab):
+    assert model.lab_running() is True
+    lab.stop()
+    _reads_fail(lab)
+    assert model.lab_running() is False
+    assert lab.calls == [("stop", (), {})]
+
+
+@pytest.mark.parametrize("own, cluster", [(False, True), (True, False)])
+def test_lab_running_prefers_a_running_property_where_the_lab_has_one(own, cluster):
+    class RunningLab(FakeLab):
+        running = own
+    lab = RunningLab()
+    lab.cluster.running = cluster
+    assert ControlModel(lab).lab_running() is own
+
+
+def test_a_stopped_labs_snapshot_is_all_stopped_and_asks_nothing(model, lab):
+    lab.stop()
+    _reads_fail(lab)
+    assert model.snapshot() == {
+        "running": False, "message": STOPPED_MESSAGE,
+        "computes": [{"host": h, "state": "stopped"}
+                     for h in ("compute1", "compute2", "compute3")],
+        "services": [{"name": n, "state": "stopped"} for n in SERVICES]}
+    assert model.stopped_snapshot() == model.snapshot()
+    assert "Error" not in STOPPED_MESSAGE and "stopped" in STOPPED_MESSAGE
+
+
+def test_a_refusal_while_the_lab_is_being_stopped_is_stopped_not_an_error(model, lab):
+    def refused_mid_stop() -> list:
+        lab.stop()                                  # the stop finishes meanwhile ...
+        raise ConnectionRefusedError(111, "Connection refused")   # ... so the API refuses
+    lab.hypervisors = refused_mid_stop
+    snap = model.snapshot()
+    assert snap["running"] is False and snap["message"] == STOPPED_MESSAGE
+    assert {s["state"] for s in snap["services"] + snap["computes"]} == {"stopped"}
+
+
+def test_a_refusal_while_the_lab_should_be_running_still_raises(model, lab):
+    def refused() -> list:
+        raise ConnectionRefusedError(111, "Connection refused")
+    lab.hypervisors = refused
+    with pytest.raises(ConnectionRefusedError):
+        model.snapshot()
+    assert model.lab_running() is True

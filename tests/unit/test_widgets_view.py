@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import html
 
+import ipywidgets as w
 import pytest
 
 from lab.cluster import LabError
-from lab.controls import ControlModel
+from lab.controls import STOPPED_MESSAGE, ControlModel
 from lab.testing import FakeLab
 from lab.widgets import ControlPanel
 
@@ -304,18 +305,64 @@ def test_auto_refresh_ticks_while_the_lab_runs_and_stops_when_told(panel, lab):
     assert lab.calls == []
 
 
-def test_auto_refresh_stops_by_itself_when_the_lab_is_stopped(panel, lab):
+def test_auto_refresh_stops_polling_by_itself_once_the_lab_is_stopped(panel, lab):
     ticks: list[int] = []
     paint = panel.refresh
     panel.refresh = lambda: (ticks.append(1), paint())[1]
 
     async def main():
         assert panel.start_auto_refresh(every=0.005)
+        for _ in range(200):
+            if len(ticks) >= 2:
+                break
+            await asyncio.sleep(0.005)
+        lab.stop()
+        await asyncio.sleep(0.02)
+        at_stop = len(ticks)
+        await asyncio.sleep(0.05)                 # ten more intervals: no tick in them
+        return at_stop
+
+    at_stop = asyncio.run(main())                 # no stop_auto_refresh() anywhere
+    assert len(ticks) == at_stop >= 2
+    assert panel._timer is None
+    assert STOPPED_MESSAGE in panel.status.value
+    assert all(widget.disabled for widget in panel.controls())
+
+
+def test_auto_refresh_does_not_start_on_a_stopped_lab():
+    lab = FakeLab(running=False)
+
+    async def main():
+        panel = ControlPanel(ControlModel(lab))     # auto_refresh, inside an event loop
+        return panel, panel._timer, panel.start_auto_refresh(every=0.005)
+
+    panel, timer, started = asyncio.run(main())
+    assert timer is None and started is False and panel._timer is None
+    assert STOPPED_MESSAGE in panel.status.value
+
+
+def test_a_tick_that_found_the_lab_unreachable_as_it_stopped_ends_showing_stopped(panel, lab):
+    def refused() -> list:
+        raise ConnectionRefusedError(111, "Connection refused")
+    lab.hypervisors = refused
+    paint, painted = panel.refresh, []
+
+    def refresh_then_stop_completes() -> None:
+        paint()                                   # still running: "unreachable" ...
+        painted.append(panel.status.value)
+        lab.cluster.running = False               # ... and the stop finishes right after
+
+    panel.refresh = refresh_then_stop_completes
+
+    async def main():
+        assert panel.start_auto_refresh(every=0.005)
         await asyncio.sleep(0.05)
-        panel.stop_auto_refresh()
 
     asyncio.run(main())
-    assert ticks == [1]
+    assert len(painted) == 1 and "lab unreachable" in painted[0]
+    assert panel._timer is None
+    assert "unreachable" not in panel.status.value and STOPPED_MESSAGE in panel.status.value
+    assert all(widget.disabled for widget in panel.controls())
 
 
 def test_stop_after_starting_twice_stops_all_repainting(panel, lab):
@@ -372,3 +419,91 @@ def test_the_new_workflow_switches_configure_the_lab(panel, lab):
     panel.workflow["object_pinning"].value = True
     assert lab.calls == [("configure", (), {"resize_via_conductor": True}),
                          ("configure", (), {"object_pinning": True})]
+
+
+# -- a stopped lab --------------------------------------------------------------------------------
+def _every_control(widget: w.Widget) -> list[w.Widget]:
+    """Every widget in the panel's tree that can be disabled, found by walking the tree
+    (not by asking the panel): a control left out of ``controls()`` is still found."""
+    found = [widget] if widget.has_trait("disabled") else []
+    for child in getattr(widget, "children", ()):
+        found.extend(_every_control(child))
+    return found
+
+
+def _states(panel: ControlPanel) -> list[str]:
+    return [row["state"].value for row in (*panel.computes.values(),
+                                            *panel.services.values())]
+
+
+def test_controls_lists_every_control_in_the_panel(panel):
+    in_tree = _every_control(panel.widget)
+    assert len(in_tree) > 40
+    assert {id(x) for x in panel.controls()} == {id(x) for x in in_tree}
+    kinds = {type(x) for x in in_tree}
+    assert {w.Button, w.FloatSlider, w.IntSlider, w.FloatLogSlider, w.ToggleButtons,
+            w.Checkbox, w.SelectMultiple, w.Dropdown, w.BoundedIntText} <= kinds
+
+
+def test_a_running_lab_leaves_every_control_enabled(panel, lab):
+    panel.refresh()
+    assert not any(x.disabled for x in _every_control(panel.widget))
+    assert all(">up<" in state for state in _states(panel))
+    assert "stopped" not in panel.status.value
+    panel.services["conductor"]["crash"].click()
+    assert lab.calls == [("kill", ("conductor",), {})] and panel.last_error is None
+
+
+def test_a_stopped_lab_disables_every_control_shows_stopped_and_says_why(panel, lab):
+    lab.stop()
+    panel.refresh()
+    controls = _every_control(panel.widget)
+    assert [x for x in controls if not x.disabled] == []
+    for state in _states(panel):
+        assert ">stopped<" in state and ">up<" not in state
+    assert len(_states(panel)) == 7
+    assert STOPPED_MESSAGE in panel.status.value
+    assert "unreachable" not in panel.status.value and "Error" not in panel.status.value
+    assert lab.calls == [("stop", (), {})]
+
+
+def test_a_refresh_refused_while_the_lab_stops_shows_stopped_not_unreachable(panel, lab):
+    def refused_mid_stop() -> list:
+        lab.stop()
+        raise ConnectionRefusedError(111, "Connection refused")
+    lab.hypervisors = refused_mid_stop
+    panel.refresh()
+    assert STOPPED_MESSAGE in panel.status.value
+    assert "unreachable" not in panel.status.value and "Connection" not in panel.status.value
+    assert all(">stopped<" in state for state in _states(panel))
+    assert all(x.disabled for x in _every_control(panel.widget))
+
+
+def test_a_running_lab_that_refuses_is_unreachable_and_stays_usable(panel, lab):
+    def refused() -> list:
+        raise ConnectionRefusedError(111, "Connection refused")
+    lab.hypervisors = refused
+    panel.refresh()
+    assert "lab unreachable" in panel.status.value and "Connection refused" in panel.status.value
+    assert not any(x.disabled for x in _every_control(panel.widget))
+
+
+def test_a_stopped_panel_driven_from_code_acts_on_nothing(panel, lab):
+    lab.stop()
+    panel.refresh()
+    panel.services["conductor"]["crash"].click()
+    panel.computes["compute1"]["reschedule"].value = 0.5
+    panel.workflow["flow"].value = "legacy"
+    panel.boot["button"].click()
+    assert lab.calls == [("stop", (), {})]
+    assert isinstance(panel.last_error, LabError)
+    assert str(panel.last_error) == STOPPED_MESSAGE
+    assert STOPPED_MESSAGE in panel.status.value
+
+
+def test_a_compute_added_just_before_the_stop_is_shown_stopped_too(panel, lab):
+    lab.add_compute()
+    lab.stop()
+    panel.refresh()
+    assert ">stopped<" in panel.computes["compute4"]["state"].value
+    assert panel.computes["compute4"]["crash"].disabled

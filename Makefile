@@ -82,6 +82,9 @@ unit: install
 integration: install
 	$(PYTEST) -n $(JOBS) --dist loadfile tests/integration
 
+notebooks: install
+	$(NBVAL) -n $(JOBS) --dist loadfile notebooks
+
 bench: install
 	$(BIN)/python -m lab bench bus
 

@@ -95,7 +95,7 @@ def reap_pids() -> Iterator[list[int]]:
 @pytest.fixture
 def make_lab(tmp_path) -> Iterator[Callable[..., Lab]]:
     """``make_lab(**options)`` -> a started Lab (fast preset) in its own run directory;
-    stopped at teardown, with every one of its processes checked gone."""
+    closed at teardown (a replaying dashboard too), with every process checked gone."""
     made: list[Lab] = []
 
     def make(name: str = "lab", **options) -> Lab:
@@ -107,6 +107,6 @@ def make_lab(tmp_path) -> Iterator[Callable[..., Lab]]:
     yield make
     for lab in made:
         pids = [c.pid for c in lab.cluster.children.values()]
-        lab.stop()
+        lab.close()
         for pid in pids:
             assert _pid_gone(pid), f"process {pid} outlived its lab"

@@ -27,7 +27,7 @@ from typing import Any
 
 from bokeh.server.auth_provider import AuthProvider
 from bokeh.server.views.ws import WSHandler
-from tornado.web import RequestHandler
+from tornado.web import HTTPError, RequestHandler
 from tornado.websocket import WebSocketHandler
 
 __all__ = ["LabAccess", "cookie_name", "install_origin_check"]
@@ -104,16 +104,26 @@ def _same(a: str, b: str) -> bool:
 
 
 class LabWSHandler(WSHandler):
-    """Bokeh's websocket, refused at the handshake unless same-origin and authenticated."""
+    """Bokeh's websocket, refused at the handshake (403) unless authenticated and
+    same-origin or from an allowed origin."""
+
+    async def prepare(self) -> None:
+        pending = super().prepare()
+        if pending is not None:
+            await pending
+        if self.get_current_user() is None:
+            raise HTTPError(403, "no or wrong token")
 
     def check_origin(self, origin: str) -> bool:
+        """Called for an Origin that is not the Host (tornado >= 6.6 lets those through
+        itself; older tornado asks here too)."""
         origin_host = urllib.parse.urlparse(origin).netloc.lower()
         host = (self.request.headers.get("Host") or "").lower()
         allowed = {h.lower() for h in self.application.websocket_origins}
-        if origin_host != host and origin_host not in allowed:
-            log.warning("refused a websocket from origin %r (host %r)", origin, host)
-            return False
-        return self.get_current_user() is not None
+        if origin_host == host or origin_host in allowed:
+            return True
+        log.warning("refused a websocket from origin %r (host %r)", origin, host)
+        return False
 
 
 def install_origin_check(app: Any) -> None:

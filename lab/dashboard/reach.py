@@ -80,7 +80,8 @@ class Reach:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Reach:
         fields = cls.__dataclass_fields__
-        return cls(**{k: str(v) for k, v in (data or {}).items() if k in fields})
+        return cls(**{"how": "direct", **{k: str(v) for k, v in (data or {}).items()
+                                          if k in fields}})
 
 
 def find(env: Mapping[str, str] | None = None) -> Reach:

@@ -18,7 +18,9 @@ import os
 import secrets
 import signal
 import sys
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 from bokeh.application import Application
 from bokeh.application.handlers import DirectoryHandler
@@ -38,6 +40,7 @@ __all__ = ["main", "APP_DIR", "PATH"]
 
 APP_DIR = Path(__file__).parent / "app"
 PATH = "/dashboard"
+REPLAY_LINGER = 60.0   # seconds a stopped lab's replay waits for a browser
 log = logging.getLogger("lab.dashboard")
 
 
@@ -75,6 +78,7 @@ def serve(source: feed.LiveFeed | feed.ReplayFeed | feed.FollowFeed, run_dir: Pa
             log.warning("parent process gone: stopping")
             IOLoop.current().stop()
     PeriodicCallback(watch_parent, 1000).start()
+    PeriodicCallback(_linger_check(source, server), 1000).start()
     signal.signal(signal.SIGTERM, lambda *_: IOLoop.current().add_callback_from_signal(
         IOLoop.current().stop))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -83,6 +87,28 @@ def serve(source: feed.LiveFeed | feed.ReplayFeed | feed.FollowFeed, run_dir: Pa
     finally:
         source.stop()
         server.stop()
+
+
+def _linger_check(source: Any, server: BaseServer) -> Callable[[], None]:
+    """After the lab has stopped, the replay stays while a browser watches it and for
+    ``REPLAY_LINGER`` seconds after the last one left (or none came): then it exits."""
+    unwatched: dict[str, float] = {}
+
+    def check() -> None:
+        if getattr(source, "stopped_at", None) is None:
+            return
+        watched = any(s.connection_count for s in server.get_sessions(PATH))
+        now = time.monotonic()
+        if watched:
+            unwatched.clear()
+        elif now - unwatched.setdefault("since", now) > replay_linger():
+            log.info("lab stopped and nobody watching its replay: exiting")
+            IOLoop.current().stop()
+    return check
+
+
+def replay_linger() -> float:
+    return float(os.environ.get("CONDUCTOR_LAB_REPLAY_LINGER", REPLAY_LINGER))
 
 
 def main(argv: list[str] | None = None) -> int:

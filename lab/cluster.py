@@ -26,6 +26,8 @@ from orchestrator.config import BusConfig
 from orchestrator.messaging.blocking import BlockingClient
 from orchestrator.messaging.tap import TraceTap
 
+from . import housekeeping
+
 __all__ = ["Cluster", "Child", "LabError", "labs_home", "socket_endpoints"]
 
 STOP_GRACE = 3.0      # seconds a child gets after SIGTERM before SIGKILL
@@ -86,12 +88,15 @@ class Cluster:
 
     def __init__(self, run_dir: str | os.PathLike | None = None,
                  bus: BusConfig | None = None, config: dict[str, Any] | None = None):
+        if run_dir is None:
+            housekeeping.prune(labs_home())   # old stopped labs go, by the stated rule
         self.run_dir = rundir.make_private(
             run_dir or tempfile.mkdtemp(prefix="lab-", dir=labs_home()))
         self.secret = rundir.create_secret(self.run_dir)
         self.bus_config = bus or BusConfig()
         self.children: dict[str, Child] = {}
         self.endpoints: dict[str, str] = {}
+        self._stopping = False
         self._held: dict[str, BlockingClient] = {}   # the bus client, shared with the finalizer
         # Reap the children when this object is collected (a notebook re-running
         # `lab = Cluster().start()`) or at interpreter exit, whichever comes first.
@@ -162,6 +167,7 @@ class Cluster:
         if it runs, stays to replay the lab's recorded trace (``stopped_at`` in
         ``lab.json`` tells it) until no browser has watched it for a while, the owner
         exits, or ``close()``; ``keep_dashboard=False`` stops it too."""
+        self._stopping = True
         client = self._held.pop("client", None)
         if client is not None:
             client.close()
@@ -182,8 +188,8 @@ class Cluster:
 
     @property
     def running(self) -> bool:
-        """Started and not yet stopped."""
-        return bool(self.endpoints) and self in _live
+        """Started and not yet stopped (False from the moment ``stop()`` begins)."""
+        return bool(self.endpoints) and self in _live and not self._stopping
 
     def __enter__(self) -> Cluster:
         return self.start()

@@ -22,6 +22,7 @@ from orchestrator.objects import Instance, parse_version
 
 from .client import ApiClient
 from .cloud import FINAL_STATUSES, CloudClient
+from . import housekeeping
 from .cluster import Cluster, LabError
 from .dashboard import reach
 from .remote import SERVICE_HOSTS, child_name
@@ -33,13 +34,15 @@ __all__ = ["Lab", "FINAL_STATUSES"]
 class Lab(CloudClient):
     def __init__(self, computes: int = 3, seed: int = 0, preset: str = "fast",
                  speed: float = 1.0, run_dir: str | None = None, dashboard: bool = False,
-                 **options: Any):
+                 keep: bool = False, **options: Any):
         # $LAB_PRESET overrides: CI runs lessons written for "demo" at "fast" speed.
         preset = os.environ.get("LAB_PRESET") or preset
         self.config = LabConfig(computes=computes, seed=seed, preset=preset, speed=speed,
                                 **options)
         bus = BusConfig(seed=seed, hop_delay=self.config.timing("hop_delay"))
         self.cluster = Cluster(run_dir, bus=bus, config={"lab": self.config.to_dict()})
+        if keep:    # never pruned: see lab.housekeeping
+            housekeeping.keep(self.run_dir, why="Lab(keep=True)")
         self.api: ApiClient | None = None
         self.want_dashboard = dashboard
         self.fault_rules: list[dict[str, Any]] = []

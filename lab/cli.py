@@ -46,9 +46,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"lab running in {lab.run_dir}", flush=True)
         if not args.no_dashboard:
             print(f"  dashboard  {lab.dashboard_url}   <- open this in a browser")
-        print(f"  api     {lab.api_url}/v2.1")
+        print(f"  api     {lab.api_url}/v2.1   (X-Auth-Token: the lab's secret)")
         for name, endpoint in lab.cluster.endpoints.items():
             print(f"  {name:7} {endpoint}")
+        print(f"  secret  {lab.run_dir}/secret   e.g. curl -H \"X-Auth-Token: "
+              f"$(cat {lab.run_dir}/secret)\" {lab.api_url}/v2.1/servers")
         print(f"  {args.computes} computes, preset {args.preset}, flow {args.flow}, "
               f"seed {args.seed}")
         print("Ctrl-C stops it.", flush=True)
@@ -59,7 +61,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        lab.stop()
+        lab.close()
 
 
 def _remote(args: argparse.Namespace):

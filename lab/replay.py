@@ -2,6 +2,7 @@
 no services running (the dashboard process reads the file itself)."""
 from __future__ import annotations
 
+import html
 import subprocess
 import sys
 from pathlib import Path
@@ -54,11 +55,17 @@ class ReplayDashboard:
             pass
 
     def show(self, height: int = 1060) -> Any:
-        from IPython.display import IFrame
-        return IFrame(self.url, width="100%", height=height)
+        """The replay in the notebook, reached the way the live dashboard is."""
+        from IPython.display import HTML
+
+        from .dashboard.frame import frame_html
+        from .dashboard.reach import Reach
+        how = "direct" if self.url.startswith("http://127.0.0.1:") else "jupyter"
+        return HTML(frame_html(self.url, Reach(how), height=height))
 
     def _repr_html_(self) -> str:
-        return f"<a href='{self.url}' target='_blank'>replay of {self.path.name}</a>"
+        url = html.escape(self.url, quote=True)
+        return f"<a href='{url}' target='_blank'>replay of {html.escape(self.path.name)}</a>"
 
 
 def replay(path: str | Path, speed: float = 1.0) -> ReplayDashboard:

@@ -162,8 +162,9 @@ class FollowFeed:
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
-        self.current: LiveFeed | ReplayFeed = LiveFeed(self.run_dir)
-        self.stopped_at: float | None = None
+        self.stopped_at: float | None = rundir.read(self.run_dir).get("stopped_at")
+        self.current: LiveFeed | ReplayFeed = (
+            self._replay({}) if self.stopped_at else LiveFeed(self.run_dir))
         self._switches = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="dashboard-follow",
@@ -182,7 +183,7 @@ class FollowFeed:
         return self._switches + self.current.generation
 
     def _watch(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
+        while self.stopped_at is None and not self._stop.wait(POLL_SECONDS):
             stopped = rundir.read(self.run_dir).get("stopped_at")
             if stopped:
                 self.switch_to_replay(float(stopped))
@@ -193,13 +194,20 @@ class FollowFeed:
         if not isinstance(live, LiveFeed):
             return
         live.stop()
-        replay = ReplayFeed(self.run_dir / TRACE_FILE)
-        states = live.snapshot.get("states", {})
-        replay.snapshot = {**live.snapshot, "states": {n: "stopped" for n in states}}
+        replay = self._replay(live.snapshot)
         self.stopped_at = stopped_at
         self.current = replay
         self._switches += 1
         log.info("lab stopped at %.3f: replaying %d events", stopped_at, len(replay.events))
+
+    def _replay(self, last: dict[str, Any]) -> ReplayFeed:
+        """The recorded trace, with the last state the live lab showed (its services
+        marked stopped); a dashboard started after the stop has only the trace."""
+        replay = ReplayFeed(self.run_dir / TRACE_FILE)
+        if last:
+            states = {n: "stopped" for n in last.get("states", {})}
+            replay.snapshot = {**last, "states": states}
+        return replay
 
     def stop(self) -> None:
         self._stop.set()

@@ -57,7 +57,7 @@ def _trouble_body(problem: str, url: str) -> str:
         'the server runs, then restart it). If your browser is on this machine, '
         f'<code>{OVERRIDE}=direct</code> serves it on 127.0.0.1 instead; for an unusual '
         f'set-up give the public URL as <code>{OVERRIDE}=https://HOST/PATH/{{port}}</code> '
-        'before starting the lab. The lab itself keeps running: '
+        'before starting the lab. The lab itself is not affected: '
         '<code>lab.trace()</code> and <code>lab.servers()</code> work without it.</div>')
 
 

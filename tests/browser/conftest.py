@@ -256,7 +256,13 @@ class JupyterProcesses:
         self.started: list[subprocess.Popen] = []
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, TAG_VARIABLE: self.tag, **extra}
+        return {**os.environ, **self.marker, **extra}
+
+    @property
+    def marker(self) -> dict[str, str]:
+        """The tag as environment, for a server that hands its children a clean one (a
+        hub's spawner: ``c.Spawner.environment``)."""
+        return {TAG_VARIABLE: self.tag}
 
     def start(self, cmd: list[str], log: Path, cwd: Path, **env: str) -> subprocess.Popen:
         with open(log, "ab") as out:
@@ -448,6 +454,23 @@ class Kernel:
         finally:
             http("DELETE", f"{self.server}api/sessions/{self.session_id}", self.token,
                  timeout=60)
+
+
+def write_notebook(path: Path, title: str, cells: list[str]) -> Path:
+    """A notebook as a student saves one: a title, then one code cell per string."""
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}")]
+    nb.cells += [nbformat.v4.new_code_cell(code) for code in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(name="write_notebook")
+def write_notebook_fixture() -> Callable[[Path, str, list[str]], Path]:
+    return write_notebook
 
 
 @pytest.fixture(name="http")

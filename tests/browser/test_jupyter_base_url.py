@@ -11,7 +11,6 @@ import secrets
 import urllib.parse
 from pathlib import Path
 
-import nbformat
 import pytest
 
 pytestmark = pytest.mark.timeout(300)
@@ -64,19 +63,11 @@ def jupyter_lab(tmp_path, jupyter_processes, free_port, http, wait_until):
                 notebooks=notebooks, log=log, port=port)
 
 
-def write_notebook(path: Path, cells: list[str]) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# My first lab\nFrom the README.")]
-    nb.cells += [nbformat.v4.new_code_cell(code) for code in cells + [SHUTDOWN]]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nbformat.write(nb, path)
-
-
 def test_dashboard_through_the_jupyter_server_under_a_base_url(
-        jupyter_lab, jupyter_kernels, one_port_proxy, remote_browser, page_requests,
-        bokeh_page, model_data, wait_for, screenshot):
-    write_notebook(jupyter_lab["notebooks"] / "first-lab.ipynb", CELLS)
+        jupyter_lab, write_notebook, jupyter_kernels, one_port_proxy, remote_browser,
+        page_requests, bokeh_page, model_data, wait_for, screenshot):
+    write_notebook(jupyter_lab["notebooks"] / "first-lab.ipynb", "My first lab",
+                   CELLS + [SHUTDOWN])
     kernel = jupyter_kernels(jupyter_lab["server"], jupyter_lab["token"], "first-lab.ipynb")
     results = [kernel.run(code) for code in CELLS[:3]]
     src = results[2].iframe_src()

@@ -51,10 +51,9 @@ class ControlModel:
 
     # -- what the panel shows ----------------------------------------------------------------
     def lab_running(self) -> bool:
-        """Started and not yet stopped; read from the lab's own bookkeeping, never over the
-        network (``Lab.running`` where the lab has one, else its cluster's)."""
-        running = getattr(self.lab, "running", None)
-        return bool(self.lab.cluster.running if running is None else running)
+        """Started and not yet stopped; read from the lab's own bookkeeping
+        (``Lab.running``), never over the network."""
+        return bool(self.lab.running)
 
     def computes(self) -> list[dict[str, Any]]:
         nodes = {h["hypervisor_hostname"]: h for h in self.lab.hypervisors()}

@@ -92,6 +92,10 @@ class FakeLab:
     def service_state(self, name: str) -> str:
         return self.states[name]
 
+    @property
+    def running(self) -> bool:
+        return self.cluster.running
+
     # -- actions --------------------------------------------------------------------------
     def stop(self) -> None:
         self._record("stop")

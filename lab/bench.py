@@ -1,5 +1,6 @@
-"""Benchmarks: ``python -m lab bench bus [--json]`` (here) and ``python -m lab bench
-moves [--json]`` (resize paths and object backporting, ``lab.bench_moves``).
+"""Benchmarks: ``python -m lab bench bus [--json]`` (here), ``python -m lab bench
+moves [--json]`` (resize paths and object backporting, ``lab.bench_moves``) and
+``python -m lab bench classroom [--json]`` (what a class costs a hub, ``lab.bench_classroom``).
 
 Speed targets live here, never in timed tests. Every figure is a ratio against a
 baseline measured in the same run, because these machines are noisy: the bus is compared
@@ -203,6 +204,9 @@ def format_bus(r: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> int:
     import argparse
+    if argv[:1] == ["classroom"]:      # its own options: lab.bench_classroom
+        from .bench_classroom import main as classroom_main
+        return classroom_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m lab bench")
     parser.add_argument("suite", choices=["bus", "moves"], nargs="?", default="bus")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -8,7 +8,7 @@
     move SERVER ACTION   migrate, resize, confirm, revert, rebuild or evacuate a server
     trace     a running (or stopped) lab's trace: summary, or --export jsonl|chrome|shiviz
     demo      the seed's story in a minute
-    bench     benchmarks (python -m lab bench bus)
+    bench     benchmarks (python -m lab bench bus | moves | classroom)
     replay FILE      play a saved trace back in the terminal (or --dashboard in the page)
     clean     remove old labs' run directories (--keep N newest stopped ones, --dry-run)
 
@@ -347,8 +347,8 @@ def _parser() -> argparse.ArgumentParser:
     clean.add_argument("--keep", type=_count, default=KEEP_LAST, metavar="N",
                        help="stopped labs to leave, newest first (default %(default)s)")
     clean.add_argument("--dry-run", action="store_true", help="list, remove nothing")
-    bench = sub.add_parser("bench", help="benchmarks: python -m lab bench bus [--json]",
-                           add_help=False)
+    bench = sub.add_parser("bench", add_help=False,
+                           help="benchmarks: python -m lab bench bus|moves|classroom [--json]")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
     return parser

@@ -163,24 +163,45 @@ class Database:
         return {r["uuid"]: dict(r) for r in rows}
 
     def update_instance(self, uuid_: str, expected_task_state: Any = "<any>",
-                        **values: Any) -> dict[str, Any]:
-        """Save instance fields. With ``expected_task_state`` the save only happens if the
-        instance is still in that task state (Nova's guard against racing updates);
-        otherwise it raises ``NotFound``-like ``UnexpectedTaskState``."""
+                        expected_vm_state: str | None = None, **values: Any) -> dict[str, Any]:
+        """Save instance fields. With ``expected_task_state`` (and/or ``expected_vm_state``)
+        the save only happens if the instance is still in that state (Nova's guard against
+        racing updates: a late or duplicated save changes nothing); otherwise it raises
+        ``NotFound``-like ``UnexpectedTaskState``."""
         _check_instance_values(values)
         values["updated_at"] = time.time()
         sets = ", ".join(f"{k}=?" for k in values)
         with self.transaction() as c:
-            current = c.execute("SELECT task_state, deleted FROM instances WHERE uuid=?",
-                                (uuid_,)).fetchone()
+            current = c.execute("SELECT task_state, vm_state, deleted FROM instances"
+                                " WHERE uuid=?", (uuid_,)).fetchone()
             if current is None or current["deleted"]:
                 raise NotFound(f"Instance {uuid_} could not be found.")
             if expected_task_state != "<any>" and current["task_state"] != expected_task_state:
                 raise UnexpectedTaskState(
                     f"instance {uuid_} is in task_state {current['task_state']}, "
                     f"expected {expected_task_state}")
+            if expected_vm_state is not None and current["vm_state"] != expected_vm_state:
+                raise UnexpectedTaskState(
+                    f"instance {uuid_} is {current['vm_state']}, expected {expected_vm_state}")
             c.execute(f"UPDATE instances SET {sets} WHERE uuid=?", (*values.values(), uuid_))
         return self.instance(uuid_, deleted=True)   # the update may have deleted it
+
+    def claim_attempt(self, uuid_: str, attempt: int, *, vm_state: str | None = None,
+                      task_state: Any = "<any>") -> bool:
+        """Record scheduling attempt ``attempt`` only if the instance is on attempt
+        ``attempt - 1`` and still in the state the (re)schedule was sent for: of a
+        duplicated, replayed or late build_instances, run_instance or migrate_server only
+        the first moves it on; the rest find it moved and do nothing."""
+        where, args = ["uuid=?", "deleted=0", "num_attempts=?"], [uuid_, attempt - 1]
+        if vm_state is not None:
+            where.append("vm_state=?")
+            args.append(vm_state)
+        if task_state != "<any>":
+            where.append("task_state IS ?")
+            args.append(task_state)
+        cur = self.conn.execute(f"UPDATE instances SET num_attempts=?, updated_at=? WHERE "
+                                f"{' AND '.join(where)}", (attempt, time.time(), *args))
+        return cur.rowcount == 1
 
     # -- faults, actions, events ----------------------------------------------------------
     def add_fault(self, uuid_: str, code: int, message: str, details: str = "",
@@ -190,15 +211,28 @@ class Database:
                           (uuid_, code, message, details, host, time.time()))
 
     def set_error(self, uuid_: str, code: int, message: str, host: str | None = None,
-                  details: str = "") -> dict[str, Any]:
+                  details: str = "", expected: dict[str, Any] | None = None) -> dict[str, Any]:
         """ERROR and its fault in one transaction: nobody sees an ERROR without its
-        reason. Raises NotFound if the instance is gone."""
+        reason. ``expected`` (e.g. ``{"vm_state": "building"}``) are column values the
+        instance must still have: a late timeout or a duplicated failure report cannot
+        turn an instance that has moved on (ACTIVE, already ERROR) into a new ERROR; it
+        raises UnexpectedTaskState. Raises NotFound if the instance is gone."""
         now = time.time()
+        bad = set(expected or {}) - {*INSTANCE_COLUMNS, "updated_at"}
+        if bad:
+            raise ValueError(f"cannot expect instance field(s) {sorted(bad)}")
+        conds = "".join(f" AND {k} IS ?" for k in (expected or {}))
         with self.transaction() as c:
             cur = c.execute("UPDATE instances SET vm_state='error', task_state=NULL,"
-                            " updated_at=? WHERE uuid=? AND deleted=0", (now, uuid_))
+                            f" updated_at=? WHERE uuid=? AND deleted=0{conds}",
+                            (now, uuid_, *(expected or {}).values()))
             if cur.rowcount == 0:
-                raise NotFound(f"Instance {uuid_} could not be found.")
+                gone = c.execute("SELECT 1 FROM instances WHERE uuid=? AND deleted=0",
+                                 (uuid_,)).fetchone() is None
+                if gone:
+                    raise NotFound(f"Instance {uuid_} could not be found.")
+                raise UnexpectedTaskState(f"instance {uuid_} is no longer "
+                                          f"{expected}: not set to ERROR ({message})")
             c.execute("INSERT INTO instance_faults (instance_uuid, code, message, details,"
                       " host, created_at) VALUES (?,?,?,?,?,?)",
                       (uuid_, code, message, details, host, now))

@@ -10,7 +10,7 @@ from typing import Any, Awaitable, Callable
 
 from . import rundir
 from .config import RUNTIME_OPTIONS, ConfigError, LabConfig, from_dict
-from .db import Database, NotFound
+from .db import Database, NotFound, UnexpectedTaskState
 from .messaging.protocol import RemoteError
 from .messaging.transport import Transport
 
@@ -77,8 +77,8 @@ class Manager:
         """Hook: the config changed."""
 
     def set_error(self, uuid: str, exc: BaseException, ctx: dict[str, Any], event: str,
-                  host: str | None = None) -> None:
-        record_error(self.db, uuid, exc, ctx, event, host)
+                  host: str | None = None, expected: dict[str, Any] | None = None) -> None:
+        record_error(self.db, uuid, exc, ctx, event, host, expected)
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
@@ -89,12 +89,19 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
 
 
 def record_error(db: Database, uuid: str, exc: BaseException, ctx: dict[str, Any],
-                 event: str, host: str | None = None) -> None:
+                 event: str, host: str | None = None,
+                 expected: dict[str, Any] | None = None) -> None:
     """The instance goes to ERROR with a fault naming the exception (a RemoteError is
-    named by the remote exception's type: NoValidHost, not RemoteError)."""
+    named by the remote exception's type: NoValidHost, not RemoteError). ``expected``:
+    only if the instance still has these values (``{"vm_state": "building"}`` for a
+    build's failure): a late or duplicated failure never rewrites a final state."""
     name, text = describe_error(exc)
     try:
-        db.set_error(uuid, getattr(exc, "code", 500), f"{name}: {text}", host)
+        db.set_error(uuid, getattr(exc, "code", 500), f"{name}: {text}", host,
+                     expected=expected)
+    except UnexpectedTaskState as refused:
+        log.info("instance %s: %s: %s refused (%s)", uuid, event, name, refused)
+        return
     except NotFound:
         return  # deleted meanwhile: nothing to report on
     db.add_event(uuid, ctx.get("request_id", ""), event, host, int(ctx.get("attempt") or 0),

@@ -70,6 +70,7 @@ class ComputeManager(Manager):
         parse_version(self.object_version)
         self.compute = ComputeAPI(transport)
         self.failed_builds = 0
+        self.building: set[str] = set()      # instances whose build runs here now
         self.rpc_endpoints = [self, MigrationManager(self)]
 
     async def start(self) -> None:
@@ -131,6 +132,23 @@ class ComputeManager(Manager):
                                      host_list: list[str] | None = None,
                                      flow: str = "conductor",
                                      instance: dict[str, Any] | None = None) -> None:
+        if instance_uuid in self.building or instance_uuid in self.tracker.claims:
+            # A duplicated (or replayed) delivery: this host already builds or holds it.
+            # Building it again would claim twice, and the loser's release would free
+            # the winner's claim: the accounting lost (Nova's at-least-once answer too).
+            log.info("build of %s already here: duplicate ignored", instance_uuid)
+            return
+        self.building.add(instance_uuid)
+        try:
+            await self._build_and_run(ctx, instance_uuid, request_spec, retry, host_list,
+                                      flow, instance)
+        finally:
+            self.building.discard(instance_uuid)
+
+    async def _build_and_run(self, ctx: dict[str, Any], instance_uuid: str,
+                             request_spec: dict[str, Any], retry: dict[str, Any],
+                             host_list: list[str] | None, flow: str,
+                             instance: dict[str, Any] | None) -> None:
         if instance is not None:
             await self._load_instance(ctx, instance)
         attempt = int(retry.get("num_attempts") or 1)
@@ -204,9 +222,10 @@ class ComputeManager(Manager):
         await self.conductor.action_event(ctx, uuid, event, self.host, result, details)
 
     async def _save(self, ctx: dict[str, Any], uuid: str, values: dict[str, Any],
-                    expected: str | None) -> None:
+                    expected: str | None, expected_vm_state: str | None = None) -> None:
         try:
-            await self.conductor.instance_update(ctx, uuid, values, expected)
+            await self.conductor.instance_update(ctx, uuid, values, expected,
+                                                 expected_vm_state)
         except RemoteError as exc:
             if exc.exc_type in GONE:
                 raise InstanceGone(str(exc)) from None
@@ -231,8 +250,9 @@ class ComputeManager(Manager):
             return await self._abort(ctx, uuid, MaxRetriesExceeded(
                 f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
                 f"{self.config.max_attempts} for instance {uuid}. Last exception: {reason}"))
-        try:
-            await self._save(ctx, uuid, {"task_state": "scheduling", "host": None}, "<any>")
+        try:   # still building: a build the conductor timed out stays in ERROR
+            await self._save(ctx, uuid, {"task_state": "scheduling", "host": None}, "<any>",
+                             expected_vm_state="building")
         except InstanceGone:
             return
         next_ctx = {**ctx, "attempt": attempt + 1}
@@ -248,7 +268,7 @@ class ComputeManager(Manager):
         try:
             await self.conductor.instance_fault_create(
                 ctx, uuid, {"type": type(exc).__name__, "message": str(exc),
-                            "code": exc.code}, self.host)
+                            "code": exc.code}, self.host, expected_vm_state="building")
         except RemoteError as err:
             if err.exc_type not in GONE:
                 raise

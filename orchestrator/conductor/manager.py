@@ -82,12 +82,13 @@ class ConductorManager(Manager):
         limit = self.config.timing("build_timeout")
         now = time.time()
         for inst in self.db.instances(vm_state="building"):
-            if now - inst["updated_at"] > limit:
+            if now - inst["updated_at"] > limit:   # only if nothing moved it meanwhile
                 self.set_error(inst["uuid"], BuildTimeout(
                     f"Build of instance {inst['uuid']} timed out: no progress for "
                     f"{limit:g}s (task_state {inst['task_state']}, host {inst['host']})"),
                     {"request_id": inst["request_id"], "attempt": inst["num_attempts"]},
-                    "conductor_build_timeout", inst["host"])
+                    "conductor_build_timeout", inst["host"],
+                    expected={"vm_state": "building", "updated_at": inst["updated_at"]})
         self._check_moves(now, limit)
 
     def _check_moves(self, now: float, limit: float) -> None:
@@ -124,19 +125,24 @@ class ConductorManager(Manager):
 
     # -- the database proxy ---------------------------------------------------------------------
     def instance_update(self, ctx: dict[str, Any], instance_uuid: str,
-                        values: dict[str, Any],
-                        expected_task_state: Any = "<any>") -> dict[str, Any]:
-        return self.db.update_instance(instance_uuid, expected_task_state, **values)
+                        values: dict[str, Any], expected_task_state: Any = "<any>",
+                        expected_vm_state: str | None = None) -> dict[str, Any]:
+        return self.db.update_instance(instance_uuid, expected_task_state, expected_vm_state,
+                                       **values)
 
     def instance_destroy(self, ctx: dict[str, Any], instance_uuid: str) -> None:
         self.db.update_instance(instance_uuid, deleted=1, task_state=None,
                                 vm_state="deleted")
 
     def instance_fault_create(self, ctx: dict[str, Any], instance_uuid: str,
-                              error: dict[str, Any], host: str) -> None:
-        """The instance goes to ERROR with this fault, both in one transaction."""
+                              error: dict[str, Any], host: str,
+                              expected_vm_state: str | None = None) -> None:
+        """The instance goes to ERROR with this fault, both in one transaction; with
+        ``expected_vm_state``, only from that state (UnexpectedTaskState otherwise)."""
         message = f"{error.get('type', 'Exception')}: {error.get('message', '')}"
-        self.db.set_error(instance_uuid, int(error.get("code", 500)), message, host)
+        self.db.set_error(instance_uuid, int(error.get("code", 500)), message, host,
+                          expected={"vm_state": expected_vm_state} if expected_vm_state
+                          else None)
 
     def action_event(self, ctx: dict[str, Any], instance_uuid: str, event: str, host: str,
                      result: str, details: str = "") -> None:

@@ -55,18 +55,20 @@ class ConductorAPI:
 
     # -- the database proxy -------------------------------------------------------------------
     async def instance_update(self, ctx: dict[str, Any], instance_uuid: str,
-                              values: dict[str, Any],
-                              expected_task_state: Any = "<any>") -> dict[str, Any]:
+                              values: dict[str, Any], expected_task_state: Any = "<any>",
+                              expected_vm_state: str | None = None) -> dict[str, Any]:
         return await self.client.call(ctx, "instance_update", instance_uuid=instance_uuid,
-                                      values=values, expected_task_state=expected_task_state)
+                                      values=values, expected_task_state=expected_task_state,
+                                      expected_vm_state=expected_vm_state)
 
     async def instance_destroy(self, ctx: dict[str, Any], instance_uuid: str) -> None:
         await self.client.call(ctx, "instance_destroy", instance_uuid=instance_uuid)
 
     async def instance_fault_create(self, ctx: dict[str, Any], instance_uuid: str,
-                                    error: dict[str, Any], host: str) -> None:
+                                    error: dict[str, Any], host: str,
+                                    expected_vm_state: str | None = None) -> None:
         await self.client.call(ctx, "instance_fault_create", instance_uuid=instance_uuid,
-                               error=error, host=host)
+                               error=error, host=host, expected_vm_state=expected_vm_state)
 
     async def action_event(self, ctx: dict[str, Any], instance_uuid: str, event: str,
                            host: str, result: str, details: str = "") -> None:

@@ -128,7 +128,8 @@ class SchedulerManager(Manager):
             selections = self.select_destinations(ctx, spec, instance_uuids)
         except NoValidHost as exc:
             for uuid in instance_uuids:
-                self.set_error(uuid, exc, ctx, "scheduler_run_instance")
+                self.set_error(uuid, exc, ctx, "scheduler_run_instance",
+                               expected={"vm_state": "building"})
             return
         for uuid, hosts in zip(instance_uuids, selections):
             host_retry = {**retry, "hosts": [*retry["hosts"], hosts[0]]}
@@ -183,11 +184,9 @@ class SchedulerManager(Manager):
             retry={**retry, "hosts": [*retry["hosts"], dest]}, flow="legacy")
 
     def _record_attempt(self, uuid: str, retry: dict[str, Any]) -> bool:
-        try:
-            self.db.update_instance(uuid, num_attempts=retry["num_attempts"])
-            return True
-        except NotFound:
-            return False  # deleted meanwhile
+        """Only an instance still building on the attempt before: not one deleted or put
+        in ERROR meanwhile, and not twice for a duplicated run_instance."""
+        return self.db.claim_attempt(uuid, retry["num_attempts"], vm_state="building")
 
 
 def _describe(rejected: dict[str, str]) -> str:

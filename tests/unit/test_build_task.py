@@ -64,8 +64,14 @@ class Setup:
         request_id, _, uuids = self.db.create_instances(names, "m1.tiny", "cirros", None)
         return request_id, uuids
 
-    def run(self, uuids, retry=None, host_lists=None, ctx=None):
+    def run(self, uuids, retry=None, host_lists=None, ctx=None, as_sent=True):
+        """``as_sent``: a reschedule finds its instances on the attempt it carries, as
+        in the real flow (False: as they are, to test the guard)."""
         request_id = self.db.instance(uuids[0], deleted=True)["request_id"]
+        if retry and as_sent:
+            for uuid in uuids:
+                self.db.conn.execute("UPDATE instances SET num_attempts=? WHERE uuid=?",
+                                     (retry["num_attempts"], uuid))
         ctx = ctx or {"request_id": request_id, "attempt": 1,
                       "instance_uuid": uuids[0] if len(uuids) == 1 else ""}
         return asyncio.run(self.task.run(ctx, uuids, SPEC, retry, host_lists))
@@ -273,3 +279,36 @@ def test_the_config_is_read_on_every_run(db):
     s.run([uuid], retry={"num_attempts": 1, "hosts": ["compute1"]})
     assert s.scheduler.calls == []
     assert db.fault(uuid)["message"].startswith("MaxRetriesExceeded")
+
+
+def test_a_duplicated_build_instances_is_refused(db):
+    s = Setup(db, [["compute1"]])
+    _, [uuid] = s.create()
+    s.run([uuid])
+    s.run([uuid])                     # the bus delivered the API's cast twice
+    assert len(s.scheduler.calls) == 1 and len(s.compute.casts) == 1
+    assert db.instance(uuid)["num_attempts"] == 1
+
+
+def test_a_late_reschedule_of_an_instance_in_error_changes_nothing(db):
+    # The build timeout put it in ERROR; then the compute's reschedule cast arrives.
+    s = Setup(db, [["compute2"]])
+    _, [uuid] = s.create()
+    s.run([uuid])
+    db.set_error(uuid, 500, "BuildTimeout: no progress")
+    s.run([uuid], retry={"num_attempts": 1, "hosts": ["compute1"]}, as_sent=False)
+    inst = db.instance(uuid)
+    assert inst["vm_state"] == "error" and inst["num_attempts"] == 1
+    assert len(s.compute.casts) == 1          # nothing scheduled again
+    assert db.fault(uuid)["message"].startswith("BuildTimeout")
+
+
+def test_a_duplicated_last_reschedule_writes_one_fault(db):
+    s = Setup(db, [["compute1"]], max_attempts=1)
+    _, [uuid] = s.create()
+    retry = {"num_attempts": 1, "hosts": ["compute1"], "exc": "RescheduledException: x"}
+    s.run([uuid], retry=retry)
+    s.run([uuid], retry=retry, as_sent=False)   # its duplicate
+    faults = db.conn.execute("SELECT COUNT(*) FROM instance_faults WHERE instance_uuid=?",
+                             (uuid,)).fetchone()[0]
+    assert db.instance(uuid)["vm_state"] == "error" and faults == 1

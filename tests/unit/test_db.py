@@ -369,3 +369,28 @@ def test_instances_can_be_filtered_by_task_states(db):
     assert [i["uuid"] for i in moving] == [a, b]
     assert [i["uuid"] for i in db.instances(task_states=("spawning",))] == []
     assert len(db.instances()) == 3
+
+
+def test_claim_attempt_moves_on_once_and_only_while_building(db):
+    _, _, [uuid] = db.create_instances(["g"], "m1.tiny", "cirros", None)
+    assert db.claim_attempt(uuid, 1, vm_state="building")
+    assert not db.claim_attempt(uuid, 1, vm_state="building")     # its duplicate
+    assert db.claim_attempt(uuid, 2, vm_state="building")
+    db.set_error(uuid, 500, "BuildTimeout: x")
+    assert not db.claim_attempt(uuid, 3, vm_state="building")     # late: ERROR stays
+    assert db.instance(uuid)["num_attempts"] == 2
+
+
+def test_set_error_with_an_expectation_never_rewrites_a_moved_instance(db):
+    _, _, [uuid] = db.create_instances(["h"], "m1.tiny", "cirros", None)
+    seen = db.instance(uuid)
+    db.update_instance(uuid, vm_state="active", task_state=None)
+    with pytest.raises(UnexpectedTaskState):
+        db.set_error(uuid, 500, "BuildTimeout: late", expected={"vm_state": "building"})
+    with pytest.raises(UnexpectedTaskState):
+        db.set_error(uuid, 500, "late", expected={"updated_at": seen["updated_at"]})
+    assert db.instance(uuid)["vm_state"] == "active" and db.fault(uuid) is None
+    with pytest.raises(UnexpectedTaskState):
+        db.update_instance(uuid, expected_vm_state="building", task_state="scheduling")
+    with pytest.raises(ValueError):
+        db.set_error(uuid, 500, "x", expected={"vm_state = 'active' OR 1": 1})

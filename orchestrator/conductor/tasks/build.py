@@ -8,10 +8,16 @@
 3. **Cast** ``build_and_run_instance`` to ``compute.<host>``, and be done: if the build
    fails, the compute casts ``build_instances`` back and we come round again.
 
+Every pass first moves the instance from attempt k-1 to k, only if it is still building
+(``Database.claim_attempt``): a duplicated, replayed or late ``build_instances`` (a
+compute's reschedule that arrives after the build timeout put the instance in ERROR)
+finds it moved on and does nothing. Nova checks the instance before it reschedules too.
+
 The same code runs in the conductor and, with ``local_mode``, inside the API.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ...db import NotFound
@@ -24,6 +30,7 @@ from .base import Task
 __all__ = ["BuildTask", "EVENT"]
 
 EVENT = "conductor_schedule_and_build_instances"
+log = logging.getLogger("orchestrator.conductor")
 
 
 class BuildTask(Task):
@@ -36,7 +43,8 @@ class BuildTask(Task):
         attempt = retry["num_attempts"]
         ctx = {**ctx, "attempt": attempt}
         if attempt > config.max_attempts:  # num_attempts stays at the last real attempt
-            return self._fail(ctx, instance_uuids, MaxRetriesExceeded(
+            wanted = [u for u in instance_uuids if self._on_attempt(u, attempt - 1)]
+            return self._fail(ctx, wanted, MaxRetriesExceeded(
                 f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
                 f"{config.max_attempts} for instance {instance_uuids[0]}. "
                 f"Last exception: {retry.get('exc', 'unknown')}"))
@@ -61,15 +69,23 @@ class BuildTask(Task):
             self._cast_build(ctx, uuid, hosts, request_spec, retry)
 
     def _still_wanted(self, uuids: list[str], attempt: int) -> list[str]:
-        """Record the attempt; skip instances deleted meanwhile."""
+        """Record the attempt, for the instances still building on the attempt before:
+        deleted ones, ERROR ones and this message's duplicates are skipped."""
         live = []
         for uuid in uuids:
-            try:
-                self.db.update_instance(uuid, num_attempts=attempt)
-            except NotFound:
-                continue
-            live.append(uuid)
+            if self.db.claim_attempt(uuid, attempt, vm_state="building"):
+                live.append(uuid)
+            else:
+                log.info("build_instances attempt %d for %s refused: not building on "
+                         "attempt %d (late, duplicated or deleted)", attempt, uuid, attempt - 1)
         return live
+
+    def _on_attempt(self, uuid: str, attempt: int) -> bool:
+        try:
+            inst = self.db.instance(uuid)
+        except NotFound:
+            return False
+        return inst["vm_state"] == "building" and inst["num_attempts"] == attempt
 
     def _alternates(self, uuids: list[str], host_lists: list[list[str]],
                     retry: dict[str, Any]) -> list[list[str]] | None:
@@ -94,4 +110,5 @@ class BuildTask(Task):
 
     def _fail(self, ctx: dict[str, Any], uuids: list[str], exc: BaseException) -> None:
         for uuid in uuids:
-            record_error(self.db, uuid, exc, {**ctx, "instance_uuid": uuid}, EVENT)
+            record_error(self.db, uuid, exc, {**ctx, "instance_uuid": uuid}, EVENT,
+                         expected={"vm_state": "building"})

@@ -293,15 +293,33 @@ class Database:
     # -- migrations -----------------------------------------------------------------------
     def create_migration(self, uuid_: str, migration_type: str, source: str | None,
                          old_flavor: str, new_flavor: str, request_id: str,
-                         status: str = "pre-migrating") -> dict[str, Any]:
+                         status: str = "pre-migrating",
+                         expected_task_state: str | None = None) -> dict[str, Any]:
+        """A new migration record. With ``expected_task_state``, only while the instance
+        is in that task state and has no other migration moving (one transaction): a
+        duplicated ``migrate_server`` finds the first one's record and makes none
+        (UnexpectedTaskState)."""
         if migration_type not in MIGRATION_TYPES:
             raise ValueError(f"migration_type must be one of {MIGRATION_TYPES}")
         now = time.time()
-        cur = self.conn.execute(
-            "INSERT INTO migrations (instance_uuid, migration_type, source_compute,"
-            " old_flavor, new_flavor, status, request_id, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?)", (uuid_, migration_type, source, old_flavor,
-                                          new_flavor, status, request_id, now, now))
+        with self.transaction() as c:
+            if expected_task_state is not None:
+                row = c.execute("SELECT task_state FROM instances WHERE uuid=? AND deleted=0",
+                                (uuid_,)).fetchone()
+                moving = c.execute(
+                    "SELECT id FROM migrations WHERE instance_uuid=? AND status IN "
+                    f"({', '.join('?' * len(MIGRATION_MOVING))})",
+                    (uuid_, *MIGRATION_MOVING)).fetchone()
+                if row is None or row["task_state"] != expected_task_state or moving:
+                    raise UnexpectedTaskState(
+                        f"instance {uuid_} is not waiting for a migration (task_state "
+                        f"{row['task_state'] if row else 'gone'}, moving "
+                        f"{moving['id'] if moving else None})")
+            cur = c.execute(
+                "INSERT INTO migrations (instance_uuid, migration_type, source_compute,"
+                " old_flavor, new_flavor, status, request_id, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?)", (uuid_, migration_type, source, old_flavor,
+                                              new_flavor, status, request_id, now, now))
         return self.migration(cur.lastrowid)
 
     def migration(self, migration_id: int) -> dict[str, Any]:

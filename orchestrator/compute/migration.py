@@ -29,6 +29,7 @@ claims it here after its own host died.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ..config import FLAVORS
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from .manager import ComputeManager
 
 __all__ = ["MigrationManager"]
+
+log = logging.getLogger("orchestrator.compute")
 
 
 class MigrationManager:
@@ -54,6 +57,8 @@ class MigrationManager:
         inst = await c._load_instance(ctx, instance)
         attempt = int(retry.get("num_attempts") or 1)
         ctx = {**ctx, "instance_uuid": inst.uuid, "attempt": attempt}
+        if inst.uuid in c.tracker.claims:   # a duplicated delivery: claimed here already
+            return log.info("prep_resize of %s already here: duplicate ignored", inst.uuid)
         try:
             c.tracker.claim(inst.uuid, FLAVORS[flavor])
             verdict = decide(c.failure, c.config.seed, f"{inst.uuid}/{migration_id}",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compute.rpcapi import ComputeAPI
-from ..db import NotFound
+from ..db import NotFound, UnexpectedTaskState
 from ..config import FLAVORS
 from ..exception import MaxRetriesExceeded, NoValidHost
 from ..manager import Manager
@@ -156,10 +156,16 @@ class SchedulerManager(Manager):
         retry = {"num_attempts": 0, "hosts": [], **(retry or {})}
         retry["num_attempts"] += 1
         ctx = {**ctx, "instance_uuid": instance_uuid, "attempt": retry["num_attempts"]}
-        migration = self.db.migration(migration_id) if migration_id else \
-            self.db.create_migration(instance_uuid, "migration" if flavor == inst["flavor"]
-                                     else "resize", inst["host"], inst["flavor"], flavor,
-                                     ctx.get("request_id", ""))
+        if migration_id:
+            migration = self.db.migration(migration_id)
+        else:
+            try:     # once: a duplicated prep_resize finds this record and stops
+                migration = self.db.create_migration(
+                    instance_uuid, "migration" if flavor == inst["flavor"] else "resize",
+                    inst["host"], inst["flavor"], flavor, ctx.get("request_id", ""),
+                    expected_task_state="resize_prep")
+            except UnexpectedTaskState:
+                return
         spec = {**FLAVORS[flavor], "flavor": flavor, "image": inst["image"],
                 "availability_zone": inst["availability_zone"], "num_instances": 1,
                 "ignore_hosts": [migration["source_compute"]], "retry": retry}
@@ -169,11 +175,15 @@ class SchedulerManager(Manager):
                     f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
                     f"{self.config.max_attempts} for instance {instance_uuid}. Last "
                     f"exception: {retry.get('exc', 'unknown')}")
+            if migration_id and not self.db.claim_attempt(
+                    instance_uuid, retry["num_attempts"], task_state="resize_prep"):
+                return   # this reschedule's duplicate went first
             [hosts] = self.select_destinations(ctx, spec, [instance_uuid])
         except NoValidHost as exc:
             return rollback(self.db, ctx, migration, "scheduler_prep_resize", exc)
         dest = hosts[0]
-        self.db.update_instance(instance_uuid, num_attempts=retry["num_attempts"])
+        if not migration_id:
+            self.db.update_instance(instance_uuid, num_attempts=retry["num_attempts"])
         migration = self.db.update_migration(migration["id"], dest_compute=dest)
         self.db.add_event(instance_uuid, ctx.get("request_id", ""), "scheduler_prep_resize",
                           dest, retry["num_attempts"], "Success")

@@ -83,3 +83,23 @@ def test_a_duplicated_failure_report_leaves_one_fault(make_lab, wait_until):
         [(faults,)] = db.execute("SELECT COUNT(*) FROM instance_faults WHERE "
                                  "instance_uuid=?", (record["id"],)).fetchall()
     assert faults == 1
+
+
+def test_a_migration_delivered_twice_runs_once(make_lab, wait_until):
+    lab = make_lab(computes=3)
+    [record] = lab.wait([lab.boot("mover")])
+    lab.add_fault(duplicate=1.0)
+    mark = lab.mark()
+    lab.migrate(record["id"])
+    moved = lab.wait(record["id"], statuses=("VERIFY_RESIZE", "ERROR"), timeout=60)
+    assert moved["status"] == "VERIFY_RESIZE", moved.get("fault")
+    assert len(lab.trace(since=mark).where(method="migrate_server", phase="routed")) >= 2
+    migrations = lab.migrations(record["id"])
+    assert len(migrations) == 1, migrations
+    assert migrations[0]["status"] == "finished"
+    lab.clear_faults()
+    lab.confirm_resize(record["id"])
+    done = lab.wait(record["id"], statuses=("ACTIVE", "ERROR"), timeout=60)
+    assert done["status"] == "ACTIVE"
+    assert [m["status"] for m in lab.migrations(record["id"])] == ["confirmed"]
+    _settled_usage(lab, wait_until, [done])

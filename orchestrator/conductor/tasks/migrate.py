@@ -21,16 +21,19 @@ source, with a fault saying why, and the migration record ends ``error``.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ...config import FLAVORS, LabConfig
-from ...db import NotFound
+from ...db import NotFound, UnexpectedTaskState
 from ...exception import MaxRetriesExceeded
 from ...manager import describe_error
 from ...messaging.protocol import MessagingTimeout, RemoteError
 from ...migrations import fail, rollback, still_preparing
 from ...objects.pinning import instance_primitive
 from .base import Task
+
+log = logging.getLogger("orchestrator.conductor")
 
 __all__ = ["MigrationTask", "EVENT"]
 
@@ -53,9 +56,13 @@ class MigrationTask(Task):
         if migration_id is not None and not still_preparing(self.db, inst, migration_id):
             return   # a late reschedule of a migration that already ended (timed out...)
         if migration_id is None:
-            migration = self.db.create_migration(
-                instance_uuid, "migration" if flavor == inst["flavor"] else "resize",
-                inst["host"], inst["flavor"], flavor, ctx.get("request_id", ""))
+            try:     # once: a duplicated migrate_server finds this record and stops
+                migration = self.db.create_migration(
+                    instance_uuid, "migration" if flavor == inst["flavor"] else "resize",
+                    inst["host"], inst["flavor"], flavor, ctx.get("request_id", ""),
+                    expected_task_state="resize_prep")
+            except UnexpectedTaskState as exc:
+                return log.info("migrate_server for %s refused: %s", instance_uuid, exc)
         else:
             migration = self.db.migration(migration_id)
         if retry["num_attempts"] > config.max_attempts:
@@ -63,7 +70,11 @@ class MigrationTask(Task):
                 f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
                 f"{config.max_attempts} for instance {instance_uuid}. Last exception: "
                 f"{retry.get('exc', 'unknown')}"))
-        self.db.update_instance(instance_uuid, num_attempts=retry["num_attempts"])
+        if migration_id is None:
+            self.db.update_instance(instance_uuid, num_attempts=retry["num_attempts"])
+        elif not self.db.claim_attempt(instance_uuid, retry["num_attempts"],
+                                       task_state="resize_prep"):
+            return   # this reschedule's duplicate went first
         spec = {**FLAVORS[flavor], "flavor": flavor, "image": inst["image"],
                 "availability_zone": inst["availability_zone"], "num_instances": 1,
                 "ignore_hosts": [migration["source_compute"]], "retry": retry}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import FLAVORS
-from ...db import NotFound
+from ...db import NotFound, UnexpectedTaskState
 from ...messaging.protocol import MessagingTimeout, RemoteError
 from ...migrations import rollback
 from ...objects.pinning import instance_primitive
@@ -33,7 +33,13 @@ class RebuildTask(Task):
         except NotFound:
             return
         ctx = {**ctx, "instance_uuid": instance_uuid, "attempt": 1}
-        migration = self.db.migration(migration_id) if migration_id is not None else None
+        migration = None
+        if migration_id is not None:
+            try:    # once: a duplicated rebuild_instance finds it taken and stops
+                migration = self.db.update_migration(migration_id, expected_status="accepted",
+                                                     status="pre-migrating")
+            except UnexpectedTaskState:
+                return
         if not evacuate:
             dest = inst["host"]
         elif host:
@@ -43,8 +49,7 @@ class RebuildTask(Task):
             if dest is None:
                 return
         if migration is not None:
-            migration = self.db.update_migration(migration["id"], dest_compute=dest,
-                                                 status="pre-migrating")
+            migration = self.db.update_migration(migration["id"], dest_compute=dest)
         self.db.add_event(instance_uuid, ctx.get("request_id", ""), EVENT, dest, 1,
                           "Success")
         config = self.config()

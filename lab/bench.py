@@ -97,7 +97,8 @@ class BusPeer:
     def __init__(self, tmp: Path):
         self.cluster = Cluster(tmp / "lab", bus=BusConfig()).start()
         self.cluster.spawn("echo", "e1", wait=True)
-        self.client = BlockingClient(self.cluster.endpoints["bus"], "bench")
+        self.client = BlockingClient(self.cluster.endpoints["bus"], "bench",
+                                     secret=self.cluster.secret)
 
     def call(self, i: int) -> Any:
         return self.client.call("echo", "echo", server="e1", i=i)

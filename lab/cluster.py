@@ -245,12 +245,13 @@ class Cluster:
                 raise LabError("the lab is not running (not started, or stopped)")
             # A fixed name: fault decisions are seeded by sender, so the lab's own
             # messages meet the same faults in every run with the same seed.
-            self._held["client"] = BlockingClient(self.endpoints["bus"], "control", timeout=10)
+            self._held["client"] = BlockingClient(self.endpoints["bus"], "control", timeout=10,
+                                                  secret=self.secret)
         return self._held["client"]
 
     def tap(self, history: bool = True) -> TraceTap:
         return TraceTap(self.endpoints["bus"], self.endpoints["trace"],
-                        history=history).start()
+                        history=history, secret=self.secret).start()
 
 
 def _reap_in_order(order: list[Child]) -> None:

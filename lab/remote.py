@@ -85,7 +85,8 @@ class RemoteLab(CloudClient):
         if "api" not in endpoints or not _alive(data.get("bus", {}).get("pid")):
             raise LabError(f"the lab in {self.run_dir} is not running")
         self.api = ApiClient(endpoints["api"], token=rundir.secret(self.run_dir))
-        self._bus = BlockingClient(endpoints["bus"], f"cli-{os.getpid()}", timeout=10)
+        self._bus = BlockingClient(endpoints["bus"], f"cli-{os.getpid()}", timeout=10,
+                                   secret=rundir.secret(self.run_dir))
 
     def bus(self) -> BlockingClient:
         return self._bus

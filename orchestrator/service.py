@@ -42,7 +42,7 @@ def run_service(run_dir: str | Path, topic: str, host: str, factory: ManagerFact
 async def _serve(run_dir: Path, topic: str, host: str, factory: ManagerFactory) -> str:
     config = load_bus_config(run_dir)
     endpoint = rundir.wait_for(run_dir, "endpoints", "bus", timeout=30)
-    transport = Transport(endpoint, topic, host, config)
+    transport = Transport(endpoint, topic, host, config, secret=rundir.secret(run_dir))
     manager = factory(transport, run_dir, host)
     # a manager may serve more than one endpoint object (compute: builds + migrations)
     RPCServer(transport, getattr(manager, "rpc_endpoints", [manager]))

@@ -57,7 +57,8 @@ class LiveFeed:
         self.run_dir = Path(run_dir)
         data = rundir.read(self.run_dir)
         endpoints = data["endpoints"]
-        self.tap = TraceTap(endpoints["bus"], endpoints["trace"]).start()
+        self.tap = TraceTap(endpoints["bus"], endpoints["trace"],
+                            secret=rundir.secret(self.run_dir)).start()
         self.api = ApiClient(endpoints["api"], timeout=5, token=rundir.secret(self.run_dir)) \
             if "api" in endpoints else None
         self._bus_endpoint = endpoints["bus"]
@@ -75,7 +76,8 @@ class LiveFeed:
         self.tap.stop()
 
     def _poll(self) -> None:
-        client = BlockingClient(self._bus_endpoint, f"dashboard-{os.getpid()}", timeout=2)
+        client = BlockingClient(self._bus_endpoint, f"dashboard-{os.getpid()}", timeout=2,
+                                secret=rundir.secret(self.run_dir))
         try:
             while not self._stop.wait(POLL_SECONDS):
                 try:

@@ -2,7 +2,10 @@
 
 ``BlockingClient`` casts and calls like ``RPCClient`` but blocks the calling thread, and
 ``control(...)`` talks to the bus itself (history, stats, peers, faults). It never
-registers as a server, so nothing but replies is ever routed to it. One client per
+registers as a server, so nothing but replies is ever routed to it. Its name is
+``lab.<name>``; give it the lab's ``secret`` and it proves that name with PLAIN (a bus
+whose run directory holds a secret admits nobody without it); without one it connects as
+before authentication, for a bare bus in unit tests. One client per
 thread; a lock makes accidental sharing safe rather than corrupting.
 """
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import zmq
 
-from . import protocol
+from . import auth, protocol
 from .transport import REPLY_MAX_BYTES, result_of
 
 __all__ = ["BlockingClient"]
@@ -24,7 +27,8 @@ _counter = itertools.count(1)
 
 
 class BlockingClient:
-    def __init__(self, endpoint: str, name: str | None = None, *, timeout: float = 10.0):
+    def __init__(self, endpoint: str, name: str | None = None, *, timeout: float = 10.0,
+                 secret: str | None = None):
         self.identity = protocol.identity("lab", name or f"{os.getpid()}-{next(_counter)}"
                                           f"-{os.urandom(3).hex()}")
         self.timeout = timeout
@@ -33,7 +37,7 @@ class BlockingClient:
         self._ctx = zmq.Context()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt_string(zmq.IDENTITY, self.identity)
+        auth.plain_client(self._sock, self.identity, secret)
         self._sock.connect(endpoint)
 
     def __enter__(self) -> BlockingClient:

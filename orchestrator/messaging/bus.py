@@ -1,10 +1,19 @@
 """The broker: every message between services passes through here, so the lab can see it,
 delay it, drop it, or hold it (zguide's broker with an "Espresso" tap on the side).
 
-One ROUTER socket for services, one PUB socket for the trace tap, both on 127.0.0.1 with
-ports the OS picks, written to ``lab.json``. The loop is short: poll, ``process_frame``
-for each frame, ``tick`` for timers (heartbeats, liveness, delayed deliveries, TTLs).
-Input is never trusted: a bad frame is counted, logged and dropped, and the loop goes on.
+One ROUTER socket for services, one PUB socket for the trace tap, bound where
+``lab.json`` says (the lab's ``ipc://`` sockets in its private run directory) or else on
+127.0.0.1 with ports the OS picks, and written back to ``lab.json``. The loop is short:
+poll, ``process_frame`` for each frame, ``tick`` for timers (heartbeats, liveness, delayed
+deliveries, TTLs). Input is never trusted: a bad frame is counted, logged and dropped, and
+the loop goes on.
+
+When the run directory holds the lab's secret, both sockets are PLAIN servers and a ZAP
+handler thread (``auth.ZapHandler``) in the bus's context admits only the secret; a
+peer's name is its PLAIN username, and the bus itself hands a name to the newest
+connection that proved it (``auth.Names``); refusals are counted, logged and traced
+(protocol.py, "Authentication"). Without a secret (a bare ``Bus(run_dir)`` in unit
+tests) there is no authentication and a peer's name is its routing id, as before.
 """
 from __future__ import annotations
 
@@ -13,6 +22,7 @@ import json
 import logging
 import os
 import signal
+import struct
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -23,7 +33,7 @@ import zmq
 
 from .. import rundir
 from ..config import BusConfig
-from . import protocol
+from . import auth, protocol
 from .faults import FaultError, FaultTable
 from .routing import RoutingTable
 
@@ -37,6 +47,7 @@ DRAIN_BATCH = 256             # frames handled per poll wake-up before timers ru
 HISTORY_PAGE = 5000           # trace events per history reply
 LOG_EVERY = 100               # bad frames: log the first 10, then one in LOG_EVERY
 NOBLOCK = int(zmq.NOBLOCK)    # a plain int: enum flag arithmetic shows up in profiles
+HANDSHAKE_FAILURES = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
 
 class Bus:
@@ -60,19 +71,26 @@ class Bus:
         self.router = self._ctx.socket(zmq.ROUTER)
         self.pub = self._ctx.socket(zmq.PUB)
         self._trace_file: Any = None
+        self.zap: auth.ZapHandler | None = None    # set by start() when there is a secret
+        self.names: auth.Names | None = None
+        self._monitors: list[zmq.Socket] = []
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> dict[str, str]:
-        """Bind both sockets on OS-chosen ports and publish them in ``lab.json``."""
+        """Bind both sockets (where ``lab.json`` says, else on OS-chosen ports) and publish
+        them in ``lab.json``. With a secret in the run directory, authenticate first."""
         for sock in (self.router, self.pub):
             sock.setsockopt(zmq.LINGER, 0)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        secret = rundir.secret(self.run_dir)
+        if secret:
+            self._authenticate(secret)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.router.setsockopt(zmq.MAXMSGSIZE, 16 * self.config.max_message_bytes)
         self.router.setsockopt(zmq.SNDHWM, 100_000)
         self.router.setsockopt(zmq.RCVHWM, 100_000)
         self.pub.setsockopt(zmq.SNDHWM, 100_000)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         before = rundir.read(self.run_dir).get("endpoints", {})
         self.router.bind(before.get("bus", "tcp://127.0.0.1:0"))
         self.pub.bind(before.get("trace", "tcp://127.0.0.1:0"))
@@ -84,8 +102,20 @@ class Bus:
             self._trace_file.write("\n")   # a killed bus may have left half a line
         rundir.update(self.run_dir, endpoints=endpoints,
                       bus={"pid": os.getpid(), "started": time.time()})
-        log.info("bus up: %s, trace tap %s", endpoints["bus"], endpoints["trace"])
+        log.info("bus up: %s, trace tap %s (%s)", endpoints["bus"], endpoints["trace"],
+                 "PLAIN, the lab's secret" if self.zap else "no authentication")
         return endpoints
+
+    def _authenticate(self, secret: str) -> None:
+        """ZAP handler first (a PLAIN server without one admits anyone), then PLAIN on
+        both sockets, and monitors that see handshakes failing before any ZAP request
+        (a client without credentials)."""
+        self.zap = auth.ZapHandler(self._ctx, secret).start()
+        self.names = auth.Names()
+        auth.plain_server(self.router, protocol.ZAP_DOMAIN_BUS)
+        auth.plain_server(self.pub, protocol.ZAP_DOMAIN_TRACE)
+        self._monitors = [self.router.get_monitor_socket(HANDSHAKE_FAILURES),
+                          self.pub.get_monitor_socket(HANDSHAKE_FAILURES)]
 
     def serve(self) -> None:
         self._running = True
@@ -97,11 +127,14 @@ class Bus:
             wake = min(next_beat, next_flush, self._delayed[0][0] if self._delayed else now + 1)
             if poller.poll(max(0, int((wake - now) * 1000) + 1)):
                 for _ in range(DRAIN_BATCH):
-                    try:
-                        frames = self.router.recv_multipart(NOBLOCK, copy=True)
+                    try:   # authenticated: frames, for the User-Id libzmq attaches
+                        frames = self.router.recv_multipart(NOBLOCK, copy=self.names is None)
                     except zmq.Again:
                         break
-                    self.process_frame(frames)
+                    if self.names is None:
+                        self.process_frame(frames)
+                    else:
+                        self.process_authenticated(frames)
             now = time.monotonic()
             self._deliver_due(now)
             if now >= next_beat:
@@ -120,25 +153,57 @@ class Bus:
         self._publish()
         if self._trace_file:
             self._trace_file.close()
-        self.router.close(0)
-        self.pub.close(0)
+        for sock in (self.router, self.pub):
+            if self._monitors:
+                sock.disable_monitor()
+        for sock in (*self._monitors, self.router, self.pub):
+            sock.close(0)
+        if self.zap is not None:
+            self.zap.stop()
         self._ctx.term()
 
     # -- input --------------------------------------------------------------------------
-    def process_frame(self, frames: list[bytes]) -> None:
-        """One multipart message from the ROUTER: ``[identity, envelope]``."""
+    def process_authenticated(self, frames: list[zmq.Frame]) -> None:
+        """One multipart message on an authenticated ROUTER: the sender is the User-Id
+        the ZAP handler gave its connection, if that connection may speak for it."""
+        routing_id = frames[0].bytes
+        try:
+            user_id = frames[-1].get("User-Id")
+        except zmq.ZMQError:     # never on a PLAIN server, but input never kills the bus
+            return self._bad(routing_id, "bad_frames", "no User-Id on an authenticated frame")
+        problem = self.names.admit(routing_id, user_id)   # type: ignore[union-attr]
+        if problem:
+            return self._unadmitted(routing_id, user_id, problem, frames[-1])
+        self.process_frame([f.bytes for f in frames], user_id)
+
+    def _unadmitted(self, routing_id: bytes, user_id: str, problem: str,
+                    frame: zmq.Frame) -> None:
+        if problem == "identity_mismatch":
+            claimed = routing_id.decode("utf-8", "replace")[:auth.CLAIM_CHARS]
+            try:
+                peer = auth.describe_peer(frame.get("Peer-Address"))
+            except zmq.ZMQError:
+                peer = "unknown peer"
+            self._refused(auth.Refusal(protocol.ZAP_DOMAIN_BUS, claimed, problem,
+                                       f"{peer}, PLAIN user {user_id!r}"))
+        else:   # later frames of a refused connection, or of one whose name was taken
+            self.stats[f"{problem}_frames"] += 1
+
+    def process_frame(self, frames: list[bytes], sender: str | None = None) -> None:
+        """One multipart message from the ROUTER: ``[routing id, envelope]``, from
+        ``sender`` (an authenticated name) or else the peer the routing id names."""
         self.stats["received"] += 1
+        who = frames[0] if sender is None and frames else (sender or "").encode()
         if len(frames) != 2:
-            return self._bad(frames[0] if frames else b"", "bad_frames",
-                             f"{len(frames) - 1} payload frames, expected 1")
+            return self._bad(who, "bad_frames", f"{len(frames) - 1} payload frames, expected 1")
         ident, data = frames
         try:
             env = protocol.decode(data, self.config.max_message_bytes)
         except protocol.ProtocolError as exc:
-            return self._bad(ident, exc.reason, str(exc))
-        src = ident.decode("utf-8", "replace")
+            return self._bad(who, exc.reason, str(exc))
+        src = ident.decode("utf-8", "replace") if sender is None else sender
         if env["src"] != src:
-            return self._bad(ident, "bad_envelope", f"src {env['src']!r} is not the sender")
+            return self._bad(who, "bad_envelope", f"src {env['src']!r} is not the sender")
         if env["kind"] == "control" and env["method"] == "register":
             self.routes.register(src, time.time())   # a (re)started server: flush its queue
             self._on_alive(src)
@@ -285,8 +350,12 @@ class Bus:
         self._deliver(env, data, other)
 
     def _send(self, dst: str, data: bytes) -> bool:
+        # authenticated: to the connection that proved the name (none yet: unreachable)
+        routing_id = dst.encode() if self.names is None else self.names.routes.get(dst)
         try:
-            self.router.send_multipart([dst.encode(), data], NOBLOCK)
+            if routing_id is None:
+                raise zmq.ZMQError(zmq.EHOSTUNREACH)
+            self.router.send_multipart([routing_id, data], NOBLOCK)
             return True
         except zmq.ZMQError as exc:  # EHOSTUNREACH (not connected) or EAGAIN (pipe full)
             if exc.errno == zmq.EHOSTUNREACH and self.routes.mark_down(dst):
@@ -325,7 +394,10 @@ class Bus:
 
     # -- timers -------------------------------------------------------------------------
     def tick(self, now: float) -> None:
-        """Heartbeats out, dead peers marked, old queued casts expired, parent checked."""
+        """Heartbeats out, dead peers marked, old queued casts expired, refused
+        connections counted, parent checked."""
+        if self.zap is not None:
+            self._count_refusals()
         for identity in self.routes.expire(now):
             log.warning("%s missed heartbeats for %.1fs: down", identity, self.config.dead_after)
         beat = protocol.encode(protocol.envelope("control", BUS_IDENTITY, "", "heartbeat"))
@@ -338,6 +410,40 @@ class Bus:
         if self._parent is not None and os.getppid() != self._parent:
             log.warning("parent process %d is gone: stopping", self._parent)
             self.stop()
+
+    # -- who was turned away ----------------------------------------------------------
+    def _count_refusals(self) -> None:
+        """What the ZAP handler refused, and handshakes the monitors saw fail before any
+        ZAP request: a client without credentials (the NULL mechanism) is seen either as
+        a mechanism mismatch or, when it hung up first, as a broken handshake."""
+        while self.zap.refusals:                       # type: ignore[union-attr]
+            self._refused(self.zap.refusals.popleft())  # type: ignore[union-attr]
+        for monitor, domain in zip(self._monitors, (protocol.ZAP_DOMAIN_BUS,
+                                                    protocol.ZAP_DOMAIN_TRACE)):
+            while True:
+                try:
+                    event, endpoint = monitor.recv_multipart(NOBLOCK)
+                except zmq.Again:
+                    break
+                kind, value = struct.unpack("=HI", event[:6])
+                mismatch = kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and \
+                    value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+                self._refused(auth.Refusal(
+                    domain, "", "no_credentials" if mismatch else "bad_handshake",
+                    f"{endpoint.decode('utf-8', 'replace')}: no name claimed"))
+
+    def _refused(self, refusal: auth.Refusal) -> None:
+        """Count, log and trace a refused connection (the first ten, then one in
+        LOG_EVERY: a stray client must not flood the log or the dashboard)."""
+        self.stats["auth_refused"] += 1
+        self.stats[f"auth.{refusal.reason}"] += 1
+        n = self.stats["auth_refused"]
+        if n <= 10 or n % LOG_EVERY == 0:
+            log.warning("refused connection #%d to %s claiming %r (%s): %s", n,
+                        refusal.domain, refusal.claimed, refusal.peer, refusal.reason)
+            env = protocol.envelope("control", refusal.claimed, protocol.CONTROL_TOPIC,
+                                    "connect")
+            self._trace(env, "dropped", BUS_IDENTITY, 0, f"auth: {refusal.reason}")
 
     # -- the tap ------------------------------------------------------------------------
     def _trace(self, env: dict[str, Any], phase: str, dst: str, size: int,

@@ -1,9 +1,10 @@
 """The wire protocol of the lab's message bus. This docstring is the spec.
 
 Every message between services is one ZeroMQ frame holding one *envelope*, encoded with
-msgpack (never pickle). A service talks to the bus over a DEALER socket whose identity is
-``topic.server`` (``compute.compute2``); the bus is a ROUTER, so on the bus side a message
-arrives as ``[identity, envelope]``.
+msgpack (never pickle). A service talks to the bus over a DEALER socket named
+``topic.server`` (``compute.compute2``): its routing identity, or, with authentication on,
+its PLAIN username (see Authentication below); the bus is a ROUTER, so on the bus side a
+message arrives as ``[routing id, envelope]``.
 
 Envelope (a msgpack map; every key is always present):
 
@@ -38,7 +39,7 @@ Kinds and their routing:
 - ``control``: between a peer and the bus itself (``topic == "bus"``): ``register``,
   ``heartbeat``, ``unregister``, and the lab's requests (``history``, ``stats``,
   ``set_faults``, ``peers``, ``expired``). The bus answers requests with a ``reply``.
-  Control messages are not traced.
+  Control messages are not traced (a refused connection is: see Authentication).
 
 Liveness: a server sends ``register`` once, then ``heartbeat`` every
 ``heartbeat_interval`` seconds; the bus sends ``heartbeat`` back, so each side knows
@@ -76,6 +77,41 @@ receiver (a duplicated one with a second, ``reason="duplicate"``). ``expired`` m
 queued cast that outlived the queue's TTL, or a call whose caller gave up (the caller
 tells the bus, so the timeout is visible in the trace).
 
+Authentication: who may connect (ZeroMQ's ZAP, RFC 27, with the PLAIN mechanism). When
+the run directory holds the lab's ``secret``, the bus's ROUTER and PUB are PLAIN servers
+(ZAP domains :data:`ZAP_DOMAIN_BUS` and :data:`ZAP_DOMAIN_TRACE`) and every client is a
+PLAIN client whose password is the secret. The bus's ZAP handler (``auth.py``) answers
+``200`` with the username as the connection's *User-Id*, which libzmq attaches to every
+message of that connection, or ``400`` and the connection never gets past its handshake:
+
+- ROUTER (:data:`ZAP_DOMAIN_BUS`): the username is the peer's name, ``topic.server`` (a lab
+  client's ``lab.<name>``): UTF-8, at most 255 bytes, not the bus's own topic ``bus``. The
+  password must be the secret.
+- A peer's name on the bus is its User-Id, never a routing id of its choosing: libzmq's ZAP
+  request cannot carry the peer's routing id (PLAIN's HELLO, which holds the credentials,
+  is judged before INITIATE brings the peer's ``Identity``, so the request's identity frame
+  is the bus socket's own, empty), and a routing id the bus cannot vouch for is one any
+  local process can claim. So an authenticated DEALER sets no routing id (libzmq assigns
+  one: a zero byte and four more); one that sets its own must set it to its username, else
+  the bus refuses its frames (``identity_mismatch``), and it holds no route: the bus routes
+  by name to the routing id it has vouched for.
+- Proof takes a name at once: the newest connection authenticated as a name takes it at
+  its first frame (a restarted service at its ``register``), even while the old connection
+  still looks alive; frames from the superseded connection are dropped and counted
+  (``superseded_frames``).
+  ROUTER_HANDOVER stays on, for a peer that names its routing id after its username.
+- PUB (:data:`ZAP_DOMAIN_TRACE`): any username; the password must be the secret.
+- A refusal is counted in ``control stats`` (``auth_refused``, ``auth.<reason>``: one of
+  :data:`AUTH_REFUSALS`), logged with the name claimed, and traced as one event
+  (``kind=control``, ``method=connect``, ``phase=dropped``, ``src`` the name claimed or ""
+  when the peer sent none, ``dst`` ``bus.bus``, ``reason`` ``auth: <reason>``; the first
+  ten, then one in a hundred). A client without credentials (the NULL mechanism) fails
+  the handshake before it could claim a name: ``no_credentials`` when the bus sees the
+  mechanisms differ, ``bad_handshake`` when the client hung up first (or broke off any
+  handshake); each connection attempt counts once.
+- No ``secret`` in the run directory (a bare ``Bus(run_dir)`` in unit tests): no
+  authentication; clients then connect without PLAIN and set routing id = name.
+
 Only :func:`encode` and :func:`decode` touch bytes; nothing else builds frames by hand.
 """
 from __future__ import annotations
@@ -92,7 +128,8 @@ __all__ = [
     "VERSION", "KINDS", "CONTROL_TOPIC", "MAX_MESSAGE_BYTES", "ENVELOPE_FIELDS",
     "TRACE_FIELDS", "PHASES", "ProtocolError", "MessagingTimeout", "RemoteError",
     "envelope", "reply_to", "encode", "decode", "identity", "split_identity",
-    "trace_event", "trace_json", "new_id",
+    "trace_event", "trace_json", "new_id", "AUTH_MECHANISM", "ZAP_DOMAIN_BUS",
+    "ZAP_DOMAIN_TRACE", "AUTH_REFUSALS",
 ]
 
 VERSION = 1
@@ -100,6 +137,11 @@ KINDS = frozenset({"cast", "call", "reply", "fanout", "notification", "control"}
 PHASES = ("routed", "queued", "dropped", "delayed", "expired")
 CONTROL_TOPIC = "bus"
 MAX_MESSAGE_BYTES = 1 << 20
+AUTH_MECHANISM = "PLAIN"
+ZAP_DOMAIN_BUS = "conductor-lab.bus"      # the ROUTER: username = name, password = secret
+ZAP_DOMAIN_TRACE = "conductor-lab.trace"  # the PUB: password = secret
+AUTH_REFUSALS = ("wrong_secret", "bad_username", "unknown_domain", "identity_mismatch",
+                 "no_credentials", "bad_handshake")
 
 ENVELOPE_FIELDS: dict[str, frozenset[type]] = {
     "v": frozenset({int}), "kind": frozenset({str}), "msg_id": frozenset({str}),

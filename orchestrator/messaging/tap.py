@@ -9,6 +9,10 @@ it asks the bus for its latest ``seq``, so an event missed at the very end of a 
 fetched too, within a fraction of a second. Events are kept in order in ``events``; ``wait_for(predicate)`` blocks
 until one matches, so tests wait for events instead of sleeping. The tap runs on its own
 thread and never prints.
+
+Give it the lab's ``secret``: an authenticating bus admits the SUB and the control client
+only with it (PLAIN); without it a tap gets nothing from such a bus and ``start()`` fails.
+Without a secret it connects as before authentication, for a bare bus in unit tests.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from typing import Any, Callable
 import msgpack
 import zmq
 
+from . import auth
 from .blocking import BlockingClient
 
 __all__ = ["TraceTap"]
@@ -36,8 +41,9 @@ def _seq(event: Event) -> int:
 
 class TraceTap:
     def __init__(self, bus_endpoint: str, trace_endpoint: str, *, history: bool = True,
-                 max_events: int = 1_000_000):
+                 max_events: int = 1_000_000, secret: str | None = None):
         self.bus_endpoint = bus_endpoint
+        self._secret = secret
         self.trace_endpoint = trace_endpoint
         self.history = history
         self.max_events = max_events
@@ -105,8 +111,9 @@ class TraceTap:
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, 1_000_000)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
+        auth.plain_client(sub, "lab.tap", self._secret, routing_id=False)
         sub.connect(self.trace_endpoint)
-        client = BlockingClient(self.bus_endpoint, timeout=5.0)
+        client = BlockingClient(self.bus_endpoint, timeout=5.0, secret=self._secret)
         try:
             if self.history:
                 self._fill(client)

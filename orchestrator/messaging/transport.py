@@ -1,6 +1,8 @@
 """A service's connection to the bus (asyncio): one DEALER socket named ``topic.server``.
 
-It registers, heartbeats every ``heartbeat_interval``, matches replies to waiting calls,
+With the lab's secret (``rundir.secret``) it proves that name with PLAIN (username the
+name, password the secret; libzmq picks the routing id); without one (a bus that does not
+authenticate) the name is its routing id. It registers, heartbeats every ``heartbeat_interval``, matches replies to waiting calls,
 hands every request to the server's dispatcher, and ends its ``run()`` when the bus has
 been silent for ``bus_timeout`` or when the process that started it has died, so no
 service outlives its lab.
@@ -17,7 +19,7 @@ import zmq
 import zmq.asyncio
 
 from ..config import BusConfig
-from . import protocol
+from . import auth, protocol
 
 FROZEN_AFTER = 4   # a watchdog tick this many intervals late: this process was frozen
 
@@ -34,7 +36,8 @@ Handler = Callable[[dict[str, Any]], Awaitable[None] | None]
 
 class Transport:
     def __init__(self, endpoint: str, topic: str, server: str,
-                 config: BusConfig | None = None, *, watch_parent: bool = True):
+                 config: BusConfig | None = None, *, watch_parent: bool = True,
+                 secret: str | None = None):
         self.endpoint = endpoint
         self.topic, self.server = topic, server
         self.identity = protocol.identity(topic, server)
@@ -49,7 +52,7 @@ class Transport:
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDHWM, 100_000)
         self._sock.setsockopt(zmq.RCVHWM, 100_000)
-        self._sock.setsockopt_string(zmq.IDENTITY, self.identity)
+        auth.plain_client(self._sock, self.identity, secret)
         self._sock.connect(endpoint)
         self._last_bus = time.monotonic()
         self._stopped = asyncio.Event()

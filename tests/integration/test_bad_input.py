@@ -1,5 +1,7 @@
 """Garbage on the bus's ROUTER from a raw ZeroMQ socket: every bad frame is counted and
-dropped, nothing crashes, and normal traffic goes on."""
+dropped, nothing crashes, and normal traffic goes on. The raw socket proves its name with
+the lab's secret (PLAIN) to get in at all; tests/integration/test_bus_auth.py is about
+the ones that cannot."""
 from __future__ import annotations
 
 import random
@@ -16,11 +18,13 @@ RAW = "raw.garbage"   # the raw socket's identity; envelopes claiming it pass th
 
 
 @contextmanager
-def raw_dealer(endpoint: str, identity: str = RAW) -> Iterator[zmq.Socket]:
+def raw_dealer(endpoint: str, secret: str, identity: str = RAW) -> Iterator[zmq.Socket]:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt_string(zmq.IDENTITY, identity)
+    sock.setsockopt_string(zmq.IDENTITY, identity)     # its username too: the bus's rule
+    sock.setsockopt_string(zmq.PLAIN_USERNAME, identity)
+    sock.setsockopt_string(zmq.PLAIN_PASSWORD, secret)
     sock.connect(endpoint)
     try:
         yield sock
@@ -74,7 +78,7 @@ def test_garbage_is_counted_and_dropped(make_cluster, received, wait_until):
                                args={"result": 1}, reply_to="feedface")
     expected_bad = sum(map(len, single.values())) + len(judged) + 2   # + two multiparts
 
-    with raw_dealer(cluster.endpoints["bus"]) as raw:
+    with raw_dealer(cluster.endpoints["bus"], cluster.secret) as raw:
         for frames in single.values():
             for frame in frames:
                 raw.send(frame)
@@ -123,7 +127,7 @@ def test_frame_over_the_socket_cap_only_costs_the_sender_its_connection(make_clu
     client = cluster.client()
     # The ROUTER refuses frames over 16 x max_message_bytes at the ZeroMQ level (it drops
     # the connection); the bus and everyone else carry on.
-    with raw_dealer(cluster.endpoints["bus"]) as raw:
+    with raw_dealer(cluster.endpoints["bus"], cluster.secret) as raw:
         raw.send(b"\x00" * (16 * 4096 + 1))
         unknown = protocol.envelope("control", RAW, "bus", "stats")
         # The raw socket reconnects by itself; a request eventually gets through.

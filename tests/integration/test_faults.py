@@ -198,7 +198,8 @@ def test_same_seed_same_drops(make_cluster):
         cluster.spawn("echo", "e1", wait=True)
         # The same traffic: a sender of the same name in both labs (the decision is
         # seeded by seed, src, dst, method and the message's position on the link).
-        with BlockingClient(cluster.endpoints["bus"], name="det", timeout=10) as client:
+        with BlockingClient(cluster.endpoints["bus"], name="det", timeout=10,
+                            secret=cluster.secret) as client:
             results.append(_dropped_indices(cluster, client))
     same_a, same_b, other = results
     assert 0 < len(same_a) < 40

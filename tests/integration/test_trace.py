@@ -172,7 +172,7 @@ def test_tap_sees_an_event_published_just_after_it_started(cluster):
     # still fetch it (it catches up from the bus when the stream is quiet).
     relay = DelayedRelay(cluster.endpoints["trace"], delay=1.0)
     try:
-        tap = TraceTap(cluster.endpoints["bus"], relay.endpoint).start()
+        tap = TraceTap(cluster.endpoints["bus"], relay.endpoint, secret=cluster.secret).start()
         try:
             # One event, then a quiet bus.
             mid = cluster.client().fanout("nobody", "ping")

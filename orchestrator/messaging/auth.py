@@ -1,0 +1,215 @@
+"""Proof of identity at the bus: ZeroMQ's ZAP (RFC 27) with the PLAIN mechanism.
+
+The rule is protocol (``protocol.py``, "Authentication"); this module holds its parts:
+
+- :func:`judge`: one ZAP request's credentials -> "" (accepted) or the reason refused;
+- :class:`ZapHandler`: the thread that answers libzmq's ZAP requests on
+  ``inproc://zeromq.zap.01`` in the bus's own context, and keeps what it refused;
+- :class:`Names`: which routing id holds which authenticated name, the bus's handover
+  (libzmq judges credentials before it learns a peer's routing id, so the bus, not
+  ROUTER_HANDOVER, decides who holds a name);
+- :func:`plain_client` / :func:`plain_server`: the socket options each side sets.
+
+Without a secret nothing here is used: the bus and its clients run as before
+authentication (a bare ``Bus(run_dir)`` in unit tests).
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+import zmq
+
+from .protocol import (AUTH_MECHANISM, CONTROL_TOPIC, ZAP_DOMAIN_BUS, ZAP_DOMAIN_TRACE,
+                       split_identity)
+
+__all__ = ["ZAP_ENDPOINT", "Refusal", "describe_peer", "judge", "name_problem", "identity_problem",
+           "ZapHandler", "Names", "plain_client", "plain_server"]
+
+log = logging.getLogger("orchestrator.auth")
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"   # where libzmq asks, in the socket's own context
+ZAP_VERSION = b"1.0"
+MAX_NAME_BYTES = 255                      # a routing id's limit in ZMTP
+CLAIM_CHARS = 64                          # of a refused name, kept for logs and the trace
+MAX_CONNECTIONS = 4096                    # connections Names remembers before forgetting
+MAX_REFUSALS = 10_000                     # refusals waiting for the bus to count them
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A connection the bus turned away: on which socket, the name it claimed, why, and
+    where from (libzmq's peer address; for ``ipc://`` it ends ``:uid:gid:pid``)."""
+
+    domain: str
+    claimed: str
+    reason: str
+    peer: str = ""
+
+
+def describe_peer(address: str) -> str:
+    """libzmq's peer address in words: an ``ipc://`` peer's ends ``:uid:gid:pid`` (the
+    kernel's SO_PEERCRED), which tells a student which process it was."""
+    *_, uid, _gid, pid = ["", "", "", *address.split(":")]
+    if uid.isdigit() and pid.isdigit():
+        return f"pid {pid}, uid {uid}"
+    return address or "unknown peer"
+
+
+def name_problem(username: bytes) -> str:
+    """"" if ``username`` can name a peer on the bus, else ``bad_username``: UTF-8,
+    printable, 1 to 255 bytes, with a topic that is not the bus's own."""
+    try:
+        name = username.decode("utf-8")
+    except UnicodeDecodeError:
+        return "bad_username"
+    topic = split_identity(name)[0]
+    if not 0 < len(username) <= MAX_NAME_BYTES or not name.isprintable() or \
+            not topic or topic == CONTROL_TOPIC:
+        return "bad_username"
+    return ""
+
+
+def judge(domain: str, mechanism: str, username: bytes, password: bytes,
+          secret: str) -> str:
+    """One ZAP request -> "" (accept) or the reason it is refused. The password must be
+    the lab's secret (compared in constant time); on the bus's ROUTER the username must
+    also be a name (:func:`name_problem`)."""
+    if domain not in (ZAP_DOMAIN_BUS, ZAP_DOMAIN_TRACE):
+        return "unknown_domain"
+    if mechanism != AUTH_MECHANISM:
+        return "no_credentials"
+    if not hmac.compare_digest(password, secret.encode()):
+        return "wrong_secret"
+    if domain == ZAP_DOMAIN_BUS:
+        return name_problem(username)
+    return ""
+
+
+def identity_problem(routing_id: bytes, user_id: str) -> str:
+    """"" if a connection's routing id agrees with its authenticated name, else
+    ``identity_mismatch``. A routing id starting with a zero byte is libzmq's own (the
+    peer asked for none); one the peer chose must be its username."""
+    if routing_id[:1] == b"\x00" or routing_id == user_id.encode():
+        return ""
+    return "identity_mismatch"
+
+
+class ZapHandler:
+    """Answers libzmq's ZAP requests for every PLAIN server socket of ``ctx``.
+
+    Bind it (the constructor does) before any PLAIN server socket of the context binds:
+    a PLAIN server with no handler accepts anyone. ``refusals`` is a thread-safe queue
+    the bus drains to count, log and trace them (the handler never touches the bus)."""
+
+    def __init__(self, ctx: zmq.Context, secret: str):
+        self.secret = secret
+        self.accepted = 0
+        self.refusals: deque[Refusal] = deque(maxlen=MAX_REFUSALS)
+        self._sock = ctx.socket(zmq.REP)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.bind(ZAP_ENDPOINT)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="zap-handler", daemon=True)
+
+    def start(self) -> ZapHandler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop answering and close the socket (before the context is terminated)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        else:
+            self._sock.close(0)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self._sock.poll(100):
+                    self._sock.send_multipart(self.answer(self._sock.recv_multipart()))
+        except zmq.ZMQError as exc:   # the context went away under us: nothing to answer
+            log.warning("ZAP handler stopped: %s", exc)
+        finally:
+            self._sock.close(0)
+
+    def answer(self, request: list[bytes]) -> list[bytes]:
+        """One ZAP request (RFC 27: version, request id, domain, address, identity,
+        mechanism, credentials...) -> its reply (version, request id, status code,
+        status text, user id, metadata). Accepted: 200 and the username as User-Id."""
+        if len(request) < 6 or request[0] != ZAP_VERSION:
+            request_id = request[1] if len(request) > 1 else b""
+            return [ZAP_VERSION, request_id, b"500", b"malformed ZAP request", b"", b""]
+        _, request_id, domain, address, _identity, mechanism, *credentials = request
+        username, password = (credentials + [b"", b""])[:2] \
+            if mechanism == AUTH_MECHANISM.encode() else (b"", b"")
+        domain_s = domain.decode("utf-8", "replace")
+        reason = judge(domain_s, mechanism.decode("ascii", "replace"), username, password,
+                       self.secret)
+        if reason:
+            self.refusals.append(Refusal(
+                domain_s, username.decode("utf-8", "replace")[:CLAIM_CHARS], reason,
+                describe_peer(address.decode("utf-8", "replace"))))
+            return [ZAP_VERSION, request_id, b"400", reason.encode(), b"", b""]
+        self.accepted += 1
+        return [ZAP_VERSION, request_id, b"200", b"OK", username, b""]
+
+
+class Names:
+    """Who holds each name on an authenticated bus: the routing id of the newest
+    connection authenticated as it. Pure bookkeeping, fed one frame's (routing id,
+    User-Id) at a time by the bus's loop."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, bytes] = {}   # name -> routing id holding it (send here)
+        self._seen: dict[bytes, str] = {}    # routing id -> the User-Id it came with
+        self._refused: set[bytes] = set()
+
+    def admit(self, routing_id: bytes, user_id: str) -> str:
+        """"" if the frame may be processed as from ``user_id``; else why not:
+        ``identity_mismatch`` (the connection's first frame: a refusal), ``refused`` (a
+        refused connection's later frames) or ``superseded`` (a newer connection holds
+        the name). A new connection with the proof takes its name at once."""
+        if self.routes.get(user_id) == routing_id:
+            return ""                                  # the holder: the common case
+        if self._seen.get(routing_id) == user_id:      # known connection, same proof
+            return "refused" if routing_id in self._refused else "superseded"
+        # a new connection (or a routing id libzmq handed over to another one)
+        if len(self._seen) >= MAX_CONNECTIONS:
+            self._forget()
+        self._seen[routing_id] = user_id
+        problem = identity_problem(routing_id, user_id)
+        if problem:
+            self._refused.add(routing_id)
+            return problem
+        self._refused.discard(routing_id)
+        self.routes[user_id] = routing_id
+        return ""
+
+    def _forget(self) -> None:
+        """Keep only the holders (an ancient connection that speaks again is judged anew)."""
+        self._seen = {rid: name for name, rid in self.routes.items()}
+        self._refused.clear()
+
+
+def plain_client(sock: zmq.Socket, name: str, secret: str | None, *,
+                 routing_id: bool = True) -> None:
+    """Set a client socket's credentials (before ``connect``). With the lab's secret: PLAIN,
+    username ``name``, password the secret, and no routing id of its own (libzmq assigns
+    one; the bus knows the peer by its username). Without one (a bus that does not
+    authenticate): routing id ``name`` if ``routing_id``, as before authentication."""
+    if secret:
+        sock.setsockopt(zmq.PLAIN_USERNAME, name.encode())
+        sock.setsockopt(zmq.PLAIN_PASSWORD, secret.encode())
+    elif routing_id:
+        sock.setsockopt(zmq.IDENTITY, name.encode())
+
+
+def plain_server(sock: zmq.Socket, domain: str) -> None:
+    """Make ``sock`` a PLAIN server judged by the ZAP handler under ``domain`` (before
+    ``bind``)."""
+    sock.setsockopt(zmq.PLAIN_SERVER, 1)
+    sock.setsockopt(zmq.ZAP_DOMAIN, domain.encode())

@@ -211,12 +211,15 @@ class Database:
                           (uuid_, code, message, details, host, time.time()))
 
     def set_error(self, uuid_: str, code: int, message: str, host: str | None = None,
-                  details: str = "", expected: dict[str, Any] | None = None) -> dict[str, Any]:
+                  details: str = "", expected: dict[str, Any] | None = None,
+                  event: dict[str, Any] | None = None) -> dict[str, Any]:
         """ERROR and its fault in one transaction: nobody sees an ERROR without its
         reason. ``expected`` (e.g. ``{"vm_state": "building"}``) are column values the
         instance must still have: a late timeout or a duplicated failure report cannot
         turn an instance that has moved on (ACTIVE, already ERROR) into a new ERROR; it
-        raises UnexpectedTaskState. Raises NotFound if the instance is gone."""
+        raises UnexpectedTaskState. Raises NotFound if the instance is gone. ``event``
+        (``request_id``, ``event``, ``attempt``) is the instance action event that says
+        so, written in the same transaction: whoever sees the ERROR sees why and where."""
         now = time.time()
         bad = set(expected or {}) - {*INSTANCE_COLUMNS, "updated_at"}
         if bad:
@@ -236,6 +239,9 @@ class Database:
             c.execute("INSERT INTO instance_faults (instance_uuid, code, message, details,"
                       " host, created_at) VALUES (?,?,?,?,?,?)",
                       (uuid_, code, message, details, host, now))
+            if event is not None:
+                _insert_event(c, uuid_, event.get("request_id", ""), event["event"], host,
+                              int(event.get("attempt") or 0), "Error", message)
         return self.instance(uuid_)
 
     def add_fault_and_update(self, uuid_: str, code: int, message: str, host: str | None,
@@ -272,12 +278,8 @@ class Database:
     def add_event(self, uuid_: str, request_id: str, event: str, host: str | None,
                   attempt: int, result: str, details: str = "",
                   start_time: float | None = None) -> None:
-        now = time.time()
-        self.conn.execute("INSERT INTO instance_action_events (instance_uuid, request_id,"
-                          " event, host, attempt, start_time, finish_time, result, details)"
-                          " VALUES (?,?,?,?,?,?,?,?,?)",
-                          (uuid_, request_id, event, host, attempt, start_time or now, now,
-                           result, details))
+        _insert_event(self.conn, uuid_, request_id, event, host, attempt, result, details,
+                      start_time)
 
     def actions(self, uuid_: str) -> list[dict[str, Any]]:
         out = []
@@ -398,6 +400,17 @@ class Database:
     def compute_nodes(self) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM compute_nodes ORDER BY host")
         return [{**dict(r), "instances": json.loads(r["instances"])} for r in rows]
+
+
+def _insert_event(c: sqlite3.Connection, uuid_: str, request_id: str, event: str,
+                  host: str | None, attempt: int, result: str, details: str = "",
+                  start_time: float | None = None) -> None:
+    now = time.time()
+    c.execute("INSERT INTO instance_action_events (instance_uuid, request_id, event, host,"
+              " attempt, start_time, finish_time, result, details)"
+              " VALUES (?,?,?,?,?,?,?,?,?)",
+              (uuid_, request_id, event, host, attempt, start_time or now, now, result,
+               details))
 
 
 def _check_instance_values(values: dict[str, Any]) -> None:

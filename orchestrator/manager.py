@@ -98,12 +98,11 @@ def record_error(db: Database, uuid: str, exc: BaseException, ctx: dict[str, Any
     name, text = describe_error(exc)
     try:
         db.set_error(uuid, getattr(exc, "code", 500), f"{name}: {text}", host,
-                     expected=expected)
+                     expected=expected, event={"request_id": ctx.get("request_id", ""),
+                                               "event": event, "attempt": ctx.get("attempt")})
     except UnexpectedTaskState as refused:
         log.info("instance %s: %s: %s refused (%s)", uuid, event, name, refused)
         return
     except NotFound:
         return  # deleted meanwhile: nothing to report on
-    db.add_event(uuid, ctx.get("request_id", ""), event, host, int(ctx.get("attempt") or 0),
-                 "Error", f"{name}: {text}")
     log.warning("instance %s -> ERROR: %s: %s", uuid, name, text)

@@ -33,6 +33,13 @@ def _badge(state: str) -> str:
             f"padding:2px 8px;border-radius:8px;font-size:14px'>{html.escape(state)}</span>")
 
 
+def _state_html(name: str, state: str, detail: str = "") -> str:
+    """A row's name in bold, its state's badge, then ``detail``: all of it escaped (an
+    HTML widget's value is markup; a host or a message is not)."""
+    tail = f" {html.escape(detail)}" if detail else ""
+    return f"<b>{html.escape(name)}</b> {_badge(state)}{tail}"
+
+
 def _state_cell(width: str) -> w.HTML:
     """A fixed-width cell: a badge changing from "up" to "paused" moves nothing."""
     return w.HTML(layout=w.Layout(width=width, flex="0 0 auto"))
@@ -94,8 +101,8 @@ class ControlPanel:
                                  f"{html.escape(self.model.message)}</span>")
         except Exception as exc:  # shown to the student, never raised into a callback
             self.last_error = exc    # ...and kept for code that drives the panel
-            self.status.value = (f"<span style='color:#c62828'>{type(exc).__name__}: "
-                                 f"{html.escape(str(exc))}</span>")
+            self.status.value = (f"<span style='color:#c62828'>{html.escape(type(exc).__name__)}"
+                                 f": {html.escape(str(exc))}</span>")
         self.refresh()
 
     def _on_value(self, widget: w.Widget, fn: Callable[[Any], Any]) -> w.Widget:
@@ -259,7 +266,8 @@ class ControlPanel:
         try:
             snap = self.model.snapshot()
         except Exception as exc:
-            self.status.value = f"<span style='color:#c62828'>lab unreachable: {html.escape(str(exc))}</span>"
+            self.status.value = ("<span style='color:#c62828'>lab unreachable: "
+                                 f"{html.escape(str(exc))}</span>")
             return
         if not snap["running"]:
             self._paint_stopped(snap)
@@ -279,11 +287,12 @@ class ControlPanel:
     def _paint(self, snap: dict[str, Any]) -> None:
         for c in snap["computes"]:
             row = self._compute_row_of(c["host"])
-            row["state"].value = (f"<b>{c['host']}</b> {_badge(c['state'])} {c['instances']} vms,"
-                                  f" {c['free_ram_mb']} MB / {c['free_vcpus']} vCPU free")
+            row["state"].value = _state_html(
+                c["host"], c["state"], f"{c['instances']} vms, {c['free_ram_mb']} MB / "
+                                       f"{c['free_vcpus']} vCPU free")
             row["reschedule"].value, row["fatal"].value = c["reschedule"], c["fatal"]
         for s in snap["services"]:
-            self.services[s["name"]]["state"].value = f"<b>{s['name']}</b> {_badge(s['state'])}"
+            self.services[s["name"]]["state"].value = _state_html(s["name"], s["state"])
         wf = snap["workflow"]
         for key in ("flow", "local_mode", "alternates", "max_attempts",
                     "resize_via_conductor", "object_pinning"):
@@ -311,10 +320,9 @@ class ControlPanel:
         """The last paint of a stopped lab: its state, why nothing acts, nothing enabled."""
         self.stop_auto_refresh()
         for c in snap["computes"]:
-            self._compute_row_of(c["host"])["state"].value = \
-                f"<b>{c['host']}</b> {_badge(c['state'])}"
+            self._compute_row_of(c["host"])["state"].value = _state_html(c["host"], c["state"])
         for s in snap["services"]:
-            self.services[s["name"]]["state"].value = f"<b>{s['name']}</b> {_badge(s['state'])}"
+            self.services[s["name"]]["state"].value = _state_html(s["name"], s["state"])
         for widget in self.controls():
             widget.disabled = True
         self.status.value = f"<span style='color:#616161'>{html.escape(snap['message'])}</span>"

@@ -12,14 +12,21 @@ browser session:
 - ``instances_data`` remembers each instance's task-state transitions across polls;
 - ``metrics_data`` / ``counters`` are the live numbers.
 
+Names and messages are users' text (markup, quotes, right-to-left letters, emoji, up to
+255 characters). The columns hold them verbatim, for Bokeh draws glyph text on a canvas,
+puts option labels in text nodes and escapes ``@field`` in tooltips itself (never write
+``{safe}`` in one): escaping them here would show "&lt;b&gt;". Only HTML built here is
+escaped (``metrics_html``). A name with right-to-left text or bidi controls is isolated
+where other text follows it (``isolated``), so it cannot reorder that text.
+
 Times in rows are seconds since ``origin`` (the first event's ``sent`` unless given).
 :class:`PlaybackClock` paces a burst of events for replay (no timers: times in, times out).
 """
 from __future__ import annotations
 
 import html
-
 import math
+import unicodedata
 from collections import Counter, deque
 from dataclasses import dataclass
 from statistics import median
@@ -35,6 +42,7 @@ __all__ = [
     "MESSAGE_COLUMNS", "TIMELINE_COLUMNS", "NODE_COLUMNS", "EDGE_COLUMNS",
     "RESCHEDULE_COLUMNS", "INSTANCE_COLUMNS", "METRIC_COLUMNS", "metrics_html", "BUS", "BOX",
     "topology_layout", "topology_graph", "Updates", "DashboardModel", "PlaybackClock",
+    "instance_options", "isolated", "OPTION_CHARS",
 ]
 
 Event = dict[str, Any]
@@ -92,6 +100,12 @@ INSTANCE_LANES, RESCHEDULE_ROWS, REMEMBERED_INSTANCES = 30, 12, 500
 ARC, ARC_MAX = 0.25, 0.9             # compute-to-compute arcs: bulge per unit of height
 RATE_WINDOW, TOP_METHODS = 10.0, 8
 LABEL_DX, LABEL_DY = 0.0, 0.3       # reschedule labels: stacked beside their compute
+OPTIONS, OPTION_CHARS = 50, 60       # the instance filter: newest servers, name shown
+# Bidirectional classes that can reorder text following a name (RTL letters, embeddings,
+# overrides, isolates); unicodedata.bidirectional's names.
+BIDI_REORDERING = frozenset({"R", "AL", "RLE", "RLO", "LRE", "LRO", "RLI", "LRI", "FSI",
+                             "PDF", "PDI"})
+FSI, PDI = "\u2068", "\u2069"        # first-strong isolate ... pop directional isolate
 
 
 # -- layout ----------------------------------------------------------------------------------
@@ -192,6 +206,31 @@ def metrics_html(columns: Columns) -> str:
             "<tr><th style='text-align:left;border-bottom:1px solid #999'>metric</th>"
             "<th style='text-align:right;border-bottom:1px solid #999'>value</th></tr>"
             f"{rows}</table>")
+
+
+def isolated(text: str) -> str:
+    """``text`` as is, or between FSI and PDI when it holds right-to-left letters or bidi
+    controls: then whatever is written after it ("vm: BuildAbortException", "(id)") keeps
+    its order, as HTML's ``<bdi>`` would keep it."""
+    if any(unicodedata.bidirectional(ch) in BIDI_REORDERING for ch in text):
+        return f"{FSI}{text}{PDI}"
+    return text
+
+
+def instance_options(servers: list[dict[str, Any]], limit: int = OPTIONS) -> list[tuple[str, str]]:
+    """The instance filter's choices, newest ``limit`` servers: (id, label), the label
+    the name (verbatim text, cut to ``OPTION_CHARS`` with an ellipsis, isolated) and the
+    id's first 8 characters, so two servers of one name stay two choices."""
+    out = []
+    for server in servers[-limit:] if limit else []:
+        uuid = server.get("id")
+        if not uuid:
+            continue
+        name = server.get("name") or ""
+        if len(name) > OPTION_CHARS:
+            name = name[:OPTION_CHARS - 1] + "…"
+        out.append((uuid, f"{isolated(name)} ({uuid[:8]})" if name else uuid))
+    return out
 
 
 def _empty(columns: Iterable[str]) -> Columns:
@@ -566,7 +605,7 @@ class DashboardModel:
             x, y = self.positions.get(at, self.positions.get(conductor, (3.3, 3.2)))
             rows["x"].append(x - 0.9)
             rows["y"].append(y - 0.9 - 0.35 * i)
-            rows["text"].append(f"{server.get('name', '')}: {kind}")
+            rows["text"].append(f"{isolated(server.get('name') or '')}: {kind}")
         return rows
 
     # -- instances -------------------------------------------------------------------------

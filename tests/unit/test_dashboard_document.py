@@ -71,3 +71,41 @@ def test_the_animation_runs_in_the_browser_only(document):
     callbacks = document.callbacks.js_event_callbacks.get("document_ready", [])
     assert callbacks and "requestAnimationFrame" in callbacks[0].code
     assert "change.emit()" in callbacks[0].code
+
+
+HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "<b>bold</b>",
+           "&amp;", "two\nlines"]
+
+
+def test_hostile_names_reach_the_document_as_data_never_as_markup():
+    """Names go verbatim into sources and option labels (text on the page); the only HTML
+    the app writes (the Divs) holds none of them; no tooltip asks Bokeh not to escape."""
+    from bokeh.models import Div, HoverTool
+    fake = FakeFeed(_events())
+    fake.snapshot["servers"] = [
+        {"id": f"{i:04d}cafe-{i}", "name": name, "status": "ERROR",
+         "OS-EXT-SRV-ATTR:host": "compute1", "OS-EXT-STS:task_state": None,
+         "fault": {"message": f"BuildAbortException: {name}"}}
+        for i, name in enumerate(HOSTILE)]
+    feed.install(fake)
+    try:
+        doc = Application(DirectoryHandler(filename=str(APP_DIR))).create_document()
+        (callback,) = doc.session_callbacks
+        callback.callback()                           # streams, then the first repaint
+    finally:
+        feed.install(None)
+    assert set(doc.get_model_by_name("instances").data["name"]) == set(HOSTILE)
+    assert '"><img src=x onerror=alert(1)>: BuildAbortException' in \
+        doc.get_model_by_name("faults").data["text"]
+    pick = doc.get_model_by_name("instance_filter")
+    assert pick.options[0] == "(all)"
+    assert [label.rsplit(" (", 1)[0] for _, label in pick.options[1:]] == HOSTILE
+    divs = [m for m in doc.models if isinstance(m, Div)]
+    assert {d.name for d in divs} >= {"metrics_table", "lab_state", "legend", "behind"}
+    for div in divs:
+        for needle in ("<script", "<img", "<b>bold", "&amp;amp;", "onerror"):
+            assert needle not in div.text, (div.name, needle)
+    tooltips = [t for tool in doc.models if isinstance(tool, HoverTool)
+                for t in tool.tooltips]
+    assert tooltips and all("{safe}" not in value for _, value in tooltips)
+    assert any("@name" in value for _, value in tooltips)

@@ -5,6 +5,7 @@ build, faults (dropped, queued, expired, delayed), heartbeats and the lab's own 
 from __future__ import annotations
 
 import ast
+import html
 import math
 import random
 import subprocess
@@ -741,3 +742,71 @@ def test_a_fault_is_named_where_it_was_written():
     m.fault_labels([{**servers[0], "status": "ACTIVE"}])
     (again,) = rows(m.fault_labels(servers[:1]))
     assert round(again["x"] + 0.9, 6) == round(m.positions[COND][0], 6)
+
+
+# -- hostile names: text everywhere, markup nowhere --------------------------------------------
+HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "<b>bold</b>",
+           "&amp;", "it's \"quoted\" `too`", "two\nlines <i>x</i>",
+           ("\u202eevil\u200f שלום 😀 " * 40)[:255]]
+
+
+def test_hostile_names_and_faults_stay_verbatim_in_the_columns():
+    """Columns are drawn as canvas text, option labels and escaped tooltip values: an
+    escaped name there would show as "&lt;b&gt;", so the model must not escape them."""
+    m = DashboardModel(SERVICES, origin=T0)
+    servers = [server(f"{i:04d}beef-u{i}", "ERROR", name=name, host="compute1",
+                      fault=f"BuildAbortException: {name} aborted")
+               for i, name in enumerate(HOSTILE)]
+    data = rows(m.instances_data(servers, T0 + 1))
+    assert {r["instance"]: r["name"] for r in data} == {s["id"]: s["name"] for s in servers}
+    assert {r["fault"] for r in data} == {f"BuildAbortException: {n} aborted" for n in HOSTILE}
+    assert m.fault_labels(servers)["text"] == [          # the newest four, newest first
+        f"\u2068{HOSTILE[6]}\u2069: BuildAbortException",   # isolated: it holds RTL
+        f"{HOSTILE[5]}: BuildAbortException", f"{HOSTILE[4]}: BuildAbortException",
+        "&amp;: BuildAbortException"]
+    assert m.fault_labels(servers[:2])["text"] == [
+        '"><img src=x onerror=alert(1)>: BuildAbortException',
+        "<script>alert(1)</script>: BuildAbortException"]
+
+
+def test_metrics_html_escapes_a_hostile_method_name():
+    from lab.dashboard.model import metrics_html
+    w = Wire()
+    for name in HOSTILE[:3]:
+        w.cast(name, API, COND)
+    m = model()
+    m.ingest(w.events)
+    out = metrics_html(m.metrics_data(T0 + 5))
+    for name in HOSTILE[:3]:
+        assert name not in out
+        assert html.escape(f"cast {name}") in out
+    assert "<script" not in out and "<img" not in out and "<b>" not in out
+
+
+def test_instance_options_label_each_server_by_its_name_as_text():
+    from lab.dashboard.model import OPTION_CHARS, instance_options
+    servers = [server(f"{i:04d}beef-u{i}", "ACTIVE", name=name)
+               for i, name in enumerate(HOSTILE)] + [server("ffff0000-twin", "ACTIVE",
+                                                             name=HOSTILE[0])]
+    options = instance_options(servers)
+    assert [v for v, _ in options] == [s["id"] for s in servers]
+    labels = [label for _, label in options]
+    assert labels[0] == "<script>alert(1)</script> (0000beef)"       # verbatim, not escaped
+    assert labels[3] == "&amp; (0003beef)"
+    assert labels[-1] == "<script>alert(1)</script> (ffff0000)"      # same name, two choices
+    assert len(set(labels)) == len(labels)
+    long = labels[6]
+    assert long.startswith("\u2068") and long.endswith("\u2069 (0006beef)")   # isolated
+    assert len(long.removeprefix("\u2068").split("\u2069")[0]) == OPTION_CHARS
+    assert long.split("\u2069")[0].endswith("…")
+    assert len(instance_options(servers * 10)) == 50                   # the newest 50
+    assert instance_options([{"id": "abc", "name": ""}]) == [("abc", "abc")]
+
+
+def test_isolated_leaves_left_to_right_text_alone():
+    from lab.dashboard.model import isolated
+    assert isolated("vm-1 <b>") == "vm-1 <b>"
+    assert isolated("😀 emoji") == "😀 emoji"
+    assert isolated("שלום") == "\u2068שלום\u2069"
+    assert isolated("a\u202eb") == "\u2068a\u202eb\u2069"          # an override
+    assert isolated("a\u2067b") == "\u2068a\u2067b\u2069"          # an unclosed isolate

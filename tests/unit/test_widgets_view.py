@@ -507,3 +507,43 @@ def test_a_compute_added_just_before_the_stop_is_shown_stopped_too(panel, lab):
     panel.refresh()
     assert ">stopped<" in panel.computes["compute4"]["state"].value
     assert panel.computes["compute4"]["crash"].disabled
+
+
+# -- hostile names: escaped in every HTML widget, verbatim in text widgets ---------------------
+HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "<b>bold</b>",
+           "&amp;", "it's \"quoted\"", "two\nlines"]
+RAW = ("<script", "<img", "<b>bold", "onerror=alert(1)>")
+
+
+def _html_values(widget: w.Widget) -> list[str]:
+    """The value of every HTML (or HTMLMath) widget under ``widget``: markup, on the page."""
+    found = [widget.value] if isinstance(widget, (w.HTML, w.HTMLMath)) else []
+    for child in getattr(widget, "children", ()):
+        found += _html_values(child)
+    return found
+
+
+def test_hostile_names_hosts_and_faults_are_text_in_the_panel(panel, lab, monkeypatch):
+    lab.server_list = [{**_server(f"id-{i}", name, "ERROR", fault=f"{name}: boom"),
+                        "OS-EXT-SRV-ATTR:host": HOSTILE[-1 - i]}
+                       for i, name in enumerate(HOSTILE)]
+    computes = panel.model.computes
+    monkeypatch.setattr(panel.model, "computes", lambda: [*computes(), {
+        "host": HOSTILE[1], "state": "up", "instances": 0, "free_ram_mb": 1, "free_vcpus": 1,
+        "reschedule": 0.0, "fatal": 0.0, "crash": 0.0}])
+    lab.raises["set_failure"] = ValueError(HOSTILE[0])
+    panel.computes["compute1"]["fatal"].value = 1.0        # fails: the error in the status
+    values = _html_values(panel.widget)
+    assert panel.boot["table"].value in values and panel.status.value in values
+    assert panel.computes[HOSTILE[1]]["state"].value in values
+    page = "\n".join(values)
+    for raw in RAW:
+        assert raw not in page, raw
+    for name in HOSTILE:
+        assert html.escape(name) in panel.boot["table"].value
+    assert "&amp;amp;" in panel.boot["table"].value           # "&amp;" shows as "&amp;"
+    assert html.escape(HOSTILE[1]) in panel.computes[HOSTILE[1]]["state"].value
+    assert html.escape(HOSTILE[0]) in panel.status.value
+    labels = [label for label, _ in panel.move["server"].options]   # a Dropdown: text
+    assert all(any(label.startswith(f"{name} (ERROR, ") for label in labels)
+               for name in HOSTILE)

@@ -5,6 +5,11 @@ rows for the named sources (``messages``, ``timeline``), and once a second it re
 ``nodes``, ``edges``, ``reschedule``, ``instances`` and ``metrics``. All motion is
 computed in the browser (``animate.js``, requestAnimationFrame) into the ``dots`` source,
 changed in place so nothing travels back to the server.
+
+Server names, faults and hosts are users' text: they reach the page as glyph text (drawn
+on a canvas), option labels (text nodes) and ``@field`` tooltip values, which Bokeh 3
+HTML-escapes unless the field says ``{safe}`` (never here). The Divs' HTML is built from
+constants and numbers, or escaped (``metrics_html``).
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ from bokeh.plotting import figure
 from lab.dashboard import feed as feeds
 from lab.dashboard.animate import ANIMATE_JS, JUMP_JS
 from lab.dashboard.model import (KIND_COLORS, KIND_MARKERS, MESSAGE_COLUMNS,
-                                 TIMELINE_COLUMNS, DashboardModel, metrics_html)
+                                 TIMELINE_COLUMNS, DashboardModel, instance_options,
+                                 metrics_html)
 
 ROLLOVER = 3000
 LIVE_NOTE = "<b style='color:#2e8b57'>&#9679; live</b>"
@@ -111,12 +117,13 @@ seq.add_tools(HoverTool(tooltips=[("", "@kind @method"), ("from", "@src"), ("to"
 lanes = figure(title="Instances (click one to highlight its messages)",
                sizing_mode="stretch_width", min_width=420, height=230, tools="tap,reset", name="instance_lanes",
                x_range=DataRange1d(follow="end", follow_interval=30))
-lanes.hbar(y="y", left="start", right="end", height=0.7, color="color", source=instances,
-           nonselection_alpha=0.35)
+bars = lanes.hbar(y="y", left="start", right="end", height=0.7, color="color",
+                  source=instances, nonselection_alpha=0.35)
 lanes.text("start", "y", text="name", source=instances, text_font_size="8pt",
            text_baseline="middle", x_offset=2)
 lanes.yaxis.visible = False
-lanes.add_tools(HoverTool(tooltips=[("", "@name @state"), ("fault", "@fault")]))
+lanes.add_tools(HoverTool(renderers=[bars],       # one tooltip per lane, not one per glyph
+                          tooltips=[("", "@name @state"), ("fault", "@fault")]))
 
 # -- metrics and controls -------------------------------------------------------------
 # A Div, not a DataTable: Bokeh's DataTable stops redrawing once its row count stops
@@ -239,9 +246,9 @@ def repaint(now: float) -> None:
     metrics.data = model.metrics_data(now, snap.get("latencies"))
     table.text = metrics_html(metrics.data)
     faults.data = model.fault_labels(snap.get("servers", []))
-    names = ["(all)"] + [s["id"] for s in snap.get("servers", [])][-50:]
-    if names != pick.options:
-        pick.options = names
+    choices = ["(all)", *instance_options(snap.get("servers", []))]
+    if choices != pick.options:
+        pick.options = choices
     seq.yaxis.ticker = list(range(len(model.lanes())))
     seq.yaxis.major_label_overrides = {i: n for i, n in enumerate(model.lanes())}
     seq.y_range.end = max(1, len(model.lanes())) - 0.5

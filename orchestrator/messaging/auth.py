@@ -189,6 +189,11 @@ class Names:
         self.routes[user_id] = routing_id
         return ""
 
+    def gone(self, name: str, routing_id: bytes) -> None:
+        """The connection holding ``name`` is gone (a send found no route): free it."""
+        if self.routes.get(name) == routing_id:
+            del self.routes[name]
+
     def _forget(self) -> None:
         """Keep only the holders (an ancient connection that speaks again is judged anew)."""
         self._seen = {rid: name for name, rid in self.routes.items()}

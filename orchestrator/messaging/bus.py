@@ -358,8 +358,11 @@ class Bus:
             self.router.send_multipart([routing_id, data], NOBLOCK)
             return True
         except zmq.ZMQError as exc:  # EHOSTUNREACH (not connected) or EAGAIN (pipe full)
-            if exc.errno == zmq.EHOSTUNREACH and self.routes.mark_down(dst):
-                log.warning("%s is disconnected: down", dst)
+            if exc.errno == zmq.EHOSTUNREACH:
+                if routing_id is not None and self.names is not None:
+                    self.names.gone(dst, routing_id)
+                if self.routes.mark_down(dst):
+                    log.warning("%s is disconnected: down", dst)
             return False
 
     def _queue(self, key: str, env: dict[str, Any], data: bytes, reason: str) -> None:

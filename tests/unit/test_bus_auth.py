@@ -113,6 +113,16 @@ def test_a_new_connection_with_the_proof_takes_its_name_at_once():
     assert names.admit(b"\x00\x00\x00\x00\x02", "compute.compute1") == ""
 
 
+def test_a_connection_gone_frees_its_name_and_only_its_own():
+    names = Names()
+    names.admit(b"\x00\x00\x00\x00\x01", "api.api")
+    names.gone("api.api", b"\x00\x00\x00\x00\x09")      # not the holder: nothing
+    assert names.routes == {"api.api": b"\x00\x00\x00\x00\x01"}
+    names.gone("api.api", b"\x00\x00\x00\x00\x01")
+    assert names.routes == {}
+    assert names.admit(b"\x00\x00\x00\x00\x02", "api.api") == ""
+
+
 def test_a_connection_whose_routing_id_is_not_its_name_holds_nothing():
     names = Names()
     names.admit(b"\x00\x00\x00\x00\x01", "api.api")

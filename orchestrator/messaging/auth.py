@@ -8,6 +8,8 @@ The rule is protocol (``protocol.py``, "Authentication"); this module holds its 
 - :class:`Names`: which routing id holds which authenticated name, the bus's handover
   (libzmq judges credentials before it learns a peer's routing id, so the bus, not
   ROUTER_HANDOVER, decides who holds a name);
+- :class:`Gate`: the three put on an authenticating bus's ROUTER and PUB, with monitors
+  that see handshakes fail before any ZAP request (a client without credentials);
 - :func:`plain_client` / :func:`plain_server`: the socket options each side sets.
 
 Without a secret nothing here is used: the bus and its clients run as before
@@ -17,17 +19,19 @@ from __future__ import annotations
 
 import hmac
 import logging
+import struct
 import threading
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
+from typing import Iterator
 
 import zmq
 
 from .protocol import (AUTH_MECHANISM, CONTROL_TOPIC, ZAP_DOMAIN_BUS, ZAP_DOMAIN_TRACE,
                        split_identity)
 
-__all__ = ["ZAP_ENDPOINT", "Refusal", "describe_peer", "judge", "name_problem", "identity_problem",
-           "ZapHandler", "Names", "plain_client", "plain_server"]
+__all__ = ["ZAP_ENDPOINT", "Refusal", "describe_peer", "judge", "name_problem",
+           "identity_problem", "ZapHandler", "Names", "Gate", "plain_client", "plain_server"]
 
 log = logging.getLogger("orchestrator.auth")
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"   # where libzmq asks, in the socket's own context
@@ -36,6 +40,7 @@ MAX_NAME_BYTES = 255                      # a routing id's limit in ZMTP
 CLAIM_CHARS = 64                          # of a refused name, kept for logs and the trace
 MAX_CONNECTIONS = 4096                    # connections Names remembers before forgetting
 MAX_REFUSALS = 10_000                     # refusals waiting for the bus to count them
+HANDSHAKE_FAILURES = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,79 @@ class Names:
         """Keep only the holders (an ancient connection that speaks again is judged anew)."""
         self._seen = {rid: name for name, rid in self.routes.items()}
         self._refused.clear()
+
+
+class Gate:
+    """An authenticating bus's door on its ROUTER and PUB (set up before they bind): the
+    ZAP handler, who holds which name, and monitors that see handshakes fail before any
+    ZAP request. Used from the bus's thread (the handler has its own); counts dropped
+    frames into the bus's ``stats``; the bus counts, logs and traces :meth:`refusals`."""
+
+    def __init__(self, ctx: zmq.Context, secret: str, router: zmq.Socket, pub: zmq.Socket,
+                 stats: Counter[str]):
+        self.zap = ZapHandler(ctx, secret).start()   # first: PLAIN with no handler admits all
+        self.names = Names()
+        self.stats = stats
+        self._mismatches: deque[Refusal] = deque(maxlen=MAX_REFUSALS)
+        self._sockets = (router, pub)
+        plain_server(router, ZAP_DOMAIN_BUS)
+        plain_server(pub, ZAP_DOMAIN_TRACE)
+        self._monitors = [(router.get_monitor_socket(HANDSHAKE_FAILURES), ZAP_DOMAIN_BUS),
+                          (pub.get_monitor_socket(HANDSHAKE_FAILURES), ZAP_DOMAIN_TRACE)]
+
+    def admit(self, frames: list[zmq.Frame]) -> str | None:
+        """The sender of one ROUTER message (its connection's User-Id), or None when that
+        connection may not speak for it: refused once if its routing id is not its name,
+        its later frames (or a superseded connection's) counted and dropped."""
+        routing_id = frames[0].bytes
+        try:
+            user_id = frames[-1].get("User-Id")
+        except zmq.ZMQError:      # never on a PLAIN server; input never kills the bus
+            self.stats["refused_frames"] += 1
+            return None
+        problem = self.names.admit(routing_id, user_id)
+        if not problem:
+            return user_id
+        if problem == "identity_mismatch":
+            try:
+                peer = describe_peer(frames[-1].get("Peer-Address"))
+            except zmq.ZMQError:
+                peer = "unknown peer"
+            self._mismatches.append(Refusal(
+                ZAP_DOMAIN_BUS, routing_id.decode("utf-8", "replace")[:CLAIM_CHARS], problem,
+                f"{peer}, PLAIN user {user_id!r}"))
+        else:
+            self.stats[f"{problem}_frames"] += 1
+        return None
+
+    def refusals(self) -> Iterator[Refusal]:
+        """What was refused since the last call: by the ZAP handler, by the identity rule,
+        and handshakes that failed before any ZAP request. A client without credentials
+        (the NULL mechanism) shows as a mechanism mismatch or, when it hung up first, as
+        a broken handshake."""
+        for queue in (self.zap.refusals, self._mismatches):
+            while queue:
+                yield queue.popleft()
+        for monitor, domain in self._monitors:
+            while True:
+                try:
+                    event, endpoint = monitor.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                kind, value = struct.unpack("=HI", event[:6])
+                mismatch = kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and \
+                    value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+                yield Refusal(domain, "", "no_credentials" if mismatch else "bad_handshake",
+                              f"{endpoint.decode('utf-8', 'replace')}: no name claimed")
+
+    def close(self) -> None:
+        """Monitors off, handler stopped: before the bus closes its sockets and terminates
+        the context."""
+        for sock in self._sockets:
+            sock.disable_monitor()
+        for monitor, _ in self._monitors:
+            monitor.close(0)
+        self.zap.stop()
 
 
 def plain_client(sock: zmq.Socket, name: str, secret: str | None, *,

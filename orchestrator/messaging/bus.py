@@ -8,12 +8,12 @@ poll, ``process_frame`` for each frame, ``tick`` for timers (heartbeats, livenes
 deliveries, TTLs). Input is never trusted: a bad frame is counted, logged and dropped, and
 the loop goes on.
 
-When the run directory holds the lab's secret, both sockets are PLAIN servers and a ZAP
-handler thread (``auth.ZapHandler``) in the bus's context admits only the secret; a
-peer's name is its PLAIN username, and the bus itself hands a name to the newest
-connection that proved it (``auth.Names``); refusals are counted, logged and traced
-(protocol.py, "Authentication"). Without a secret (a bare ``Bus(run_dir)`` in unit
-tests) there is no authentication and a peer's name is its routing id, as before.
+When the run directory holds the lab's secret, both sockets are PLAIN servers behind
+``auth.Gate``: a ZAP handler thread in the bus's context admits only the secret, a
+peer's name is its PLAIN username, and a name goes to the newest connection that proved
+it; refusals are counted, logged and traced (protocol.py, "Authentication"). Without a
+secret (a bare ``Bus(run_dir)`` in unit tests) there is no authentication and a peer's
+name is its routing id, as before.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import signal
-import struct
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -47,7 +46,6 @@ DRAIN_BATCH = 256             # frames handled per poll wake-up before timers ru
 HISTORY_PAGE = 5000           # trace events per history reply
 LOG_EVERY = 100               # bad frames: log the first 10, then one in LOG_EVERY
 NOBLOCK = int(zmq.NOBLOCK)    # a plain int: enum flag arithmetic shows up in profiles
-HANDSHAKE_FAILURES = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
 
 class Bus:
@@ -71,9 +69,8 @@ class Bus:
         self.router = self._ctx.socket(zmq.ROUTER)
         self.pub = self._ctx.socket(zmq.PUB)
         self._trace_file: Any = None
-        self.zap: auth.ZapHandler | None = None    # set by start() when there is a secret
-        self.names: auth.Names | None = None
-        self._monitors: list[zmq.Socket] = []
+        self.gate: auth.Gate | None = None         # set by start() when there is a secret
+        self.names: auth.Names | None = None       # the gate's, at hand for the hot path
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> dict[str, str]:
@@ -84,7 +81,8 @@ class Bus:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         secret = rundir.secret(self.run_dir)
         if secret:
-            self._authenticate(secret)
+            self.gate = auth.Gate(self._ctx, secret, self.router, self.pub, self.stats)
+            self.names = self.gate.names
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.router.setsockopt(zmq.MAXMSGSIZE, 16 * self.config.max_message_bytes)
@@ -103,19 +101,8 @@ class Bus:
         rundir.update(self.run_dir, endpoints=endpoints,
                       bus={"pid": os.getpid(), "started": time.time()})
         log.info("bus up: %s, trace tap %s (%s)", endpoints["bus"], endpoints["trace"],
-                 "PLAIN, the lab's secret" if self.zap else "no authentication")
+                 "PLAIN, the lab's secret" if self.gate else "no authentication")
         return endpoints
-
-    def _authenticate(self, secret: str) -> None:
-        """ZAP handler first (a PLAIN server without one admits anyone), then PLAIN on
-        both sockets, and monitors that see handshakes failing before any ZAP request
-        (a client without credentials)."""
-        self.zap = auth.ZapHandler(self._ctx, secret).start()
-        self.names = auth.Names()
-        auth.plain_server(self.router, protocol.ZAP_DOMAIN_BUS)
-        auth.plain_server(self.pub, protocol.ZAP_DOMAIN_TRACE)
-        self._monitors = [self.router.get_monitor_socket(HANDSHAKE_FAILURES),
-                          self.pub.get_monitor_socket(HANDSHAKE_FAILURES)]
 
     def serve(self) -> None:
         self._running = True
@@ -153,47 +140,25 @@ class Bus:
         self._publish()
         if self._trace_file:
             self._trace_file.close()
-        for sock in (self.router, self.pub):
-            if self._monitors:
-                sock.disable_monitor()
-        for sock in (*self._monitors, self.router, self.pub):
-            sock.close(0)
-        if self.zap is not None:
-            self.zap.stop()
+        if self.gate is not None:
+            self.gate.close()
+        self.router.close(0)
+        self.pub.close(0)
         self._ctx.term()
 
     # -- input --------------------------------------------------------------------------
     def process_authenticated(self, frames: list[zmq.Frame]) -> None:
-        """One multipart message on an authenticated ROUTER: the sender is the User-Id
-        the ZAP handler gave its connection, if that connection may speak for it."""
-        routing_id = frames[0].bytes
-        try:
-            user_id = frames[-1].get("User-Id")
-        except zmq.ZMQError:     # never on a PLAIN server, but input never kills the bus
-            return self._bad(routing_id, "bad_frames", "no User-Id on an authenticated frame")
-        problem = self.names.admit(routing_id, user_id)   # type: ignore[union-attr]
-        if problem:
-            return self._unadmitted(routing_id, user_id, problem, frames[-1])
-        self.process_frame([f.bytes for f in frames], user_id)
-
-    def _unadmitted(self, routing_id: bytes, user_id: str, problem: str,
-                    frame: zmq.Frame) -> None:
-        if problem == "identity_mismatch":
-            claimed = routing_id.decode("utf-8", "replace")[:auth.CLAIM_CHARS]
-            try:
-                peer = auth.describe_peer(frame.get("Peer-Address"))
-            except zmq.ZMQError:
-                peer = "unknown peer"
-            self._refused(auth.Refusal(protocol.ZAP_DOMAIN_BUS, claimed, problem,
-                                       f"{peer}, PLAIN user {user_id!r}"))
-        else:   # later frames of a refused connection, or of one whose name was taken
-            self.stats[f"{problem}_frames"] += 1
+        """One multipart message on an authenticated ROUTER: from the User-Id the ZAP
+        handler gave its connection, if the gate lets that connection speak for it."""
+        sender = self.gate.admit(frames)   # type: ignore[union-attr]
+        if sender is not None:
+            self.process_frame([f.bytes for f in frames], sender)
 
     def process_frame(self, frames: list[bytes], sender: str | None = None) -> None:
         """One multipart message from the ROUTER: ``[routing id, envelope]``, from
         ``sender`` (an authenticated name) or else the peer the routing id names."""
         self.stats["received"] += 1
-        who = frames[0] if sender is None and frames else (sender or "").encode()
+        who = (frames[0] if frames else b"") if sender is None else sender.encode()
         if len(frames) != 2:
             return self._bad(who, "bad_frames", f"{len(frames) - 1} payload frames, expected 1")
         ident, data = frames
@@ -350,20 +315,20 @@ class Bus:
         self._deliver(env, data, other)
 
     def _send(self, dst: str, data: bytes) -> bool:
-        # authenticated: to the connection that proved the name (none yet: unreachable)
+        # authenticated: to the connection that proved the name (none: unreachable)
         routing_id = dst.encode() if self.names is None else self.names.routes.get(dst)
-        try:
-            if routing_id is None:
-                raise zmq.ZMQError(zmq.EHOSTUNREACH)
-            self.router.send_multipart([routing_id, data], NOBLOCK)
-            return True
-        except zmq.ZMQError as exc:  # EHOSTUNREACH (not connected) or EAGAIN (pipe full)
-            if exc.errno == zmq.EHOSTUNREACH:
-                if routing_id is not None and self.names is not None:
+        if routing_id is not None:
+            try:
+                self.router.send_multipart([routing_id, data], NOBLOCK)
+                return True
+            except zmq.ZMQError as exc:  # EHOSTUNREACH (not connected), EAGAIN (pipe full)
+                if exc.errno != zmq.EHOSTUNREACH:
+                    return False
+                if self.names is not None:
                     self.names.gone(dst, routing_id)
-                if self.routes.mark_down(dst):
-                    log.warning("%s is disconnected: down", dst)
-            return False
+        if self.routes.mark_down(dst):
+            log.warning("%s is disconnected: down", dst)
+        return False
 
     def _queue(self, key: str, env: dict[str, Any], data: bytes, reason: str) -> None:
         if self.routes.enqueue(key, (env, data), time.time()):
@@ -399,8 +364,9 @@ class Bus:
     def tick(self, now: float) -> None:
         """Heartbeats out, dead peers marked, old queued casts expired, refused
         connections counted, parent checked."""
-        if self.zap is not None:
-            self._count_refusals()
+        if self.gate is not None:
+            for refusal in self.gate.refusals():
+                self._refused(refusal)
         for identity in self.routes.expire(now):
             log.warning("%s missed heartbeats for %.1fs: down", identity, self.config.dead_after)
         beat = protocol.encode(protocol.envelope("control", BUS_IDENTITY, "", "heartbeat"))
@@ -415,26 +381,6 @@ class Bus:
             self.stop()
 
     # -- who was turned away ----------------------------------------------------------
-    def _count_refusals(self) -> None:
-        """What the ZAP handler refused, and handshakes the monitors saw fail before any
-        ZAP request: a client without credentials (the NULL mechanism) is seen either as
-        a mechanism mismatch or, when it hung up first, as a broken handshake."""
-        while self.zap.refusals:                       # type: ignore[union-attr]
-            self._refused(self.zap.refusals.popleft())  # type: ignore[union-attr]
-        for monitor, domain in zip(self._monitors, (protocol.ZAP_DOMAIN_BUS,
-                                                    protocol.ZAP_DOMAIN_TRACE)):
-            while True:
-                try:
-                    event, endpoint = monitor.recv_multipart(NOBLOCK)
-                except zmq.Again:
-                    break
-                kind, value = struct.unpack("=HI", event[:6])
-                mismatch = kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and \
-                    value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
-                self._refused(auth.Refusal(
-                    domain, "", "no_credentials" if mismatch else "bad_handshake",
-                    f"{endpoint.decode('utf-8', 'replace')}: no name claimed"))
-
     def _refused(self, refusal: auth.Refusal) -> None:
         """Count, log and trace a refused connection (the first ten, then one in
         LOG_EVERY: a stray client must not flood the log or the dashboard)."""

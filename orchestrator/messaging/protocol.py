@@ -93,8 +93,9 @@ message of that connection, or ``400`` and the connection never gets past its ha
   is the bus socket's own, empty), and a routing id the bus cannot vouch for is one any
   local process can claim. So an authenticated DEALER sets no routing id (libzmq assigns
   one: a zero byte and four more); one that sets its own must set it to its username, else
-  the bus refuses its frames (``identity_mismatch``), and it holds no route: the bus routes
-  by name to the routing id it has vouched for.
+  the bus refuses the connection at its first frame (``identity_mismatch``) and drops the
+  rest (``refused_frames``). Either way a connection holds no route by its routing id:
+  the bus routes a name to the routing id of the connection that proved it.
 - Proof takes a name at once: the newest connection authenticated as a name takes it at
   its first frame (a restarted service at its ``register``), even while the old connection
   still looks alive; frames from the superseded connection are dropped and counted

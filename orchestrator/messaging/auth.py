@@ -223,13 +223,12 @@ class Gate:
         self._monitors = [(router.get_monitor_socket(HANDSHAKE_FAILURES), ZAP_DOMAIN_BUS),
                           (pub.get_monitor_socket(HANDSHAKE_FAILURES), ZAP_DOMAIN_TRACE)]
 
-    def admit(self, frames: list[zmq.Frame]) -> str | None:
-        """The sender of one ROUTER message (its connection's User-Id), or None when that
-        connection may not speak for it: refused once if its routing id is not its name,
-        its later frames (or a superseded connection's) counted and dropped."""
-        routing_id = frames[0].bytes
+    def admit(self, routing_id: bytes, frame: zmq.Frame) -> str | None:
+        """The sender of one ROUTER message (the User-Id of ``frame``'s connection), or
+        None when that connection may not speak for it: refused once if its routing id is
+        not its name, its later frames (or a superseded connection's) counted, dropped."""
         try:
-            user_id = frames[-1].get("User-Id")
+            user_id = frame.get("User-Id")
         except zmq.ZMQError:      # never on a PLAIN server; input never kills the bus
             self.stats["refused_frames"] += 1
             return None
@@ -238,7 +237,7 @@ class Gate:
             return user_id
         if problem == "identity_mismatch":
             try:
-                peer = describe_peer(frames[-1].get("Peer-Address"))
+                peer = describe_peer(frame.get("Peer-Address"))
             except zmq.ZMQError:
                 peer = "unknown peer"
             self._mismatches.append(Refusal(

@@ -228,7 +228,7 @@ def _pump(bus: Bus, timeout: float = 5.0) -> int:
     """Process what reached the bus's ROUTER (as serve() would); return how many."""
     n, deadline = 0, time.monotonic() + timeout
     while bus.router.poll(max(1, int((deadline - time.monotonic()) * 1000))):
-        bus.process_authenticated(bus.router.recv_multipart(copy=False))
+        bus.process_authenticated(bus._receive())
         n += 1
         if not bus.router.poll(100):
             break

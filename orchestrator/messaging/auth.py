@@ -195,9 +195,11 @@ class Names:
         return ""
 
     def gone(self, name: str, routing_id: bytes) -> None:
-        """The connection holding ``name`` is gone (a send found no route): free it."""
+        """The connection holding ``name`` is gone (a send found no route): free the name,
+        and forget the routing id (a peer that chose it may come back with it)."""
         if self.routes.get(name) == routing_id:
             del self.routes[name]
+            self._seen.pop(routing_id, None)
 
     def _forget(self) -> None:
         """Keep only the holders (an ancient connection that speaks again is judged anew)."""

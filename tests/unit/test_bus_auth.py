@@ -121,6 +121,11 @@ def test_a_connection_gone_frees_its_name_and_only_its_own():
     names.gone("api.api", b"\x00\x00\x00\x00\x01")
     assert names.routes == {}
     assert names.admit(b"\x00\x00\x00\x00\x02", "api.api") == ""
+    # a peer that chose its routing id reconnects with it after its connection was lost
+    assert names.admit(b"raw.garbage", "raw.garbage") == ""
+    names.gone("raw.garbage", b"raw.garbage")
+    assert names.admit(b"raw.garbage", "raw.garbage") == ""
+    assert names.routes["raw.garbage"] == b"raw.garbage"
 
 
 def test_a_connection_whose_routing_id_is_not_its_name_holds_nothing():

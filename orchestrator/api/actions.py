@@ -14,12 +14,15 @@ they do in Nova.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..db import NotFound, UnexpectedTaskState
+from ..manager import describe_error
 from ..objects.pinning import instance_primitive
 from .manager import Conflict
-from .validation import BadRequest, flavor_by_ref
+from .validation import (BadRequest, check_boolean, check_metadata, check_name,
+                         flavor_by_ref, shown, unexpected)
 
 if TYPE_CHECKING:
     from .manager import ApiManager
@@ -46,10 +49,13 @@ def _options(args: Any, action: str, allowed: set[str]) -> dict[str, Any]:
         return {}
     if not isinstance(args, dict):
         raise BadRequest(f"Invalid input for {action}: expected an object or null.")
-    unknown = sorted(set(args) - allowed)
-    if unknown:
-        raise BadRequest(f"Additional properties are not allowed ({', '.join(unknown)} "
-                         f"were unexpected)")
+    if set(args) - allowed:
+        raise unexpected(set(args) - allowed)
+    if "adminPass" in args and not isinstance(args["adminPass"], str):
+        raise BadRequest(f"Invalid input for {action}: adminPass must be a string.")
+    if "OS-DCF:diskConfig" in args and args["OS-DCF:diskConfig"] not in ("AUTO", "MANUAL"):
+        raise BadRequest(f"Invalid input for {action}: OS-DCF:diskConfig must be AUTO or "
+                         f"MANUAL.")
     return args
 
 
@@ -76,7 +82,7 @@ def _resize(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
         raise BadRequest("Resize requires a flavor change: missing flavorRef.")
     found = flavor_by_ref(args["flavorRef"])
     if found is None:
-        raise BadRequest(f"Flavor {args['flavorRef']!r} could not be found.")
+        raise BadRequest(f"Flavor {shown(args['flavorRef'])} could not be found.")
     if found[0] == inst["flavor"]:
         raise BadRequest("When resizing, instances must change flavor!")
     return _start_resize(api, inst, found[0], "resize", rid)
@@ -89,10 +95,11 @@ def _start_resize(api: ApiManager, inst: dict[str, Any], flavor: str, action: st
     _set_task(api, inst, "resize_prep")
     api.db.start_action(inst["uuid"], action, rid)
     ctx = {"request_id": rid, "instance_uuid": inst["uuid"], "attempt": 1}
-    if api.config.flow == "legacy":
-        api.scheduler.prep_resize(ctx, inst["uuid"], flavor)
-    else:
-        api.conductor.migrate_server(ctx, inst["uuid"], flavor)
+    with _handing_over(api, inst, action, rid, "resize_prep"):
+        if api.config.flow == "legacy":
+            api.scheduler.prep_resize(ctx, inst["uuid"], flavor)
+        else:
+            api.conductor.migrate_server(ctx, inst["uuid"], flavor)
     return 202
 
 
@@ -111,9 +118,11 @@ def _confirm(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
     _set_task(api, inst, "resize_confirming")
     api.db.update_migration(migration["id"], "finished", status="confirming")
     api.db.start_action(inst["uuid"], "confirmResize", rid)
-    api.compute.confirm_resize({"request_id": rid, "instance_uuid": inst["uuid"]},
-                               migration["source_compute"], instance_uuid=inst["uuid"],
-                               migration_id=migration["id"])
+    with _handing_over(api, inst, "confirmResize", rid, "resize_confirming",
+                       (migration, "finished")):
+        api.compute.confirm_resize({"request_id": rid, "instance_uuid": inst["uuid"]},
+                                   migration["source_compute"], instance_uuid=inst["uuid"],
+                                   migration_id=migration["id"])
     return 204
 
 
@@ -126,38 +135,44 @@ def _revert(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
     _set_task(api, inst, "resize_reverting")
     api.db.update_migration(migration["id"], "finished", status="reverting")
     api.db.start_action(inst["uuid"], "revertResize", rid)
-    api.compute.revert_resize({"request_id": rid, "instance_uuid": inst["uuid"]},
-                              migration["dest_compute"], instance_uuid=inst["uuid"],
-                              migration_id=migration["id"])
+    with _handing_over(api, inst, "revertResize", rid, "resize_reverting",
+                       (migration, "finished")):
+        api.compute.revert_resize({"request_id": rid, "instance_uuid": inst["uuid"]},
+                                  migration["dest_compute"], instance_uuid=inst["uuid"],
+                                  migration_id=migration["id"])
     return 202
 
 
 def _rebuild(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
     args = _options(args, "rebuild", {"imageRef", "name", "adminPass", "metadata"})
-    image = args.get("imageRef")
-    if not isinstance(image, str) or not image.strip() or len(image) > 255:
-        raise BadRequest("Invalid input for field/attribute imageRef: a non-blank string is "
-                         "required.")
+    image = check_name(args.get("imageRef"), "imageRef")
+    if "name" in args:
+        check_name(args["name"])
+    if "metadata" in args:
+        check_metadata(args["metadata"])
     _require(inst, "rebuild", ("active", "error"))
     _host_must_be_up(api, inst, "rebuild")
     _set_task(api, inst, "rebuilding")
     api.db.start_action(inst["uuid"], "rebuild", rid)
     ctx = {"request_id": rid, "instance_uuid": inst["uuid"], "attempt": 1}
-    if api.config.flow == "legacy":
-        api.compute.rebuild_instance(ctx, inst["host"], image_ref=image,
-                                     instance=instance_primitive(api.db, api.config, inst,
-                                                                 [inst["host"]]))
-    else:
-        api.conductor.rebuild_instance(ctx, inst["uuid"], image)
+    with _handing_over(api, inst, "rebuild", rid, "rebuilding"):
+        if api.config.flow == "legacy":
+            api.compute.rebuild_instance(ctx, inst["host"], image_ref=image,
+                                         instance=instance_primitive(api.db, api.config,
+                                                                     inst, [inst["host"]]))
+        else:
+            api.conductor.rebuild_instance(ctx, inst["uuid"], image)
     return 202
 
 
 def _evacuate(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
     args = _options(args, "evacuate", {"host", "onSharedStorage", "adminPass"})
     host = args.get("host")
+    if "onSharedStorage" in args:
+        check_boolean(args["onSharedStorage"], "onSharedStorage")
     known = {n["host"] for n in api.db.compute_nodes()}
     if host is not None and (not isinstance(host, str) or host not in known):
-        raise BadRequest(f"Compute host {host!r} could not be found.")
+        raise BadRequest(f"Compute host {shown(host)} could not be found.")
     if api.config.flow == "legacy" and host is None:
         raise BadRequest("The old process needs the target host: {'evacuate': {'host': "
                          "...}} (the conductor flow asks the scheduler instead).")
@@ -171,16 +186,40 @@ def _evacuate(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int
     migration = api.db.create_migration(inst["uuid"], "evacuation", inst["host"],
                                         inst["flavor"], inst["flavor"], rid, "accepted")
     ctx = {"request_id": rid, "instance_uuid": inst["uuid"], "attempt": 1}
-    if api.config.flow == "legacy":
-        api.db.update_migration(migration["id"], dest_compute=host, status="pre-migrating")
-        api.compute.rebuild_instance(ctx, host, image_ref=inst["image"], recreate=True,
-                                     migration_id=migration["id"],
-                                     instance=instance_primitive(api.db, api.config, inst,
-                                                                 [host]))
-    else:
-        api.conductor.rebuild_instance(ctx, inst["uuid"], inst["image"], evacuate=True,
-                                       host=host, migration_id=migration["id"])
+    with _handing_over(api, inst, "evacuate", rid, "rebuilding", (migration, "error")):
+        if api.config.flow == "legacy":
+            api.db.update_migration(migration["id"], dest_compute=host,
+                                    status="pre-migrating")
+            api.compute.rebuild_instance(ctx, host, image_ref=inst["image"], recreate=True,
+                                         migration_id=migration["id"],
+                                         instance=instance_primitive(api.db, api.config,
+                                                                     inst, [host]))
+        else:
+            api.conductor.rebuild_instance(ctx, inst["uuid"], inst["image"], evacuate=True,
+                                           host=host, migration_id=migration["id"])
     return 200
+
+
+@contextmanager
+def _handing_over(api: ApiManager, inst: dict[str, Any], action: str, rid: str,
+                  task_state: str,
+                  migration: tuple[dict[str, Any], str] | None = None) -> Iterator[None]:
+    """The work is sent inside this block. If sending raises, nothing went: the task set
+    for it is undone, the migration goes back to (or ends in) the status given, and the
+    recorded action gets its error event. Nothing is left moving with nobody on it."""
+    try:
+        yield
+    except Exception as exc:
+        name, text = describe_error(exc)
+        try:
+            api.db.update_instance(inst["uuid"], task_state, task_state=None)
+        except NotFound:        # deleted or moved on meanwhile: not ours to undo
+            pass
+        if migration is not None:
+            api.db.update_migration(migration[0]["id"], status=migration[1])
+        api.db.add_event(inst["uuid"], rid, f"api_{action}", None, 1, "Error",
+                         f"{name}: {text}")
+        raise
 
 
 def _set_task(api: ApiManager, inst: dict[str, Any], task_state: str) -> None:

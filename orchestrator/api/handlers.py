@@ -1,109 +1,33 @@
-"""HTTP handlers: the Compute API v2.1 subset the lab speaks. Every error is a JSON body in
-Nova's shape (``{"badRequest": {"code": 400, "message": ...}}``), never an HTML page and
-never a 500 for bad input."""
+"""HTTP handlers: the Compute API v2.1 subset the lab speaks, one resource each, on
+``base.Base`` (the token, the limits, Nova's error bodies)."""
 from __future__ import annotations
 
-import hmac
-import json
 import logging
-import uuid as uuidlib
-from typing import Any
 
 import tornado.web
 
 from ..config import FLAVORS
 from ..db import NotFound
 from .actions import run_action
-from .manager import ApiManager, Conflict
-from .validation import BadRequest, flavor_by_ref, parse_json, validate_create
-from .views import error_body, flavor_view, migration_view, server_brief, server_view
+from .base import Base
+from .manager import ApiManager
+from .validation import (BadRequest, check_name, check_text, flavor_by_ref, shown,
+                         unexpected, validate_create)
+from .views import flavor_view, migration_view, server_brief, server_view
 
 __all__ = ["make_app"]
 
 log = logging.getLogger("orchestrator.api")
 
 
-class Unauthorized(Exception):
-    """HTTP 401: no ``X-Auth-Token``, or not the lab's secret."""
-
-
-class Base(tornado.web.RequestHandler):
-    """Every request must carry the lab's secret as ``X-Auth-Token`` (as Keystone's token
-    is carried), whatever its path: a stranger on the same machine learns nothing."""
-
-    manager: ApiManager
-
-    def initialize(self, manager: ApiManager) -> None:
-        self.manager = manager
-
-    def prepare(self) -> None:
-        want = self.manager.secret
-        given = self.request.headers.get("X-Auth-Token", "")
-        if want and not hmac.compare_digest(given.encode(), want.encode()):
-            raise Unauthorized("The request you have made requires authentication "
-                               "(X-Auth-Token: the lab's secret, from its run directory).")
-
-    @property
-    def base(self) -> str:
-        return self.manager.url
-
-    def reply(self, code: int, body: Any) -> None:
-        self.set_status(code)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None))[1]
-        if isinstance(exc, Unauthorized):
-            # keystonemiddleware's answer, not Nova's: the token is checked before Nova
-            self.set_status(401)
-            self.set_header("Content-Type", "application/json")
-            self.set_header("WWW-Authenticate", "Keystone uri='lab-secret'")
-            return self.finish(json.dumps({"error": {"code": 401, "title": "Unauthorized",
-                                                     "message": str(exc)}}))
-        if isinstance(exc, BadRequest):
-            status_code, message = 400, str(exc)
-        elif isinstance(exc, NotFound):
-            status_code, message = 404, str(exc)
-        elif isinstance(exc, Conflict):
-            status_code, message = 409, str(exc)
-        elif isinstance(exc, tornado.web.HTTPError):
-            message = exc.log_message or self._reason
-        else:
-            message = "Unexpected API error; see logs/api.*.log"
-        self.set_status(status_code)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(error_body(status_code, message)))
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if not isinstance(value, (Unauthorized, BadRequest, NotFound, Conflict,
-                                  tornado.web.HTTPError)):
-            super().log_exception(typ, value, tb)
-
-    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None))[1]
-        if isinstance(exc, Unauthorized):
-            status_code = 401
-        elif isinstance(exc, BadRequest):
-            status_code = 400
-        elif isinstance(exc, NotFound):
-            status_code = 404
-        elif isinstance(exc, Conflict):
-            status_code = 409
-        super().send_error(status_code, **kwargs)
-
-    def request_id(self) -> str:
-        return "req-" + str(uuidlib.uuid4())
-
-
 class Versions(Base):
-    def get(self) -> None:
+    def do_get(self) -> None:
         self.reply(200, {"version": {"id": "v2.1", "status": "CURRENT",
                                      "links": [{"rel": "self", "href": f"{self.base}/v2.1/"}]}})
 
 
 class Servers(Base):
-    def get(self, detail: str | None = None) -> None:
+    def do_get(self, detail: str | None = None) -> None:
         reservation = self.get_query_argument("reservation_id", None)
         instances = self.manager.db.instances(reservation_id=reservation)
         if detail:
@@ -117,16 +41,16 @@ class Servers(Base):
         if self.request.method == "POST" and self.get_status() == 202:
             self.manager.create_latencies.append(self.request.request_time() * 1000)
 
-    async def post(self, detail: str | None = None) -> None:
+    async def do_post(self, detail: str | None = None) -> None:
         if detail:
             raise tornado.web.HTTPError(405, "Method not allowed on servers/detail")
-        req = validate_create(parse_json(self.request.body), self.manager.config)
+        req = validate_create(self.json_body(), self.manager.config)
         made = await self.manager.create_servers(req)
+        self.set_header("x-openstack-request-id", made["request_id"])
         if req["return_reservation_id"]:
             return self.reply(202, {"reservation_id": made["reservation_id"]})
         first = made["uuids"][0]
         self.set_header("Location", f"{self.base}/v2.1/servers/{first}")
-        self.set_header("x-openstack-request-id", made["request_id"])
         self.reply(202, {"server": {"id": first, "links": server_brief(
             {"uuid": first, "name": req["name"]}, self.base)["links"],
             "OS-DCF:diskConfig": "MANUAL", "security_groups": [{"name": "default"}],
@@ -137,26 +61,24 @@ class LabMetrics(Base):
     """Not in Nova: how long the API took to answer recent creates (the seed's point is
     the API's response time), for the dashboard."""
 
-    def get(self) -> None:
+    def do_get(self) -> None:
         self.reply(200, {"create_latency_ms": list(self.manager.create_latencies)})
 
 
 class Server(Base):
-    def get(self, uuid: str) -> None:
+    def do_get(self, uuid: str) -> None:
         inst = self.manager.db.instance(uuid)
         self.reply(200, {"server": server_view(inst, self.manager.db.fault(uuid), self.base)})
 
-    def delete(self, uuid: str) -> None:
-        self.manager.delete_server(uuid, self.request_id())
+    def do_delete(self, uuid: str) -> None:
+        self.manager.delete_server(uuid, self.rid)
         self.set_status(204)
         self.finish()
 
 
 class ServerAction(Base):
-    def post(self, uuid: str) -> None:
-        rid = self.request_id()
-        status = run_action(self.manager, uuid, parse_json(self.request.body), rid)
-        self.set_header("x-openstack-request-id", rid)
+    def do_post(self, uuid: str) -> None:
+        status = run_action(self.manager, uuid, self.json_body(), self.rid)
         if status == 204:
             self.set_status(204)
             return self.finish()
@@ -167,7 +89,7 @@ class Migrations(Base):
     """``GET /os-migrations``, filtered by ``instance_uuid``, ``status``, ``host``,
     ``migration_type`` as Nova's is."""
 
-    def get(self) -> None:
+    def do_get(self) -> None:
         args = {k: self.get_query_argument(k, None)
                 for k in ("instance_uuid", "status", "host", "migration_type")}
         rows = self.manager.db.migrations(
@@ -179,7 +101,7 @@ class Migrations(Base):
 
 
 class InstanceActions(Base):
-    def get(self, uuid: str, request_id: str | None = None) -> None:
+    def do_get(self, uuid: str, request_id: str | None = None) -> None:
         self.manager.db.instance(uuid, deleted=True)
         actions = [{"action": a["action"], "instance_uuid": uuid, "request_id": a["request_id"],
                     "start_time": a["start_time"], "message": a["message"],
@@ -193,7 +115,7 @@ class InstanceActions(Base):
 
 
 class Flavors(Base):
-    def get(self, detail: str | None = None) -> None:
+    def do_get(self, detail: str | None = None) -> None:
         views = [flavor_view(name, self.base) for name in FLAVORS]
         if not detail:
             views = [{k: v[k] for k in ("id", "name", "links")} for v in views]
@@ -201,7 +123,7 @@ class Flavors(Base):
 
 
 class Flavor(Base):
-    def get(self, ref: str) -> None:
+    def do_get(self, ref: str) -> None:
         found = flavor_by_ref(ref)
         if found is None:
             raise NotFound(f"Flavor {ref} could not be found.")
@@ -209,25 +131,32 @@ class Flavor(Base):
 
 
 class Services(Base):
-    def get(self) -> None:
+    def do_get(self, action: str | None = None) -> None:
+        if action is not None:
+            raise NotFound(f"No such resource: GET {self.request.path}")
         self.reply(200, {"services": self.manager.service_list()})
 
-    def put(self, action: str) -> None:
-        body = parse_json(self.request.body)
-        if not isinstance(body, dict) or not isinstance(body.get("host"), str) \
-                or not isinstance(body.get("binary"), str):
-            raise BadRequest("Expected {'host': ..., 'binary': ...}")
+    def do_put(self, action: str | None = None) -> None:
         if action not in ("enable", "disable", "disable-log-reason"):
-            raise NotFound(f"Unknown action {action}")
+            raise NotFound(f"Unknown action {shown(action)}: enable, disable or "
+                           f"disable-log-reason")
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise BadRequest("Expected {'host': ..., 'binary': ...}")
+        if set(body) - {"host", "binary", "disabled_reason"}:
+            raise unexpected(set(body) - {"host", "binary", "disabled_reason"})
+        host, binary = check_name(body.get("host"), "host"), check_name(body.get("binary"),
+                                                                         "binary")
         reason = body.get("disabled_reason")
-        self.manager.set_service_status(body["binary"], body["host"], action != "enable",
-                                        reason if isinstance(reason, str) else None)
-        self.reply(200, {"service": {"host": body["host"], "binary": body["binary"],
+        if reason is not None:
+            check_text(reason, "disabled_reason")
+        self.manager.set_service_status(binary, host, action != "enable", reason)
+        self.reply(200, {"service": {"host": host, "binary": binary,
                                      "status": "enabled" if action == "enable" else "disabled"}})
 
 
 class Hypervisors(Base):
-    def get(self, detail: str | None = None) -> None:
+    def do_get(self, detail: str | None = None) -> None:
         states = {s["host"]: s for s in self.manager.service_list()
                   if s["binary"] == "nova-compute"}
         out = []
@@ -251,9 +180,10 @@ class Hypervisors(Base):
 
 
 class NotFoundHandler(Base):
-    def prepare(self) -> None:
-        super().prepare()
-        raise NotFound(f"No such resource: {self.request.method} {self.request.path}")
+    def do_get(self, *args: str) -> None:
+        raise NotFound(f"No such resource: {self.request.method} {shown(self.request.path)}")
+
+    do_head = do_post = do_delete = do_patch = do_put = do_options = do_get
 
 
 def make_app(manager: ApiManager) -> tornado.web.Application:

@@ -25,6 +25,7 @@ from ..db import MOVING_TASKS
 from ..manager import Manager, record_error
 from ..messaging.transport import Transport
 from ..scheduler.rpcapi import SchedulerAPI
+from . import limits
 
 __all__ = ["ApiManager", "Conflict"]
 
@@ -52,7 +53,9 @@ class ApiManager(Manager):
     async def start(self) -> None:
         from .handlers import make_app
         sockets = _bind(rundir.read(self.run_dir).get("endpoints", {}).get("api", ""))
-        self._server = tornado.httpserver.HTTPServer(make_app(self), max_body_size=1 << 20)
+        self._server = tornado.httpserver.HTTPServer(
+            make_app(self), max_body_size=limits.MAX_BODY_BYTES,
+            max_header_size=limits.HEADER_CAP_BYTES, body_timeout=limits.BODY_TIMEOUT)
         self._server.add_sockets(sockets)
         self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
         rundir.update(self.run_dir, endpoints={"api": self.url})

@@ -1,31 +1,117 @@
 """Request validation for the API: every bad input becomes a clear 400 before anything is
-written, so a rejected request leaves no half-created instance."""
+written, so a rejected request leaves no half-created instance. The rules are Nova's
+schemas (nova/api/validation/parameter_types.py) for the fields the lab takes: a name
+is 1-255 printable characters, no leading or trailing space; a count is a positive
+integer or a string of digits; a boolean is one of Nova's spellings. Whatever passes is
+text that the database and the bus can carry (no lone surrogates, no control
+characters)."""
 from __future__ import annotations
 
 import json
+import reprlib
+import unicodedata
 from typing import Any
 
 from ..config import FLAVORS, LabConfig
 
-__all__ = ["BadRequest", "parse_json", "validate_create", "flavor_by_ref", "MAX_COUNT"]
+__all__ = ["BadRequest", "parse_json", "validate_create", "flavor_by_ref", "MAX_COUNT",
+           "is_printable", "check_name", "check_text", "check_boolean", "check_metadata",
+           "shown", "unexpected"]
 
 MAX_COUNT = 100
+MAX_TEXT = 255
 KNOWN_SERVER_KEYS = {"name", "flavorRef", "imageRef", "min_count", "max_count",
                      "availability_zone", "return_reservation_id", "networks", "metadata",
                      "key_name", "security_groups", "description", "adminPass"}
+# parameter_types.boolean: the spellings Nova takes for true and false.
+TRUE = ("True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes")
+FALSE = ("False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no")
+METADATA_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                               "0123456789-_:. ")
+_shown = reprlib.Repr()
+_shown.maxstring = _shown.maxother = 80
 
 
 class BadRequest(ValueError):
     """HTTP 400 with Nova's ``badRequest`` body."""
 
 
+def shown(value: Any) -> str:
+    """A value as an error message quotes it: short, whatever its size or depth."""
+    return _shown.repr(value)
+
+
+def unexpected(keys: set[str]) -> BadRequest:
+    """Nova's message for keys its schema does not name (cut short if long)."""
+    listed = ", ".join(sorted(keys))
+    listed = listed if len(listed) <= 200 else listed[:200] + "..."
+    return BadRequest(f"Additional properties are not allowed ({listed} were unexpected)")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_json(body: bytes) -> Any:
     if not body:
         raise BadRequest("The request body is empty; expected a JSON object.")
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"Malformed request body: {exc}") from None
+    except RecursionError:
+        raise BadRequest("Malformed request body: nested too deeply.") from None
+
+
+def is_printable(char: str) -> bool:
+    """Nova's ``_is_printable``: not a control, format, surrogate or unassigned code point
+    (category C*), and no separator but the horizontal space kind (Zs)."""
+    category = unicodedata.category(char)
+    return not category.startswith("C") and (not category.startswith("Z")
+                                             or category == "Zs")
+
+
+def check_text(value: Any, field: str, *, max_length: int = MAX_TEXT,
+               min_length: int = 1) -> str:
+    """A string of printable characters (spaces anywhere), within the lengths."""
+    if not isinstance(value, str) or not min_length <= len(value) <= max_length \
+            or not all(map(is_printable, value)):
+        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {shown(value)}."
+                         f" It must be a string of {min_length} to {max_length} printable "
+                         f"characters.")
+    return value
+
+
+def check_name(value: Any, field: str = "name") -> str:
+    """Nova's ``parameter_types.name``: 1-255 printable characters, not starting or
+    ending with a space."""
+    check_text(value, field)
+    if unicodedata.category(value[0]) == "Zs" or unicodedata.category(value[-1]) == "Zs":
+        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {shown(value)}."
+                         f" It must not start or end with a space.")
+    return value
+
+
+def check_boolean(value: Any, field: str) -> bool:
+    if value is True or value in TRUE:
+        return True
+    if value is False or value in FALSE:
+        return False
+    raise BadRequest(f"Invalid input for field/attribute {field}. Value: {shown(value)}. "
+                     f"It must be a boolean.")
+
+
+def check_metadata(value: Any, field: str = "metadata") -> dict[str, str]:
+    """Nova's ``parameter_types.metadata``: keys of 1-255 of ``[a-zA-Z0-9-_:. ]``,
+    string values of at most 255 characters."""
+    if not isinstance(value, dict):
+        raise BadRequest(f"Invalid input for field/attribute {field}: an object is required.")
+    for key, item in value.items():
+        if not 1 <= len(key) <= MAX_TEXT or not set(key) <= METADATA_KEY_CHARS:
+            raise BadRequest(f"Invalid input for field/attribute {field}: key {shown(key)} "
+                             "must be 1-255 of a-z A-Z 0-9 - _ : . and space.")
+        check_text(item, f"{field}.{key}", min_length=0)
+    return value
 
 
 def flavor_by_ref(ref: Any) -> tuple[str, dict[str, int]] | None:
@@ -43,12 +129,37 @@ def _count(server: dict[str, Any], key: str) -> int | None:
     value = server.get(key)
     if value is None:
         return None
-    if isinstance(value, str) and value.isascii() and value.isdecimal():
+    if isinstance(value, str) and value.isascii() and value.isdecimal() \
+            and len(value.lstrip("0")) <= len(str(MAX_COUNT)):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
-        raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value!r}. "
+        raise BadRequest(f"Invalid input for field/attribute {key}. Value: {shown(value)}. "
                          f"It must be an integer between 1 and {MAX_COUNT}.")
     return value
+
+
+def _check_optional(server: dict[str, Any]) -> None:
+    """The keys the lab takes and ignores still have Nova's types."""
+    if "key_name" in server:
+        check_name(server["key_name"], "key_name")
+    if "adminPass" in server and not isinstance(server["adminPass"], str):
+        raise BadRequest("Invalid input for field/attribute adminPass: a string is required.")
+    if server.get("description") is not None:
+        check_text(server["description"], "description", min_length=0)
+    if "metadata" in server:
+        check_metadata(server["metadata"])
+    networks = server.get("networks", "auto")
+    if networks not in ("auto", "none") and not (
+            isinstance(networks, list) and all(isinstance(n, dict) for n in networks)):
+        raise BadRequest("Invalid input for field/attribute networks: 'auto', 'none' or a "
+                         "list of objects is required.")
+    groups = server.get("security_groups", [])
+    if not isinstance(groups, list) or not all(
+            isinstance(g, dict) and set(g) == {"name"} for g in groups):
+        raise BadRequest("Invalid input for field/attribute security_groups: a list of "
+                         "{'name': ...} objects is required.")
+    for group in groups:
+        check_name(group["name"], "security_groups.name")
 
 
 def validate_create(body: Any, config: LabConfig) -> dict[str, Any]:
@@ -56,32 +167,33 @@ def validate_create(body: Any, config: LabConfig) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get("server"), dict):
         raise BadRequest("Invalid input: the body must be an object with a 'server' object.")
     server = body["server"]
-    unknown = sorted(set(server) - KNOWN_SERVER_KEYS)
+    unknown = set(server) - KNOWN_SERVER_KEYS
     if unknown:
-        raise BadRequest(f"Additional properties are not allowed ({', '.join(unknown)} "
-                         "were unexpected)")
-    name = server.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 255:
-        raise BadRequest("Invalid input for field/attribute name: a non-blank string of at "
-                         "most 255 characters is required.")
+        raise unexpected(unknown)
+    if "name" not in server:
+        raise BadRequest("Invalid input for field/attribute name: 'name' is a required "
+                         "property.")
+    name = check_name(server["name"])
     if "flavorRef" not in server:
         raise BadRequest("Missing flavorRef attribute.")
     flavor = flavor_by_ref(server["flavorRef"])
     if flavor is None:
-        raise BadRequest(f"Flavor {server['flavorRef']!r} could not be found. Known: "
+        raise BadRequest(f"Flavor {shown(server['flavorRef'])} could not be found. Known: "
                          f"{', '.join(FLAVORS)}.")
-    image = server.get("imageRef")
-    if not isinstance(image, str) or not image.strip() or len(image) > 255:
-        raise BadRequest("Invalid input for field/attribute imageRef: a non-blank string is "
-                         "required.")
+    # No image service: any name is an image, if it is one Nova's name rule allows.
+    image = check_name(server.get("imageRef"), "imageRef")
     min_count = _count(server, "min_count") or 1
     max_count = _count(server, "max_count") or min_count
     if max_count < min_count:
         raise BadRequest("min_count must be <= max_count")
     zone = server.get("availability_zone")
-    if zone is not None and zone not in config.availability_zones:
-        raise BadRequest(f"The requested availability zone is not available: {zone!r}")
+    if zone is not None and (not isinstance(zone, str)
+                             or zone not in config.availability_zones):
+        raise BadRequest(f"The requested availability zone is not available: {shown(zone)}")
+    reservation = check_boolean(server.get("return_reservation_id", False),
+                                "return_reservation_id")
+    _check_optional(server)
     flavor_name, sizes = flavor
     return {"name": name, "flavor": flavor_name, "sizes": sizes, "image": image,
             "count": max_count, "availability_zone": zone,
-            "return_reservation_id": bool(server.get("return_reservation_id", False))}
+            "return_reservation_id": reservation}

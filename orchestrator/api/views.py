@@ -28,7 +28,8 @@ def status_of(vm_state: str, task_state: str | None) -> str:
         return "REBUILD"
     return STATUS.get(vm_state, "UNKNOWN")
 ERROR_KEYS = {400: "badRequest", 404: "itemNotFound", 405: "badMethod",
-              409: "conflictingRequest", 413: "overLimit", 500: "computeFault"}
+              409: "conflictingRequest", 413: "overLimit", 415: "badMediaType",
+              500: "computeFault"}
 
 
 def iso(ts: float | None) -> str | None:

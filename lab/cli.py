@@ -9,6 +9,7 @@
     trace     a running (or stopped) lab's trace: summary, or --export jsonl|chrome|shiviz
     demo      the seed's story in a minute
     bench     benchmarks (python -m lab bench bus | moves | classroom)
+    chaos     a seeded nemesis against a new lab, then the invariants (exit 1 if broken)
     replay FILE      play a saved trace back in the terminal (or --dashboard in the page)
     clean     remove old labs' run directories (--keep N newest stopped ones, --dry-run)
 
@@ -27,6 +28,7 @@ from typing import Callable
 from orchestrator.config import FLAVORS, ConfigError
 
 from .client import ApiError
+from .chaos import add_arguments as add_chaos_arguments
 from .cluster import LabError
 from .housekeeping import KEEP_LAST, prune, survey
 from .lab import Lab
@@ -268,6 +270,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args.rest)
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from .chaos import run_from_args
+    return run_from_args(args)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -351,6 +358,9 @@ def _parser() -> argparse.ArgumentParser:
                            help="benchmarks: python -m lab bench bus|moves|classroom [--json]")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
+    chaos = add("chaos", cmd_chaos, "a seeded nemesis against a new lab while it builds; "
+                "then the invariants (exit 1 on any violation)", lab=False)
+    add_chaos_arguments(chaos)
     return parser
 
 

@@ -51,9 +51,11 @@ POLL = 0.5                            # seconds between the watcher's looks at t
 
 # -- what the watcher saw and what users did ---------------------------------------------------
 class History:
-    """Each server's states as the polls saw them, and the user actions on each."""
+    """Each server's states as the polls saw them, and the user actions on each; times
+    in seconds from ``origin`` (the start of the run)."""
 
-    def __init__(self) -> None:
+    def __init__(self, origin: float) -> None:
+        self.origin = origin
         self.lock = threading.Lock()
         self.seen: dict[str, list[inv.Observation]] = {}
         self.actions: dict[str, list[tuple[float, float]]] = {}
@@ -61,6 +63,7 @@ class History:
         self.refused: Counter[str] = Counter()
 
     def observe(self, when: float, servers: list[dict[str, Any]]) -> None:
+        when -= self.origin
         with self.lock:
             for s in servers:
                 seen = self.seen.setdefault(s["id"], [])
@@ -82,7 +85,8 @@ class History:
         except OSError:
             self.refused[f"{kind} no answer"] += 1
         with self.lock:
-            self.actions.setdefault(server, []).append((start, time.time()))
+            self.actions.setdefault(server, []).append((start - self.origin,
+                                                        time.time() - self.origin))
             self.kinds[kind] += 1
         return True
 
@@ -93,7 +97,7 @@ class ChaosRun:
 
     def __init__(self, lab: Lab, options: ChaosOptions, steps: list[Step]):
         self.lab, self.options = lab, options
-        self.history = History()
+        self.history = History(time.time())
         self.nemesis = Nemesis(lab, options, steps, self.history.act)
         self.accepted: list[str] = []
         self.refused: Counter[str] = Counter()
@@ -273,7 +277,7 @@ def _run_and_check(run: ChaosRun, limit: float, say: Callable[[str], None]
                    ) -> tuple[dict[str, Any], inv.Snapshot, list[inv.Violation]]:
     """The chaos, the healing, the wait for rest, the checks and the watch after them."""
     lab, options = run.lab, run.options
-    began = time.time()
+    began = run.history.origin
     say(f"lab in {lab.run_dir}; chaos: {options.builds} builds, {len(run.nemesis.steps)} "
         "steps")
     run.chaos()

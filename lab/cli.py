@@ -27,8 +27,8 @@ from typing import Callable
 
 from orchestrator.config import FLAVORS, ConfigError
 
-from .client import ApiError
 from .chaos import add_arguments as add_chaos_arguments
+from .client import ApiError
 from .cluster import LabError
 from .housekeeping import KEEP_LAST, prune, survey
 from .lab import Lab

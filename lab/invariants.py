@@ -176,8 +176,8 @@ def check_history(history: Mapping[str, list[Observation]],
                 continue
             out.append(Violation(2, sid, f"{_state_text(before.state)} -> "
                                  f"{_state_text(after.state)} with no user action",
-                                 [f"seen {_state_text(o.state)} from {o.first:.2f} to "
-                                  f"{o.last:.2f}" for o in seen]))
+                                 [f"seen {_state_text(o.state)} from {o.first:.2f}s to "
+                                  f"{o.last:.2f}s" for o in seen]))
     return out
 
 

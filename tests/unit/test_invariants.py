@@ -162,7 +162,7 @@ def test_an_error_that_turns_active_with_no_user_action_is_a_resurrection():
     found = inv.check_history(history, {})
     assert subjects(found, 2) == ["x"]
     assert found[0].what.startswith("ERROR on - (m1.tiny) -> BUILD/scheduling")
-    assert "seen ACTIVE on compute1 (m1.tiny) from 13.00 to 20.00" in found[0].evidence
+    assert "seen ACTIVE on compute1 (m1.tiny) from 13.00s to 20.00s" in found[0].evidence
 
 
 def test_changes_a_user_asked_for_pass_and_unasked_ones_do_not():

@@ -43,7 +43,20 @@ __all__ = ["ComputeManager", "BUILD_STEPS", "CRASH_EXIT_CODE"]
 log = logging.getLogger("orchestrator.compute")
 BUILD_STEPS = ("networking", "block_device_mapping", "spawning")
 CRASH_EXIT_CODE = 70
+AUDIT_EVERY = 8       # reports between two audits of the claims against the database
 GONE = ("NotFound", "UnexpectedTaskState", "InstanceNotFound")
+
+
+def holds_room(inst: dict[str, Any]) -> bool:
+    """Whether an ``instances_on_host`` row keeps room on the host."""
+    return bool(inst.get("migrating") or inst.get("failed_move")
+                or inst["vm_state"] in ("active", "resized")
+                or inst["task_state"] == "deleting")
+
+
+def room(inst: dict[str, Any]) -> dict[str, int]:
+    return {"vcpus": inst["vcpus"], "memory_mb": inst["memory_mb"],
+            "local_gb": inst["root_gb"]}
 
 
 class InstanceGone(Exception):
@@ -71,6 +84,9 @@ class ComputeManager(Manager):
         self.compute = ComputeAPI(transport)
         self.failed_builds = 0
         self.building: set[str] = set()      # instances whose build runs here now
+        self._reports = 0
+        self._audit_extra: set[str] = set()     # what the last audit found different
+        self._audit_missing: set[str] = set()
         self.rpc_endpoints = [self, MigrationManager(self)]
 
     async def start(self) -> None:
@@ -81,22 +97,24 @@ class ComputeManager(Manager):
     async def _recover(self) -> None:
         """On (re)start, rebuild the claims from the instances the database says live
         here, and fail builds that were in progress when we died (Nova's
-        ``_init_instance``): usage survives a crash, nothing stays half-built."""
+        ``_init_instance``): usage survives a crash, nothing stays half-built. Any DB-proxy
+        call lost on the way starts it over (every step is idempotent): a compute that
+        gave up here would never report again."""
         ctx = {"request_id": f"init-{self.host}"}
         while True:
             try:
-                rows = await self.conductor.instances_on_host(ctx, self.host)
+                await self._recover_once(ctx)
                 break
             except (MessagingTimeout, RemoteError) as exc:
                 log.warning("instance recovery failed (%s); retrying", exc)
                 await asyncio.sleep(self.config.timing("report_interval"))
+        self.recovered.set()
+
+    async def _recover_once(self, ctx: dict[str, Any]) -> None:
+        rows = await self.conductor.instances_on_host(ctx, self.host)
         for inst in rows:
-            if inst.get("migrating") or inst.get("failed_move") \
-                    or inst["vm_state"] in ("active", "resized") \
-                    or inst["task_state"] == "deleting":
-                self.tracker.claims[inst["uuid"]] = {
-                    "vcpus": inst["vcpus"], "memory_mb": inst["memory_mb"],
-                    "local_gb": inst["root_gb"]}
+            if holds_room(inst):
+                self.tracker.claims[inst["uuid"]] = room(inst)
             elif inst["vm_state"] == "building":
                 await self._abort({**ctx, "instance_uuid": inst["uuid"],
                                    "request_id": inst["request_id"],
@@ -105,12 +123,33 @@ class ComputeManager(Manager):
                                                       f"interrupted: {self.host} restarted"))
         for uuid in await self.conductor.evacuation_cleanup(ctx, self.host):
             log.info("instance %s was evacuated while we were down: not ours any more", uuid)
-        self.recovered.set()
+
+    async def audit_claims(self, ctx: dict[str, Any]) -> None:
+        """Nova's ``update_available_resource``: compare the claims with what the
+        database says this host holds, and mend what a lost message left wrong (a claim
+        released though the instance went ACTIVE, because the reply to its last save was
+        lost; a claim kept because a ``terminate_instance`` was lost). Only a difference
+        seen by two audits in a row is mended, never one for a build running here: an
+        operation in flight is allowed to be ahead of the database."""
+        rows = await self.conductor.instances_on_host(ctx, self.host)
+        want = {r["uuid"]: r for r in rows if holds_room(r)}
+        extra = {u for u in self.tracker.claims if u not in want} - self.building
+        missing = {u for u in want if u not in self.tracker.claims} - self.building
+        for uuid in extra & self._audit_extra:
+            log.warning("audit: %s holds no room here any more: claim freed", uuid)
+            self.tracker.release(uuid)
+        for uuid in missing & self._audit_missing:
+            log.warning("audit: %s is here but had no claim: claimed", uuid)
+            self.tracker.claims[uuid] = room(want[uuid])
+        self._audit_extra, self._audit_missing = extra, missing
 
     async def report_state(self) -> None:
         await self.recovered.wait()
         ctx = {"request_id": f"periodic-{self.host}"}
         await self.conductor.service_update(ctx, self.binary, self.host, self.object_version)
+        self._reports += 1
+        if self._reports % AUDIT_EVERY == 0:
+            await self.audit_claims(ctx)
         await self.report_resources(ctx)
 
     async def report_resources(self, ctx: dict[str, Any]) -> None:
@@ -240,8 +279,6 @@ class ComputeManager(Manager):
                           exc: Exception, claimed: bool = True) -> None:
         """Release the claim and hand the build back (conductor) or retry it (legacy)."""
         self.failed_builds += 1
-        if claimed:
-            await self._release(ctx, uuid)
         attempt = ctx["attempt"]
         reason = f"{type(exc).__name__}: {exc}"
         await self.conductor.action_event(ctx, uuid, "compute_build_and_run_instance",
@@ -254,7 +291,12 @@ class ComputeManager(Manager):
             await self._save(ctx, uuid, {"task_state": "scheduling", "host": None}, "<any>",
                              expected_vm_state="building")
         except InstanceGone:
+            # Not building any more: ERROR, deleted, or ACTIVE here after all (our last
+            # save went through and only its reply was lost). The audit frees or keeps
+            # the claim by what the database says.
             return
+        if claimed:
+            await self._release(ctx, uuid)
         next_ctx = {**ctx, "attempt": attempt + 1}
         if flow == "legacy":
             self.scheduler.run_instance(next_ctx, [uuid], spec, {**retry, "exc": reason})
@@ -262,13 +304,15 @@ class ComputeManager(Manager):
             self.conductor.build_instances(next_ctx, [uuid], spec, {**retry, "exc": reason},
                                            [host_list] if host_list is not None else None)
 
-    async def _abort(self, ctx: dict[str, Any], uuid: str, exc: NovaError) -> None:
-        """ERROR with a fault, saved by the conductor in one step."""
+    async def _abort(self, ctx: dict[str, Any], uuid: str, exc: NovaError,
+                     expected_vm_state: str | None = "building") -> None:
+        """ERROR with a fault, saved by the conductor in one step; by default only for
+        an instance still building (a duplicated or late failure changes nothing)."""
         await self._release(ctx, uuid)
         try:
             await self.conductor.instance_fault_create(
                 ctx, uuid, {"type": type(exc).__name__, "message": str(exc),
-                            "code": exc.code}, self.host, expected_vm_state="building")
+                            "code": exc.code}, self.host, expected_vm_state=expected_vm_state)
         except RemoteError as err:
             if err.exc_type not in GONE:
                 raise

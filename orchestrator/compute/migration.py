@@ -211,6 +211,15 @@ class MigrationManager:
                                migration_id: int | None = None) -> None:
         c = self.c
         inst = await c._load_instance(ctx, instance)
+        c.building.add(inst.uuid)    # ahead of the database until done: the audit waits
+        try:
+            await self._rebuild(ctx, inst, image_ref, recreate, migration_id)
+        finally:
+            c.building.discard(inst.uuid)
+
+    async def _rebuild(self, ctx: dict[str, Any], inst: Any, image_ref: str, recreate: bool,
+                       migration_id: int | None) -> None:
+        c = self.c
         ctx = {**ctx, "instance_uuid": inst.uuid, "attempt": 1}
         try:   # evacuate: claim here; rebuild: claim again (an ERROR instance had none)
             c.tracker.claim(inst.uuid, FLAVORS[inst.flavor])
@@ -219,7 +228,7 @@ class MigrationManager:
             if migration_id is not None:
                 await c.conductor.migration_update(ctx, migration_id, {"status": "failed"})
             return await c._abort(ctx, inst.uuid, RebuildError(
-                f"Rebuild of {inst.uuid} on {c.host} failed: {exc}"))
+                f"Rebuild of {inst.uuid} on {c.host} failed: {exc}"), expected_vm_state=None)
         await c.report_resources(ctx)
         await c._save(ctx, inst.uuid, {"task_state": "rebuild_spawning", "host": c.host},
                      "rebuilding")

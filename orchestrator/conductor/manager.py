@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from .tasks.migrate import MigrationTask
 from .tasks.rebuild import RebuildTask
 
 __all__ = ["ConductorManager"]
+
+log = logging.getLogger("orchestrator.conductor")
 
 
 class ConductorManager(Manager):
@@ -116,12 +119,34 @@ class ConductorManager(Manager):
             ctx = {"request_id": inst["request_id"], "attempt": inst["num_attempts"]}
             what = (f"instance {inst['uuid']} made no progress for {limit:g}s (task_state "
                     f"{inst['task_state']}, host {inst['host']})")
+            if self._finish_lost_resize(inst):
+                continue
             if inst["task_state"] == "resize_prep":   # nothing moved yet: just stop
                 self.db.add_fault_and_update(inst["uuid"], 500, f"MigrationTimeout: {what}",
                                              inst["host"], {"task_state": None})
             else:
                 self.set_error(inst["uuid"], RebuildError(what), ctx,
                                "conductor_move_timeout", inst["host"])
+
+    def _finish_lost_resize(self, inst: dict[str, Any]) -> bool:
+        """A destination wrote its migration ``finished`` but the reply was lost, so its
+        last save (VERIFY_RESIZE) never came: the record says the resize is done, so the
+        conductor completes the save instead of failing a finished resize."""
+        if inst["task_state"] != "resize_finish":
+            return False
+        done = self.db.migrations(instance_uuid=inst["uuid"], status=("finished",))
+        if not done:
+            return False
+        m = done[-1]
+        try:
+            self.db.update_instance(inst["uuid"], "resize_finish", vm_state="resized",
+                                    task_state=None, host=m["dest_compute"],
+                                    flavor=m["new_flavor"])
+        except NotFound:
+            return False
+        log.warning("instance %s: migration %s is finished but the destination's last "
+                    "save was lost: completed it (VERIFY_RESIZE)", inst["uuid"], m["id"])
+        return True
 
     # -- the database proxy ---------------------------------------------------------------------
     def instance_update(self, ctx: dict[str, Any], instance_uuid: str,

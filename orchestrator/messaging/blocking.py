@@ -57,7 +57,19 @@ class BlockingClient:
 
     def send(self, env: dict[str, Any]) -> None:
         with self._lock:
-            self._sock.send(protocol.encode(env))
+            self._put(protocol.encode(env), self.timeout)
+
+    def _put(self, data: bytes, timeout: float) -> None:
+        """Send, waiting at most ``timeout`` for room. A bus that refused this client's
+        proof leaves it nothing to send on, where a blocking send would wait forever."""
+        try:
+            self._sock.send(data, zmq.NOBLOCK)
+        except zmq.Again:
+            if not self._sock.poll(int(timeout * 1000) + 1, zmq.POLLOUT):
+                raise protocol.MessagingTimeout(
+                    f"could not send to the bus within {timeout}s"
+                    + self._refused_hint()) from None
+            self._sock.send(data, zmq.NOBLOCK)
 
     def cast(self, topic: str, method: str, *, server: str = "",
              ctx: dict[str, Any] | None = None, **args: Any) -> str:
@@ -88,23 +100,37 @@ class BlockingClient:
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         with self._lock:
-            self._sock.send(protocol.encode(env))
+            self._put(protocol.encode(env), timeout)
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._sock.poll(int(left * 1000) + 1):
                     if time.monotonic() < deadline:
                         continue
                     if env["topic"] != protocol.CONTROL_TOPIC:
-                        self._sock.send(protocol.encode(self.envelope(
-                            "control", protocol.CONTROL_TOPIC, "expired",
-                            args={"call": env})))
+                        self._notify_expired(env)
                     raise protocol.MessagingTimeout(
-                        f"no reply to {env['topic']}.{env['method']} within {timeout}s")
+                        f"no reply to {env['topic']}.{env['method']} within {timeout}s"
+                        + self._refused_hint())
                 reply = self._receive()
                 if reply is not None and reply["reply_to"] == env["msg_id"]:
                     return result_of(reply)
                 if reply is not None and reply["kind"] == "reply":
                     self.orphan_replies += 1
+
+    def _refused_hint(self) -> str:
+        """Nothing to send on: the bus refused this client's proof (libzmq drops the
+        pipe of a connection refused at its handshake)."""
+        if self._sock.poll(0, zmq.POLLOUT):
+            return ""
+        return f"; the bus refused {self.identity}: is the lab's secret right?"
+
+    def _notify_expired(self, env: dict[str, Any]) -> None:
+        """Tell the bus we gave up on ``env`` (best effort: never waits)."""
+        try:
+            self._sock.send(protocol.encode(self.envelope(
+                "control", protocol.CONTROL_TOPIC, "expired", args={"call": env})), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
 
     def _receive(self) -> dict[str, Any] | None:
         try:

@@ -13,6 +13,7 @@ from orchestrator import rundir
 from orchestrator.config import BusConfig
 from orchestrator.messaging import auth, protocol
 from orchestrator.messaging.auth import Names, ZapHandler, identity_problem, judge
+from orchestrator.messaging.blocking import BlockingClient
 from orchestrator.messaging.bus import Bus
 from orchestrator.messaging.protocol import ZAP_DOMAIN_BUS, ZAP_DOMAIN_TRACE
 
@@ -247,8 +248,12 @@ def _anonymous(bus: Bus) -> int:
 
 
 def _register(sock: zmq.Socket, name: str) -> dict:
+    """Send a register, never blocking: a refused DEALER may have no pipe left to send on."""
     env = protocol.envelope("control", name, "bus", "register")
-    sock.send(protocol.encode(env))
+    try:
+        sock.send(protocol.encode(env), zmq.NOBLOCK)
+    except zmq.Again:
+        pass
     return env
 
 
@@ -343,6 +348,17 @@ def test_a_subscriber_without_the_secret_gets_nothing(secret_bus):
         assert time.monotonic() < deadline, dict(bus.stats)
         bus.tick(time.time())
         time.sleep(0.05)
+
+
+@pytest.mark.timeout(20)
+def test_a_client_with_a_wrong_secret_is_told_so_never_left_hanging(secret_bus):
+    bus, _, _, endpoint = secret_bus
+    with BlockingClient(endpoint, "student", timeout=1, secret="guess") as client:
+        with pytest.raises(protocol.MessagingTimeout, match="is the lab's secret right"):
+            client.control("stats")
+        # refused, it has nothing to send on: a send waits its timeout, not forever
+        with pytest.raises(protocol.MessagingTimeout, match="could not send"):
+            client.cast("echo", "record")
 
 
 def test_a_bus_without_a_secret_does_not_authenticate(tmp_path):

@@ -155,6 +155,21 @@ class ReplayFeed:
         pass
 
 
+def _final_servers(run_dir: Path) -> list[dict[str, Any]] | None:
+    """Every server as the API would show it, read from the stopped lab's database."""
+    from orchestrator.api.views import server_view
+    from orchestrator.db import Database
+    try:
+        db = Database(run_dir)
+    except Exception as exc:   # no database (a lab that never started): the poll's view
+        log.info("no final server list: %s", exc)
+        return None
+    try:
+        return [server_view(inst, db.fault(inst["uuid"]), "") for inst in db.instances()]
+    finally:
+        db.close()
+
+
 class FollowFeed:
     """One lab from start to end: live while it runs; once ``Lab.stop()`` has written
     ``stopped_at`` into ``lab.json``, a replay of the lab's own recorded trace from its
@@ -204,11 +219,14 @@ class FollowFeed:
 
     def _replay(self, last: dict[str, Any]) -> ReplayFeed:
         """The recorded trace, with the last state the live lab showed (its services
-        marked stopped); a dashboard started after the stop has only the trace."""
+        marked stopped) and the servers as the database left them: the last poll may
+        predate the lesson's last builds by half a second."""
         replay = ReplayFeed(self.run_dir / TRACE_FILE)
-        if last:
-            states = {n: "stopped" for n in last.get("states", {})}
-            replay.snapshot = {**last, "states": states}
+        states = {n: "stopped" for n in last.get("states", {})}
+        servers = _final_servers(self.run_dir)
+        replay.snapshot = {**replay.snapshot, **last, "states": states,
+                           "servers": servers if servers is not None
+                           else last.get("servers", [])}
         return replay
 
     def stop(self) -> None:

@@ -27,6 +27,7 @@ import zmq
 
 from . import auth
 from .blocking import BlockingClient
+from .protocol import MessagingTimeout
 
 __all__ = ["TraceTap"]
 
@@ -127,8 +128,7 @@ class TraceTap:
                     # a frame dropped at the high-water mark) by asking the bus's seq.
                     if self.history and time.monotonic() - idle_since > CATCH_UP_AFTER:
                         idle_since = time.monotonic()
-                        if client.control("stats")["seq"] > self.last_seq:
-                            self._fill(client)
+                        self._catch_up(client, check=True)
                     continue
                 idle_since = time.monotonic()
                 while True:
@@ -137,7 +137,7 @@ class TraceTap:
                     except zmq.Again:
                         break
                     if events and events[0]["seq"] > self.last_seq + 1 and self.history:
-                        self._fill(client)
+                        self._catch_up(client)
                     self._add(events)
         except Exception as exc:  # keep the error for the lab to show; never print
             self.error = f"{type(exc).__name__}: {exc}"
@@ -147,6 +147,16 @@ class TraceTap:
             client.close()
             sub.close(0)
             ctx.term()
+
+    def _catch_up(self, client: BlockingClient, check: bool = False) -> None:
+        """Fill a gap from the bus's history; a bus paused or restarting does not answer
+        in time, and that is no reason to stop listening: the next quiet spell or gap
+        asks again (a tap that died here left the lab's trace frozen)."""
+        try:
+            if not check or client.control("stats")["seq"] > self.last_seq:
+                self._fill(client)
+        except MessagingTimeout as exc:
+            log.info("trace catch-up deferred: %s", exc)
 
     def _fill(self, client: BlockingClient) -> None:
         """Page history from the bus until we are level with it."""

@@ -46,3 +46,16 @@ def test_a_killed_bus_loses_its_queue_visibly_and_the_lab_carries_on(make_lab, w
     [queued] = events.where(phase="queued", dst="compute.ghost")
     fates = {e["phase"] for e in events if e["msg_id"] == queued["msg_id"]}
     assert "routed" not in fates, "the dead bus's queue is lost, and the trace shows it"
+
+
+def test_the_labs_trace_outlives_a_paused_bus(make_lab, wait_until):
+    lab = make_lab(computes=1)
+    lab.pause("bus")
+    time.sleep(6.5)          # longer than the tap's 5 s control timeout: it must not die
+    lab.resume("bus")
+    record = lab.wait(lab.boot("after-pause"), timeout=60)
+    assert record["status"] == "ACTIVE"
+    wait_until(lambda: lab.trace().where(method="build_and_run_instance",
+                                         instance=record["id"]), 20,
+               "the build after the pause in the lab's own trace")
+    assert not lab.tap.error

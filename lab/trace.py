@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     import networkx
     from bokeh.plotting import figure
 
-__all__ = ["Trace", "short", "topic_of", "lane_key", "lane_order", "DEFAULT_COLUMNS",
-           "MESSAGE_KINDS", "WORKFLOW_METHODS"]
+__all__ = ["Trace", "short", "topic_of", "lane_key", "lane_order", "is_reschedule",
+           "DEFAULT_COLUMNS", "MESSAGE_KINDS", "WORKFLOW_METHODS", "RESCHEDULE_METHODS"]
 
 Event = dict[str, Any]
 Names = str | Collection[str]
@@ -43,6 +43,11 @@ WORKFLOW_METHODS = frozenset({"build_instances", "select_destinations",
                               "migrate_server", "prep_resize", "resize_instance",
                               "finish_resize", "confirm_resize", "revert_resize",
                               "finish_revert_resize", "rebuild_instance"})
+# A compute handing its failed work back: a build (``build_instances`` to the conductor,
+# ``run_instance`` to the scheduler in the legacy flow: casts) or a resize's destination
+# (``migrate_server``, a call, as in Nova; ``prep_resize`` to the scheduler, legacy).
+RESCHEDULE_METHODS = frozenset({"build_instances", "run_instance", "migrate_server",
+                                "prep_resize"})
 LANE_TOPICS = ("api", "conductor", "scheduler", "compute")
 REPR_ROWS, REPR_EDGE, HTML_ROWS = 40, 20, 200
 
@@ -71,6 +76,13 @@ def lane_key(name: str) -> tuple[int, str, list[Any]]:
 def lane_order(names: Iterable[str]) -> list[str]:
     """Distinct service identities in lane order."""
     return sorted(set(names), key=lane_key)
+
+
+def is_reschedule(e: Event) -> bool:
+    """Whether this event is the reschedule loop's hand-back: a compute sending a
+    ``RESCHEDULE_METHODS`` cast or call (never its reply)."""
+    return (e["method"] in RESCHEDULE_METHODS and e["kind"] in ("cast", "call")
+            and topic_of(e["src"]) == "compute")
 
 
 def _is_lab(name: str) -> bool:
@@ -267,7 +279,8 @@ class Trace:
           ``build_and_run_instance``) whose method is a workflow method (WORKFLOW_METHODS)
           or a database-proxy method, replies included, divided by ``builds`` (0.0 when
           there are none). Periodic reports and the lab's traffic are not counted;
-        - ``reschedules``: ``build_instances``/``run_instance`` casts sent by a compute;
+        - ``reschedules``: a compute handing its failed work back (``is_reschedule``:
+          ``build_instances``/``run_instance`` casts, a resize's ``migrate_server`` call);
         - ``select_destinations_calls``; ``db_proxy_calls``;
         - ``dropped``, ``expired``: events in those phases;
         - ``scheduler_peers_sent_to``: the computes the scheduler sent messages to, in lane
@@ -281,8 +294,7 @@ class Trace:
         return {
             "messages": len(routed), "by_kind": by_kind, "builds": len(builds),
             "messages_per_build": _build_messages(routed) / len(builds) if builds else 0.0,
-            "reschedules": len(routed.where(kind="cast", src="compute",
-                                            method=("build_instances", "run_instance"))),
+            "reschedules": len(routed.filter(is_reschedule)),
             "select_destinations_calls": len(routed.where(kind="call",
                                                           method="select_destinations")),
             "db_proxy_calls": len(routed.where(kind="call", method=DB_PROXY_METHODS)),

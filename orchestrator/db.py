@@ -67,6 +67,8 @@ MIGRATION_MOVING = ("accepted", "pre-migrating", "migrating", "post-migrating",
                     "reverting", "confirming")
 # ...and these still hold resources somewhere (``finished`` waits for the user).
 MIGRATION_IN_PROGRESS = (*MIGRATION_MOVING, "finished")
+# ...and these ended badly (a step failed, nothing could take it, a rebuild failed).
+MIGRATION_FAILED = ("error", "failed")
 # An instance on its way somewhere (resize, revert, confirm, rebuild, evacuate).
 MOVING_TASKS = ("resize_prep", "resize_migrating", "resize_migrated", "resize_finish",
                 "resize_reverting", "resize_confirming", "rebuilding", "rebuild_spawning")
@@ -142,10 +144,13 @@ class Database:
         return dict(row)
 
     def instances(self, *, reservation_id: str | None = None, vm_state: str | None = None,
-                  task_states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+                  task_states: tuple[str, ...] | None = None,
+                  host: str | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT * FROM instances WHERE deleted=0", []
         if reservation_id:
             sql, args = sql + " AND reservation_id=?", args + [reservation_id]
+        if host:
+            sql, args = sql + " AND host=?", args + [host]
         if vm_state:
             sql, args = sql + " AND vm_state=?", args + [vm_state]
         if task_states:

@@ -34,8 +34,9 @@ from typing import Any, Iterable
 
 import networkx as nx
 
-from lab.trace import WORKFLOW_METHODS, lane_key, lane_order, short, topic_of
+from lab.trace import WORKFLOW_METHODS, is_reschedule, lane_key, lane_order, short, topic_of
 from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
+from orchestrator.scheduler.rpcapi import INSTANCE_INFO_METHODS
 
 __all__ = [
     "KIND_COLORS", "DROP_COLOR", "KIND_MARKERS", "TASK_STATE_COLORS", "NODE_STATE_COLORS",
@@ -92,8 +93,6 @@ HEARTBEAT_METHODS = frozenset({"service_update", "compute_node_update", "instanc
                                "evacuation_cleanup"})
 HEARTBEAT_PREFIXES = ("periodic-", "init-")
 DASHES = {"call": "dashed", "reply": "dotted"}          # everything else: solid
-# A compute handing a failed build (or resize destination) back: the reschedule loop.
-RESCHEDULE_METHODS = ("build_instances", "run_instance", "migrate_server", "prep_resize")
 # Where an attempt lands on a compute: a build, or a resize's destination.
 TRY_METHODS = ("build_and_run_instance", "prep_resize")
 INSTANCE_LANES, RESCHEDULE_ROWS, REMEMBERED_INSTANCES = 30, 12, 500
@@ -167,10 +166,12 @@ def _clamp(v: float, lo: float, hi: float) -> float:
 
 
 def _category(e: Event) -> str:
-    """``heartbeat`` (a periodic/init report through the database proxy), ``db`` (any
+    """``heartbeat`` (a periodic/init report through the database proxy, or the
+    computes' instance-info fanouts to the scheduler: housekeeping both), ``db`` (any
     other database-proxy method) or ""."""
     method = e["method"]
-    if method in HEARTBEAT_METHODS and e["request_id"].startswith(HEARTBEAT_PREFIXES):
+    if method in INSTANCE_INFO_METHODS or (
+            method in HEARTBEAT_METHODS and e["request_id"].startswith(HEARTBEAT_PREFIXES)):
         return "heartbeat"
     return "db" if method in DB_PROXY_METHODS else ""
 
@@ -444,7 +445,7 @@ class DashboardModel:
             return
         self._by_method[kind, method] += 1
         self._edges[src, dst, kind, _category(e)] += 1
-        if kind == "cast" and method in RESCHEDULE_METHODS and topic_of(src) == "compute":
+        if is_reschedule(e):
             self._reschedules += 1
             if uuid:
                 self._rescheduled_to.setdefault(uuid, {})[attempt] = dst

@@ -11,6 +11,11 @@ and does what the seed says:
 It holds no database handle: saves, heartbeats and resource reports are conductor calls.
 Resize/migrate and rebuild/evacuate are in ``migration.py``, served alongside.
 
+It tells every scheduler which instances it runs, as Nova's computes do (fanouts, one
+way): ``update_instance_info`` when a build ends ACTIVE here (and all of them when it
+starts), ``delete_instance_info`` when one is deleted here, and ``sync_instance_info``
+(the whole list) with every claim audit, so a lost fanout is mended.
+
 Instances arrive as versioned ``Instance`` objects. A compute started pinned to an older
 object version (``lab.add_compute(object_version="1.0")``: not yet upgraded) cannot read
 a newer one, so it asks the conductor to backport it (``object_backport_versions``).
@@ -52,6 +57,12 @@ def holds_room(inst: dict[str, Any]) -> bool:
     return bool(inst.get("migrating") or inst.get("failed_move")
                 or inst["vm_state"] in ("active", "resized")
                 or inst["task_state"] == "deleting")
+
+
+def running_here(rows: list[dict[str, Any]]) -> list[str]:
+    """The instances of ``instances_on_host`` rows that are on this host (not the other
+    end of a resize): what the scheduler's instance info should list."""
+    return [r["uuid"] for r in rows if not r.get("migrating")]
 
 
 def room(inst: dict[str, Any]) -> dict[str, int]:
@@ -123,6 +134,7 @@ class ComputeManager(Manager):
                                                       f"interrupted: {self.host} restarted"))
         for uuid in await self.conductor.evacuation_cleanup(ctx, self.host):
             log.info("instance %s was evacuated while we were down: not ours any more", uuid)
+        self.scheduler.update_instance_info(ctx, self.host, running_here(rows))
 
     async def audit_claims(self, ctx: dict[str, Any]) -> None:
         """Nova's ``update_available_resource``: compare the claims with what the
@@ -142,6 +154,7 @@ class ComputeManager(Manager):
             log.warning("audit: %s is here but had no claim: claimed", uuid)
             self.tracker.claims[uuid] = room(want[uuid])
         self._audit_extra, self._audit_missing = extra, missing
+        self.scheduler.sync_instance_info(ctx, self.host, running_here(rows))
 
     async def report_state(self) -> None:
         await self.recovered.wait()
@@ -217,6 +230,7 @@ class ComputeManager(Manager):
                                               "compute_build_and_run_instance", self.host,
                                               "Success")
             await self.report_resources(ctx)
+            self.scheduler.update_instance_info(ctx, self.host, [instance_uuid])
 
     async def _build(self, ctx: dict[str, Any], uuid: str, attempt: int) -> None:
         verdict = decide(self.failure, self.config.seed, uuid, self.host, attempt)
@@ -324,3 +338,4 @@ class ComputeManager(Manager):
         await self._release(ctx, instance_uuid)
         if destroy:
             await self.conductor.instance_destroy(ctx, instance_uuid)
+            self.scheduler.delete_instance_info(ctx, self.host, instance_uuid)

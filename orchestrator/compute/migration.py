@@ -8,8 +8,11 @@ Resize / cold migrate, as the seed's conductor left it ("not yet fully converted
 ``prep_resize`` (dest) claims the new flavor; ``resize_instance`` (source) "copies the
 disk"; ``finish_resize`` (dest) starts the instance there: VERIFY_RESIZE. The source keeps
 its claim until ``confirm_resize``; ``revert_resize`` (dest) gives the new claim back and
-``finish_revert_resize`` (source) puts the instance back. A failed ``prep_resize`` casts
-``migrate_server`` back to the conductor, as a failed build casts ``build_instances``.
+``finish_revert_resize`` (source) puts the instance back. A failed ``prep_resize`` hands
+the move back to the conductor as a failed build does, with the same message the API
+sent, ``migrate_server``; but, as in Nova, it **calls** it and waits: if the reschedule
+fails too (NoValidHost: no host or attempt left), this compute reports its own error,
+and the instance goes to ERROR on its source (Nova's ``_reschedule_resize_or_reraise``).
 With ``orchestrated`` (the conductor calls each step), a step returns instead of casting
 the next one, and a failure goes back to the conductor as the call's error.
 
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import FLAVORS
 from ..exception import MigrationError, RebuildError, RescheduledException, ResizeError
+from ..messaging.protocol import MessagingTimeout, RemoteError
 from .failures import decide
 
 if TYPE_CHECKING:
@@ -76,24 +80,40 @@ class MigrationManager:
                           f"{type(exc).__name__}: {exc}")
             if orchestrated:
                 raise
-            return self._reschedule(ctx, inst.uuid, flavor, migration_id, retry, host_list,
-                                    exc, flow)
+            return await self._reschedule(ctx, inst.uuid, flavor, migration_id, retry,
+                                          host_list, exc, flow)
         await c.report_resources(ctx)
         await c._event(ctx, inst.uuid, "compute_prep_resize", "Success")
         if not orchestrated:
             c.compute.resize_instance(ctx, inst.host, instance=instance,
                                       migration_id=migration_id, flavor=flavor)
 
-    def _reschedule(self, ctx: dict[str, Any], uuid: str, flavor: str, migration_id: int,
-                    retry: dict[str, Any], host_list: list[str] | None,
-                    exc: Exception, flow: str) -> None:
+    async def _reschedule(self, ctx: dict[str, Any], uuid: str, flavor: str,
+                          migration_id: int, retry: dict[str, Any],
+                          host_list: list[str] | None, exc: Exception, flow: str) -> None:
+        c = self.c
         next_ctx = {**ctx, "attempt": ctx["attempt"] + 1}
-        retry = {**retry, "exc": f"{type(exc).__name__}: {exc}"}
-        if flow == "legacy":
-            self.c.scheduler.prep_resize(next_ctx, uuid, flavor, retry, migration_id)
-        else:
-            self.c.conductor.migrate_server(next_ctx, uuid, flavor, retry, host_list,
-                                            migration_id)
+        reason = f"{type(exc).__name__}: {exc}"
+        retry = {**retry, "exc": reason}
+        if flow == "legacy":     # the old process: a cast to the scheduler, nobody waits
+            return c.scheduler.prep_resize(next_ctx, uuid, flavor, retry, migration_id)
+        try:
+            await c.conductor.reschedule_migration(next_ctx, uuid, flavor, retry, host_list,
+                                                   migration_id,
+                                                   c.config.timing("build_timeout"))
+        except MessagingTimeout:   # the conductor's move timeout ends it if nobody can
+            log.warning("rescheduling the resize of %s: no answer from the conductor", uuid)
+        except RemoteError as err:
+            # the migration ended (no host, no attempt left): our error stands, ERROR on
+            # the source, only from where the move left it (a late answer changes nothing)
+            try:
+                await c.conductor.instance_fault_create(
+                    ctx, uuid, {"type": MigrationError.__name__, "code": 500,
+                                "message": f"{reason} (rescheduling failed: "
+                                           f"{err.exc_type}: {err.message})"}, c.host,
+                    expected_task_state="resize_prep")
+            except RemoteError as gone:
+                log.info("resize of %s ended elsewhere meanwhile: %s", uuid, gone)
 
     async def resize_instance(self, ctx: dict[str, Any], instance: dict[str, Any],
                               migration_id: int, flavor: str,
@@ -136,6 +156,7 @@ class MigrationManager:
         await c._save(ctx, inst.uuid, {"vm_state": "resized", "task_state": None,
                                        "host": c.host, "flavor": flavor}, "resize_finish")
         await c._event(ctx, inst.uuid, "compute_finish_resize", "Success")
+        c.scheduler.update_instance_info(ctx, c.host, [inst.uuid])
 
     async def _step_failed(self, ctx: dict[str, Any], uuid: str, migration_id: int,
                            step: str, status: str, orchestrated: bool) -> bool:
@@ -180,6 +201,7 @@ class MigrationManager:
             await c._save(ctx, instance_uuid, {"vm_state": "active", "task_state": None},
                          "resize_confirming")
             await c._event(ctx, instance_uuid, "compute_confirm_resize", "Success")
+        c.scheduler.delete_instance_info(ctx, c.host, instance_uuid)
 
     async def revert_resize(self, ctx: dict[str, Any], instance_uuid: str,
                             migration_id: int) -> None:
@@ -239,6 +261,7 @@ class MigrationManager:
         await c._save(ctx, inst.uuid, {"vm_state": "active", "task_state": None,
                                        "image": image_ref}, "rebuild_spawning")
         await c._event(ctx, inst.uuid, "compute_rebuild_instance", "Success")
+        c.scheduler.update_instance_info(ctx, c.host, [inst.uuid])
         if recreate and inst.host and inst.host != c.host:
             # the dead host may have come back meanwhile and claimed it: let it go there
             c.compute.terminate_instance(ctx, inst.host, inst.uuid, destroy=False)

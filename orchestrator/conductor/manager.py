@@ -66,7 +66,10 @@ class ConductorManager(Manager):
                              retry: dict[str, Any] | None = None,
                              host_list: list[str] | None = None,
                              migration_id: int | None = None) -> None:
-        await self.migrate.run(ctx, instance_uuid, flavor, retry, host_list, migration_id)
+        """From the API (a cast: a new migration), or from a destination whose
+        ``prep_resize`` failed (a call, with the migration: the reschedule)."""
+        await self.migrate.run(ctx, instance_uuid, flavor, retry, host_list, migration_id,
+                               handed_back=migration_id is not None)
 
     async def rebuild_instance(self, ctx: dict[str, Any], instance_uuid: str, image_ref: str,
                                evacuate: bool = False, host: str | None = None,
@@ -161,13 +164,16 @@ class ConductorManager(Manager):
 
     def instance_fault_create(self, ctx: dict[str, Any], instance_uuid: str,
                               error: dict[str, Any], host: str,
-                              expected_vm_state: str | None = None) -> None:
+                              expected_vm_state: str | None = None,
+                              expected_task_state: str | None = None) -> None:
         """The instance goes to ERROR with this fault, both in one transaction; with
-        ``expected_vm_state``, only from that state (UnexpectedTaskState otherwise)."""
+        ``expected_vm_state`` / ``expected_task_state``, only from that state
+        (UnexpectedTaskState otherwise)."""
         message = f"{error.get('type', 'Exception')}: {error.get('message', '')}"
+        expected = {k: v for k, v in (("vm_state", expected_vm_state),
+                                      ("task_state", expected_task_state)) if v}
         self.db.set_error(instance_uuid, int(error.get("code", 500)), message, host,
-                          expected={"vm_state": expected_vm_state} if expected_vm_state
-                          else None)
+                          expected=expected or None)
 
     def action_event(self, ctx: dict[str, Any], instance_uuid: str, event: str, host: str,
                      result: str, details: str = "") -> None:

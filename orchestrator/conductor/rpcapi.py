@@ -29,14 +29,22 @@ class ConductorAPI:
         self.client.cast(ctx, "build_instances", instance_uuids=instance_uuids,
                          request_spec=request_spec, retry=retry, host_lists=host_lists)
 
-    def migrate_server(self, ctx: dict[str, Any], instance_uuid: str, flavor: str,
-                       retry: dict[str, Any] | None = None,
-                       host_list: list[str] | None = None,
-                       migration_id: int | None = None) -> None:
-        """Cold migrate (``flavor`` = the current one) or resize: a cast, from the API, or
-        from a destination compute whose ``prep_resize`` failed (the reschedule)."""
-        self.client.cast(ctx, "migrate_server", instance_uuid=instance_uuid, flavor=flavor,
-                         retry=retry, host_list=host_list, migration_id=migration_id)
+    def migrate_server(self, ctx: dict[str, Any], instance_uuid: str, flavor: str) -> None:
+        """Cold migrate (``flavor`` = the current one) or resize: a **cast** from the API,
+        which answers 202 at once (Nova's ``do_cast=True``)."""
+        self.client.cast(ctx, "migrate_server", instance_uuid=instance_uuid, flavor=flavor)
+
+    async def reschedule_migration(self, ctx: dict[str, Any], instance_uuid: str,
+                                   flavor: str, retry: dict[str, Any],
+                                   host_list: list[str] | None, migration_id: int,
+                                   timeout: float) -> None:
+        """A destination whose ``prep_resize`` failed hands the move back: the same
+        ``migrate_server``, but a **call** (Nova's compute calls it and waits), so the
+        compute hears whether the reschedule went somewhere (the reply) or failed
+        (``RemoteError``: NoValidHost) and can still report its own error."""
+        await self.client.prepare(timeout=timeout).call(
+            ctx, "migrate_server", instance_uuid=instance_uuid, flavor=flavor, retry=retry,
+            host_list=host_list, migration_id=migration_id)
 
     def rebuild_instance(self, ctx: dict[str, Any], instance_uuid: str, image_ref: str,
                          evacuate: bool = False, host: str | None = None,
@@ -66,9 +74,11 @@ class ConductorAPI:
 
     async def instance_fault_create(self, ctx: dict[str, Any], instance_uuid: str,
                                     error: dict[str, Any], host: str,
-                                    expected_vm_state: str | None = None) -> None:
+                                    expected_vm_state: str | None = None,
+                                    expected_task_state: str | None = None) -> None:
         await self.client.call(ctx, "instance_fault_create", instance_uuid=instance_uuid,
-                               error=error, host=host, expected_vm_state=expected_vm_state)
+                               error=error, host=host, expected_vm_state=expected_vm_state,
+                               expected_task_state=expected_task_state)
 
     async def action_event(self, ctx: dict[str, Any], instance_uuid: str, event: str,
                            host: str, result: str, details: str = "") -> None:

@@ -1,7 +1,13 @@
 """The host manager: the scheduler's view of every compute, built from the database's
 compute nodes and services, plus the claims it has handed out that the computes have not
 reported yet ("in-flight" claims, consumed in memory, so two requests a millisecond apart
-do not both land on the last free slot)."""
+do not both land on the last free slot).
+
+It also keeps each host's instance list the way Nova's HostManager does (``instances`` of
+a ``HostState``): read from the database once per host, then kept by the computes'
+fanouts, ``update_instance_info`` (built, resized or rebuilt here), ``delete_instance_info``
+(deleted, or a resize confirmed away) and ``sync_instance_info`` (periodically, the whole
+list: a list that differs, a lost fanout, is read from the database again)."""
 from __future__ import annotations
 
 import time
@@ -26,7 +32,8 @@ class HostState:
     failed_builds: int
     service_up: bool
     disabled: bool
-    instances: list[str] = field(default_factory=list)
+    claimed: list[str] = field(default_factory=list)     # the compute's last report
+    instances: list[str] = field(default_factory=list)   # the instance info: running here
 
     def consume(self, spec: dict[str, Any]) -> None:
         self.vcpus_used += spec["vcpus"]
@@ -52,6 +59,35 @@ class HostManager:
         self.service_down_time = service_down_time
         self.claim_ttl = claim_ttl
         self.in_flight: dict[str, Claim] = {}
+        self.instance_info: dict[str, set[str]] = {}
+
+    # -- instance info (the computes' fanouts) ------------------------------------------------
+    def update_instance_info(self, host: str, uuids: list[str]) -> None:
+        if host in self.instance_info:
+            self.instance_info[host].update(uuids)
+        else:
+            self._recreate_instance_info(host)
+
+    def delete_instance_info(self, host: str, uuid: str) -> None:
+        if host in self.instance_info:
+            self.instance_info[host].discard(uuid)
+        else:
+            self._recreate_instance_info(host)
+
+    def sync_instance_info(self, host: str, uuids: list[str]) -> bool:
+        """Whether the view matched; if not, it is read from the database again."""
+        if self.instance_info.get(host) == set(uuids):
+            return True
+        self._recreate_instance_info(host)
+        return False
+
+    def _recreate_instance_info(self, host: str) -> set[str]:
+        self.instance_info[host] = {i["uuid"] for i in self.db.instances(host=host)}
+        return self.instance_info[host]
+
+    def _instances_on(self, host: str) -> list[str]:
+        known = self.instance_info.get(host)
+        return sorted(known if known is not None else self._recreate_instance_info(host))
 
     def host_states(self, now: float | None = None) -> list[HostState]:
         """Every compute node as the scheduler should see it right now."""
@@ -66,7 +102,8 @@ class HostManager:
                 node["host"], node["availability_zone"], node["vcpus"], node["memory_mb"],
                 node["local_gb"], node["vcpus_used"], node["memory_mb_used"],
                 node["local_gb_used"], node["failed_builds"], up,
-                bool(service and service["disabled"]), node["instances"]))
+                bool(service and service["disabled"]), node["instances"],
+                self._instances_on(node["host"])))
         self._apply_in_flight(states, now)
         return states
 
@@ -75,7 +112,7 @@ class HostManager:
         rows = self.db.instance_states(list(self.in_flight))
         for uuid, claim in list(self.in_flight.items()):
             state = by_host.get(claim.host)
-            if state is None or uuid in state.instances or now - claim.made > self.claim_ttl \
+            if state is None or uuid in state.claimed or now - claim.made > self.claim_ttl \
                     or _went_elsewhere(rows.get(uuid), claim.host):
                 del self.in_flight[uuid]  # reported by the compute, or given up on
             else:

@@ -1,6 +1,9 @@
 """The scheduler service: ``select_destinations`` (the conductor's call) and, for the
 seed's old process, ``run_instance`` (a cast from the API that the scheduler turns into a
-cast to the chosen compute itself, which is why it had to reach every compute)."""
+cast to the chosen compute itself, which is why it had to reach every compute).
+
+The computes' fanouts ``update_instance_info`` / ``delete_instance_info`` /
+``sync_instance_info`` keep the host manager's instance lists; nothing answers them."""
 from __future__ import annotations
 
 import logging
@@ -50,22 +53,31 @@ class SchedulerManager(Manager):
                             instance_uuids: list[str],
                             return_alternates: bool = False) -> list[list[str]]:
         """For each instance, the chosen host first, then alternates (if asked), as lists
-        of host names. Raises NoValidHost if any instance finds no host."""
+        of host names. Raises NoValidHost if any instance finds no host.
+
+        ``request_spec`` may name a ``requested_destination`` (only that host is
+        considered: an evacuation to a host the admin named, a rebuild on the instance's
+        own host) and ``rebuild`` (a rebuild checks the host it is on: only the filters
+        that run on rebuild, and no claim, as Nova's scheduler does)."""
         ignore = set(request_spec.get("ignore_hosts") or ())
+        wanted = request_spec.get("requested_destination")
+        rebuild = bool(request_spec.get("rebuild"))
         # an instance scheduled again is not arriving anywhere else: its earlier claim
         # (a failed attempt, a reverted resize) must not weigh on this choice
         self.hosts.forget(instance_uuids)
-        states = [s for s in self.hosts.host_states() if s.host not in ignore]
+        states = [s for s in self.hosts.host_states() if s.host not in ignore
+                  and (wanted is None or s.host == wanted)]
         selections, decisions = [], []
         try:
             for uuid in instance_uuids:
-                ranked, rejected = self.rank(states, request_spec)
+                ranked, rejected = self.rank(states, request_spec, rebuild)
                 decisions.append({"instance_uuid": uuid, "ranked": [h.host for h in ranked],
                                   "rejected": rejected})
                 if not ranked:
                     raise NoValidHost("No valid host was found. There are not enough hosts "
                                       f"available. (rejected: {_describe(rejected)})")
-                self.hosts.claim(uuid, ranked[0], request_spec)
+                if not rebuild:
+                    self.hosts.claim(uuid, ranked[0], request_spec)
                 limit = self.config.max_attempts if return_alternates else 1
                 selections.append([h.host for h in ranked[:limit]])
         except NoValidHost:
@@ -75,11 +87,14 @@ class SchedulerManager(Manager):
             self.last_decision = decisions
         return selections
 
-    def rank(self, states: list[HostState],
-             spec: dict[str, Any]) -> tuple[list[HostState], dict[str, str]]:
-        """Hosts passing every enabled filter, heaviest first (ties by name), and for
-        each rejected host the first filter it failed."""
+    def rank(self, states: list[HostState], spec: dict[str, Any],
+             rebuild: bool = False) -> tuple[list[HostState], dict[str, str]]:
+        """Hosts passing every enabled filter (on a rebuild, those that run on rebuild),
+        heaviest first (ties by name), and for each rejected host the first filter it
+        failed."""
         filters = [self.filter_classes[name](self.config) for name in self.config.filters]
+        if rebuild:
+            filters = [f for f in filters if f.RUN_ON_REBUILD]
         passed, rejected = [], {}
         for state in states:
             failed = next((f for f in filters if not f.host_passes(state, spec)), None)
@@ -97,6 +112,21 @@ class SchedulerManager(Manager):
                 totals[i] += weigher.multiplier() * w
         order = sorted(range(len(passed)), key=lambda i: (-totals[i], passed[i].host))
         return [passed[i] for i in order], rejected
+
+    # -- the computes' fanouts (Nova's HostManager instance info) ---------------------------
+    def update_instance_info(self, ctx: dict[str, Any], host_name: str,
+                             instance_info: list[str]) -> None:
+        self.hosts.update_instance_info(host_name, instance_info)
+
+    def delete_instance_info(self, ctx: dict[str, Any], host_name: str,
+                             instance_uuid: str) -> None:
+        self.hosts.delete_instance_info(host_name, instance_uuid)
+
+    def sync_instance_info(self, ctx: dict[str, Any], host_name: str,
+                           instance_uuids: list[str]) -> None:
+        if not self.hosts.sync_instance_info(host_name, instance_uuids):
+            log.info("the instance sync for host %s did not match: re-created its "
+                     "instance list from the database", host_name)
 
     def load_plugin(self, ctx: dict[str, Any], name: str) -> str:
         """Load a student's filter or weigher class from ``plugins/<name>.py`` in the run

@@ -642,24 +642,34 @@ def test_importing_the_model_loads_neither_bokeh_nor_tornado():
 
 
 def test_a_resize_reschedule_is_drawn_like_a_build_reschedule():
-    """A destination's failed prep_resize goes back to the conductor (migrate_server from a
-    compute): counted as a reschedule, and the hosts tried are the prep_resize targets,
-    not the compute-to-compute hops that follow."""
+    """A destination's failed prep_resize goes back to the conductor: migrate_server, a
+    call as in Nova, answered once the conductor has sent the move on. Counted as a
+    reschedule (by the dashboard and the trace summary alike), drawn along the loop, and
+    the hosts tried are the prep_resize targets, not the compute-to-compute hops."""
     m = model()
     w = Wire()
     w.cast("migrate_server", API, COND, U1)
     w.call("select_destinations", COND, SCHED, U1)
     w.cast("prep_resize", COND, C2, U1)
-    w.cast("migrate_server", C2, COND, U1, attempt=2)
+    handback = Wire.env("call", "migrate_server", C2, COND, U1, attempt=2)
+    w.emit(handback)
     w.call("select_destinations", COND, SCHED, U1, attempt=2)
     w.cast("prep_resize", COND, C3, U1, attempt=2)
+    w.emit(protocol.reply_to(handback, COND, result=None))       # the compute hears
     w.cast("resize_instance", C3, C1, U1, attempt=2)
     w.cast("finish_resize", C1, C3, U1, attempt=2)
-    m.ingest(w.events)
+    update = m.ingest(w.events)
     c = m.counters()
-    assert c["reschedules"] == 1 and c["select_destinations_calls"] == 2
+    assert c["reschedules"] == Trace(w.events).summary()["reschedules"] == 1
+    assert c["select_destinations_calls"] == 2
     assert c["hosts_tried"] == {U1: [C2, C3]} and c["attempts"] == {U1: 2}
     assert c["builds_started"] == 0
+    [row] = rows(m.reschedule_data())
+    path = list(zip(row["xs"], row["ys"]))
+    assert path == [m.positions[n] for n in (COND, C2, COND, SCHED, COND, C3)]
+    reply = [r for r in rows(update.timeline) if r["kind"] == "reply"
+             and r["method"] == "migrate_server"]
+    assert [(r["src"], r["dst"], r["dash"]) for r in reply] == [(COND, C2, "dotted")]
 
 
 def test_legacy_resize_tries_are_the_schedulers_casts_to_computes():

@@ -52,7 +52,8 @@ def test_host_states_copy_the_compute_nodes(db):
     seen(db, "compute1", 1000.0)
     [state] = HostManager(db, DOWN_TIME, TTL).host_states(now=1000.0)
     assert state == HostState("compute1", "nova", 8, 16384, 200, 2, 4096, 40, 1, True, False,
-                              ["u1", "u2"])
+                              ["u1", "u2"], [])
+    assert state.instances == []    # none on compute1 in the database
     assert state.free() == {"vcpus": 6, "memory_mb": 12288, "local_gb": 160}
 
 
@@ -187,3 +188,49 @@ def test_a_claim_whose_instance_will_never_arrive_is_dropped_before_the_ttl(clou
                        "WHERE uuid=?", (*change.values(), uuid))
     used = by_host(hosts.host_states())["compute2"].memory_mb_used
     assert (uuid not in hosts.in_flight, used) == ((True, 0) if dropped else (False, 2048))
+
+
+# -- instance info: the computes' fanouts -------------------------------------------------------
+def place(db: Database, name: str, host: str) -> str:
+    _, _, [uuid] = db.create_instances([name], "m1.small", "cirros", None)
+    db.update_instance(uuid, host=host, vm_state="active", task_state=None)
+    return uuid
+
+
+def test_instance_info_is_read_from_the_database_once_per_host(cloud):
+    a, b = place(cloud, "a", "compute1"), place(cloud, "b", "compute2")
+    hosts = HostManager(cloud, DOWN_TIME, TTL)
+    states = by_host(hosts.host_states(now=1000.0))
+    assert (states["compute1"].instances, states["compute2"].instances) == ([a], [b])
+    place(cloud, "c", "compute1")     # nobody told the scheduler: its view stays
+    assert by_host(hosts.host_states(now=1000.0))["compute1"].instances == [a]
+
+
+def test_fanouts_keep_the_instance_lists(cloud):
+    a = place(cloud, "a", "compute1")
+    hosts = HostManager(cloud, DOWN_TIME, TTL)
+    hosts.host_states(now=1000.0)
+    hosts.update_instance_info("compute1", ["new"])
+    hosts.update_instance_info("compute2", ["moved"])
+    assert by_host(hosts.host_states(now=1000.0))["compute1"].instances == sorted([a, "new"])
+    assert hosts.instance_info["compute2"] == {"moved"}
+    hosts.delete_instance_info("compute1", a)
+    hosts.delete_instance_info("compute1", "never-there")      # harmless
+    assert by_host(hosts.host_states(now=1000.0))["compute1"].instances == ["new"]
+
+
+def test_a_fanout_from_a_host_not_yet_known_reads_it_from_the_database(cloud):
+    a = place(cloud, "a", "compute3")
+    hosts = HostManager(cloud, DOWN_TIME, TTL)
+    hosts.delete_instance_info("compute3", "whatever")
+    assert hosts.instance_info["compute3"] == {a}
+
+
+def test_a_sync_that_differs_reads_the_host_again(cloud):
+    a = place(cloud, "a", "compute1")
+    hosts = HostManager(cloud, DOWN_TIME, TTL)
+    hosts.host_states(now=1000.0)
+    assert hosts.sync_instance_info("compute1", [a]) is True
+    b = place(cloud, "b", "compute1")            # its update_instance_info was lost
+    assert hosts.sync_instance_info("compute1", [a, b]) is False
+    assert hosts.instance_info["compute1"] == {a, b}

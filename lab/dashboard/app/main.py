@@ -135,7 +135,8 @@ speed = Slider(title="Playback speed", start=0.1, end=4.0, value=1.0, step=0.1,
                name="speed")
 behind = Div(text="live", name="behind")
 jump = Button(label="Jump to live", button_type="primary", name="jump")
-show = CheckboxGroup(labels=["DB-proxy traffic", "heartbeats", "lab control traffic"],
+show = CheckboxGroup(labels=["DB-proxy traffic", "heartbeats & instance info",
+                             "lab control traffic"],
                      active=[0], name="show")
 pick = Select(title="Instance", value="(all)", options=["(all)"], name="instance_filter")
 lab_state = Div(text=LIVE_NOTE, name="lab_state", width=270)

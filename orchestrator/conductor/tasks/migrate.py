@@ -11,13 +11,16 @@ managed here", and "the resize/migrate process has not yet been fully converted"
 4. **Cast** ``prep_resize`` to the destination compute. From there the computes hand the
    work on among themselves: the destination casts ``resize_instance`` to the source, the
    source casts ``finish_resize`` to the destination: the hops that bypass the conductor.
-   If ``prep_resize`` fails, the destination casts ``migrate_server`` back here: the same
-   reschedule loop as a build.
+   If ``prep_resize`` fails, the destination hands the move back here: the same
+   ``migrate_server``, but a **call** (as Nova's compute does): the reschedule loop. With
+   no host or attempt left, the migration ends ``error`` and the call answers
+   ``NoValidHost``: the destination, still waiting, reports its own error (ERROR, as
+   Nova's ``_reschedule_resize_or_reraise``).
    With ``resize_via_conductor``, the conductor instead *calls* each step in turn and
    waits (how Nova later ran cross-cell resize): no compute talks to another.
 
-A migration that cannot go anywhere is rolled back: the instance stays ACTIVE on its
-source, with a fault saying why, and the migration record ends ``error``.
+A migration the API asked for that cannot go anywhere is rolled back: the instance stays
+ACTIVE on its source, with a fault saying why, and the migration record ends ``error``.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from typing import Any
 
 from ...config import FLAVORS, LabConfig
 from ...db import NotFound, UnexpectedTaskState
-from ...exception import MaxRetriesExceeded
+from ...exception import MaxRetriesExceeded, NoValidHost
 from ...manager import describe_error
 from ...messaging.protocol import MessagingTimeout, RemoteError
 from ...migrations import fail, rollback, still_preparing
@@ -44,7 +47,10 @@ RESCHEDULABLE = ("RescheduledException", "ComputeResourcesUnavailable", "Messagi
 class MigrationTask(Task):
     async def run(self, ctx: dict[str, Any], instance_uuid: str, flavor: str,
                   retry: dict[str, Any] | None = None, host_list: list[str] | None = None,
-                  migration_id: int | None = None) -> None:
+                  migration_id: int | None = None, handed_back: bool = False) -> None:
+        """One pass. ``handed_back``: a destination's failed ``prep_resize`` called us and
+        waits; a pass that cannot go on raises NoValidHost to it instead of rolling the
+        instance back (the destination writes the ERROR)."""
         config = self.config()
         try:
             inst = self.db.instance(instance_uuid)
@@ -66,7 +72,7 @@ class MigrationTask(Task):
         else:
             migration = self.db.migration(migration_id)
         if retry["num_attempts"] > config.max_attempts:
-            return rollback(self.db, ctx, migration, EVENT, MaxRetriesExceeded(
+            return self._give_up(ctx, migration, handed_back, MaxRetriesExceeded(
                 f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
                 f"{config.max_attempts} for instance {instance_uuid}. Last exception: "
                 f"{retry.get('exc', 'unknown')}"))
@@ -78,7 +84,8 @@ class MigrationTask(Task):
         spec = {**FLAVORS[flavor], "flavor": flavor, "image": inst["image"],
                 "availability_zone": inst["availability_zone"], "num_instances": 1,
                 "ignore_hosts": [migration["source_compute"]], "retry": retry}
-        hosts = await self._destinations(ctx, config, migration, spec, retry, host_list)
+        hosts = await self._destinations(ctx, config, migration, spec, retry, host_list,
+                                         handed_back)
         if hosts is None:
             return
         dest, alternates = hosts[0], hosts[1:]
@@ -94,26 +101,38 @@ class MigrationTask(Task):
 
     async def _destinations(self, ctx: dict[str, Any], config: LabConfig,
                             migration: dict[str, Any], spec: dict[str, Any],
-                            retry: dict[str, Any],
-                            host_list: list[str] | None) -> list[str] | None:
-        """The destination first, then alternates; None (after a rollback) if none."""
+                            retry: dict[str, Any], host_list: list[str] | None,
+                            handed_back: bool) -> list[str] | None:
+        """The destination first, then alternates; None (after giving up) if none."""
         if config.alternates and host_list is not None and retry["num_attempts"] > 1:
             left = [h for h in host_list if h not in retry["hosts"]]
             if left:
                 return left
-            rollback(self.db, ctx, migration, EVENT, MaxRetriesExceeded(
+            return self._give_up(ctx, migration, handed_back, MaxRetriesExceeded(
                 f"Exhausted all hosts available for retrying migration of instance "
                 f"{migration['instance_uuid']}. Last exception: {retry.get('exc')}"))
-            return None
         try:
             selections = await self.scheduler.select_destinations(
                 ctx, spec, [migration["instance_uuid"]],
                 return_alternates=config.alternates,
                 timeout=config.timing("scheduler_timeout"))
         except (RemoteError, MessagingTimeout) as exc:
-            rollback(self.db, ctx, migration, EVENT, exc)
-            return None
+            return self._give_up(ctx, migration, handed_back, exc)
         return selections[0]
+
+    def _give_up(self, ctx: dict[str, Any], migration: dict[str, Any], handed_back: bool,
+                 exc: BaseException) -> None:
+        """No host or attempt left. Asked by the API: roll back (ACTIVE on the source, a
+        fault). Handed back by a destination that waits: end the migration and answer
+        NoValidHost, as Nova's conductor does; the destination writes the ERROR."""
+        if not handed_back:
+            return rollback(self.db, ctx, migration, EVENT, exc)
+        name, text = describe_error(exc)
+        self.db.update_migration(migration["id"], status="error")
+        self.db.add_event(migration["instance_uuid"], ctx.get("request_id", ""), EVENT, None,
+                          int(ctx.get("attempt") or 0), "Error", f"{name}: {text}")
+        kind = "cold migrate" if migration["migration_type"] == "migration" else "resize"
+        raise NoValidHost(f"No valid host found for {kind}: {name}: {text}")
 
     def _primitive(self, migration: dict[str, Any]) -> dict[str, Any]:
         """The copy that travels dest -> source -> dest: readable by both ends."""

@@ -2,11 +2,18 @@
 it: its compute is down, so rebuild it somewhere else (Nova's ``rebuild_instance`` in the
 conductor, with ``recreate``).
 
-- rebuild: **cast** ``rebuild_instance`` to the instance's host; no scheduler.
+- rebuild: **cast** ``rebuild_instance`` to the instance's host. With a new image, first
+  **call** ``select_destinations`` for that host alone (``requested_destination``, with
+  only the filters that run on rebuild), as Nova does to check the image against the
+  host; with the same image, no scheduler.
 - evacuate: the migration record (``evacuation``) was written by the API. **Call**
-  ``select_destinations`` ignoring the dead host (unless the admin named one), then
-  **cast** ``rebuild_instance`` with ``recreate`` to the chosen compute. No reschedule:
-  if that host cannot take it, the instance goes to ERROR (as in Nova).
+  ``select_destinations`` ignoring the dead host (for the admin's host alone if one was
+  named: Nova since microversion 2.29 checks it too), then **cast** ``rebuild_instance``
+  with ``recreate`` to the chosen compute. No reschedule: if that host cannot take it,
+  the instance goes to ERROR (as in Nova).
+
+If the scheduler finds no host, nothing moved: the instance stays where it was with a
+fault saying why (the evacuation ends ``error``). Nova writes ERROR here.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from typing import Any
 
 from ...config import FLAVORS
 from ...db import NotFound, UnexpectedTaskState
+from ...manager import describe_error
 from ...messaging.protocol import MessagingTimeout, RemoteError
 from ...migrations import rollback
 from ...objects.pinning import instance_primitive
@@ -40,12 +48,11 @@ class RebuildTask(Task):
                                                      status="pre-migrating")
             except UnexpectedTaskState:
                 return
-        if not evacuate:
-            dest = inst["host"]
-        elif host:
-            dest = host   # the admin named the host: no scheduler (Nova's force)
+        if not evacuate and image_ref == inst["image"]:
+            dest = inst["host"]     # the same image: nothing for the scheduler to check
         else:
-            dest = await self._select(ctx, inst, migration)
+            dest = await self._select(ctx, inst, migration, host if evacuate else inst["host"],
+                                      rebuild=not evacuate)
             if dest is None:
                 return
         if migration is not None:
@@ -59,16 +66,35 @@ class RebuildTask(Task):
             migration_id=None if migration is None else migration["id"])
 
     async def _select(self, ctx: dict[str, Any], inst: dict[str, Any],
-                      migration: dict[str, Any] | None) -> str | None:
+                      migration: dict[str, Any] | None, requested: str | None,
+                      rebuild: bool) -> str | None:
+        """The host to rebuild on (``requested`` alone, if given), or None after giving
+        up: the instance stays where it was, with a fault (and its migration ``error``)."""
         config = self.config()
         spec = {**FLAVORS[inst["flavor"]], "flavor": inst["flavor"], "image": inst["image"],
                 "availability_zone": inst["availability_zone"], "num_instances": 1,
-                "ignore_hosts": [inst["host"]], "retry": {"num_attempts": 1, "hosts": []}}
+                "ignore_hosts": [] if rebuild else [inst["host"]],
+                "requested_destination": requested, "rebuild": rebuild,
+                "retry": {"num_attempts": 1, "hosts": []}}
         try:
             [hosts] = await self.scheduler.select_destinations(
                 ctx, spec, [inst["uuid"]], timeout=config.timing("scheduler_timeout"))
         except (RemoteError, MessagingTimeout) as exc:
             if migration is not None:
                 rollback(self.db, ctx, migration, EVENT, exc)
+            else:
+                self._stop_rebuild(ctx, inst, exc)
             return None
         return hosts[0]
+
+    def _stop_rebuild(self, ctx: dict[str, Any], inst: dict[str, Any],
+                      exc: BaseException) -> None:
+        """A rebuild the scheduler refused: the instance keeps its image, with a fault."""
+        name, text = describe_error(exc)
+        try:
+            self.db.add_fault_and_update(inst["uuid"], getattr(exc, "code", 500),
+                                         f"{name}: {text}", None, {"task_state": None})
+        except NotFound:
+            return
+        self.db.add_event(inst["uuid"], ctx.get("request_id", ""), EVENT, None, 1, "Error",
+                          f"{name}: {text}")

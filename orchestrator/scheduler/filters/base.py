@@ -11,7 +11,13 @@ __all__ = ["BaseFilter"]
 
 class BaseFilter:
     """Subclass and implement ``host_passes``; ``spec`` is the request spec (flavor
-    sizes, ``availability_zone``, ``retry``) and ``config`` the lab's config."""
+    sizes, ``availability_zone``, ``retry``) and ``config`` the lab's config.
+
+    ``RUN_ON_REBUILD``: whether the filter runs when a rebuild asks the scheduler to check
+    the instance's own host (Nova's attribute of the same name: the instance is there
+    already, so resource filters would count it twice; only image checks run)."""
+
+    RUN_ON_REBUILD = False
 
     def __init__(self, config: Any):
         self.config = config

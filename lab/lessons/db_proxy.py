@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from lab.trace import Trace, lane_key, short, topic_of
 from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
+from orchestrator.scheduler.rpcapi import INSTANCE_INFO_METHODS
 
 if TYPE_CHECKING:
     from lab.lab import Lab
@@ -66,10 +67,13 @@ def from_computes(trace: Trace) -> Trace:
 
 def strays(trace: Trace) -> list[Event]:
     """Delivered messages from computes to anyone but the conductor, except replies to
-    the lab's own calls (``set_failure``, ``set_config``). The lesson expects none."""
+    the lab's own calls (``set_failure``, ``set_config``) and the instance-info fanouts
+    to the scheduler (one way, and they write nothing: the scheduler keeps its host
+    lists in memory). The lesson expects none."""
     return [e for e in from_computes(trace)
             if topic_of(e["dst"]) != "conductor"
-            and not (e["kind"] == "reply" and topic_of(e["dst"]) == "lab")]
+            and not (e["kind"] == "reply" and topic_of(e["dst"]) == "lab")
+            and not (e["kind"] == "fanout" and e["method"] in INSTANCE_INFO_METHODS)]
 
 
 def not_proxy_or_build(trace: Trace) -> list[Event]:

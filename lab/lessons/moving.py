@@ -8,11 +8,12 @@ Reading the trace (pure, on a ``lab.trace.Trace``):
   method), without the database proxy and the lab's own traffic; ``path_table`` as text;
 - ``compute_to_compute(trace)``: the messages one compute sent to another (the hops that
   bypass the conductor); ``step_senders(trace, uuid)``: who sent each resize step, how;
-- ``hosts_tried(trace, uuid)`` and ``reschedule_casts(trace, uuid)``: where
-  ``prep_resize`` went, and the ``migrate_server`` casts a failing destination sent back;
+- ``hosts_tried(trace, uuid)`` and ``hand_backs(trace, uuid)``: where ``prep_resize``
+  went, and how each failing destination handed the move back (``migrate_server``: a call
+  in the conductor flow, as in Nova);
 - ``backports(trace)``: the ``object_backport_versions`` calls, by compute and instance.
 
-Reading the API's records (pure): ``last_fault_type``, ``migration_table``,
+Reading the API's records (pure): ``last_fault_type``, ``image_name``, ``migration_table``,
 ``instance_object`` (an ``Instance`` object built from a server record), ``fields`` and
 ``primitive_line`` (what a primitive carries).
 
@@ -29,10 +30,10 @@ import datetime
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from orchestrator.config import FLAVORS
+from orchestrator.config import FLAVORS, IMAGES
 from orchestrator.objects import Instance
 
-from ..trace import short, topic_of
+from ..trace import is_reschedule, short, topic_of
 from .breaking import compute_state, wait_until
 
 if TYPE_CHECKING:
@@ -40,8 +41,8 @@ if TYPE_CHECKING:
     from lab.trace import Trace
 
 __all__ = ["RESIZE_STEPS", "resize_path", "path_table",
-           "compute_to_compute", "step_senders", "hosts_tried", "reschedule_casts",
-           "backports", "last_fault_type", "migration_table", "instance_object", "fields",
+           "compute_to_compute", "step_senders", "hosts_tried", "hand_backs",
+           "backports", "last_fault_type", "image_name", "migration_table", "instance_object", "fields",
            "primitive_line", "wait_trace", "wait_report", "usage",
            "wait_usage", "compute_state", "wait_down", "wait_migration", "steer"]
 
@@ -106,12 +107,13 @@ def hosts_tried(trace: Trace, instance_uuid: str) -> list[str]:
             if e["kind"] != "reply"]
 
 
-def reschedule_casts(trace: Trace, instance_uuid: str) -> list[tuple[str, int]]:
-    """The ``migrate_server`` casts a compute sent back to the conductor (its
-    ``prep_resize`` failed), as (compute, attempt they ask for)."""
-    casts = _workflow(trace, instance_uuid).where(method="migrate_server", kind="cast",
-                                                  src="compute")
-    return [(short(e["src"]), e["attempt"]) for e in casts]
+def hand_backs(trace: Trace, instance_uuid: str) -> list[tuple[str, str, int]]:
+    """How each destination whose ``prep_resize`` failed handed the move back, as
+    (compute, kind, attempt it asks for): a ``migrate_server`` call to the conductor (the
+    conductor flow, as Nova's compute does), a ``prep_resize`` cast to the scheduler (the
+    legacy flow)."""
+    return [(short(e["src"]), e["kind"], e["attempt"])
+            for e in _workflow(trace, instance_uuid).filter(is_reschedule)]
 
 
 def backports(trace: Trace) -> list[tuple[str, str]]:
@@ -124,6 +126,12 @@ def backports(trace: Trace) -> list[tuple[str, str]]:
 
 
 # -- the API's records -------------------------------------------------------------------------
+def image_name(record: Record) -> str:
+    """The name of the server's image (the API shows its id, as Glance's)."""
+    ident = (record.get("image") or {}).get("id", "")
+    return next((name for name, image in IMAGES.items() if image["id"] == ident), ident)
+
+
 def last_fault_type(record: Record) -> str:
     """The exception named by the server's last fault, ``""`` if none: also for an
     instance that is ACTIVE again (a migration rolled back keeps the reason here)."""

@@ -61,7 +61,8 @@ SUCCESS = {   # compute1 -> compute2, attempt 1
 MOVE_TO_3 = ["cast compute3>compute1 resize_instance 2",
              "cast compute1>compute3 finish_resize 2"]
 RESCHEDULED = {   # compute2 fails prep_resize: compute1 -> compute3 on attempt 2
-    "conductor": [*SUCCESS["conductor"][:3], "cast compute2>conductor migrate_server 2",
+    # as in Nova, the failed destination *calls* the conductor and waits for the answer
+    "conductor": [*SUCCESS["conductor"][:3], "call compute2>conductor migrate_server 2",
                   "call conductor>scheduler select_destinations 2",
                   "cast conductor>compute3 prep_resize 2", *MOVE_TO_3],
     "via_conductor": [*SUCCESS["via_conductor"][:3],
@@ -72,7 +73,7 @@ RESCHEDULED = {   # compute2 fails prep_resize: compute1 -> compute3 on attempt 
     "legacy": [*SUCCESS["legacy"][:2], "cast compute2>scheduler prep_resize 2",
                "cast scheduler>compute3 prep_resize 2", *MOVE_TO_3],
     # alternates: the retry takes the next host of the first answer, no second call
-    "alternates": [*SUCCESS["conductor"][:3], "cast compute2>conductor migrate_server 2",
+    "alternates": [*SUCCESS["conductor"][:3], "call compute2>conductor migrate_server 2",
                    "cast conductor>compute3 prep_resize 2", *MOVE_TO_3],
 }
 
@@ -158,32 +159,56 @@ def test_resize_to_medium_then_confirm_or_revert(make_lab, answer):
     wait_usage(lab, usage, live=True)
 
 
-@pytest.mark.parametrize("computes, fault, detail", [
-    (4, "MaxRetriesExceeded", "max scheduling attempts 3"),   # compute2..4 all fail
-    (2, "NoValidHost", "compute2: ComputeFilter"),           # compute2 disabled
-])
-def test_a_migration_with_nowhere_to_go_is_rolled_back(make_lab, computes, fault, detail):
-    lab = make_lab(computes=computes)
+def test_a_migration_with_nowhere_to_go_is_rolled_back(make_lab):
+    """The API asked, the scheduler found nothing (compute2 disabled): nothing moved, the
+    instance stays ACTIVE where it was, with a fault saying why."""
+    lab = make_lab(computes=2)
     server = boot_on_compute1(lab)
-    others = [f"compute{i}" for i in range(2, computes + 1)]
-    for host in others:
-        if computes == 2:
-            disable(lab, host)
-        else:
-            lab.set_failure(host, reschedule=1.0)
+    disable(lab, "compute2")
     mark = lab.mark()
     lab.migrate(server)
     record = lab.wait(server)
     assert (record["status"], record[HOST], record["flavor"]["original_name"]) == \
         ("ACTIVE", "compute1", "m1.small")
     message = record["OS-EXT-LAB:last_fault"]["message"]
-    assert message.startswith(fault) and detail in message, message
+    assert message.startswith("NoValidHost") and "compute2: ComputeFilter" in message
     assert "fault" not in record                     # ACTIVE: no Nova fault shown
     assert [m["status"] for m in lab.migrations(server)] == ["error"]
-    tried = [h.split()[1] for h in hops(lab, mark, server) if "prep_resize" in h]
-    assert tried == (["conductor>compute2", "conductor>compute3", "conductor>compute4"]
-                     if computes == 4 else [])
-    wait_usage(lab, {"compute1": ("m1.small",), **{host: () for host in others}})
+    assert not [h for h in hops(lab, mark, server) if "prep_resize" in h]
+    wait_usage(lab, {"compute1": ("m1.small",), "compute2": ()})
+
+
+def test_a_destination_whose_reschedule_fails_writes_its_error(make_lab):
+    """compute2..4 all fail prep_resize: each calls the conductor back; the third call is
+    answered NoValidHost (max_attempts 3), and that destination reports its own error:
+    ERROR on the source, which keeps its room (Nova's _reschedule_resize_or_reraise)."""
+    lab = make_lab(computes=4)
+    server = boot_on_compute1(lab)
+    for host in ("compute2", "compute3", "compute4"):
+        lab.set_failure(host, reschedule=1.0)
+    mark = lab.mark()
+    lab.migrate(server)
+    record = lab.wait(server)
+    assert (record["status"], record[HOST], record["flavor"]["original_name"]) == \
+        ("ERROR", "compute1", "m1.small")
+    message = record["fault"]["message"]
+    assert message.startswith("MigrationError: RescheduledException") and \
+        "rescheduling failed: NoValidHost" in message and "max scheduling attempts 3" \
+        in message, message
+    assert [m["status"] for m in lab.migrations(server)] == ["error"]
+    path = hops(lab, mark, server)
+    assert [h.split()[1] for h in path if "prep_resize" in h] == [
+        "conductor>compute2", "conductor>compute3", "conductor>compute4"]
+    assert [h for h in path if "migrate_server" in h] == [
+        "cast api>conductor migrate_server 1", "call compute2>conductor migrate_server 2",
+        "call compute3>conductor migrate_server 3", "call compute4>conductor migrate_server 4"]
+    errors = lab.trace(since=mark).routed().where(kind="reply", method="migrate_server",
+                                                  dst="compute.compute4")
+    assert len(errors) == 1
+    wait_usage(lab, {"compute1": ("m1.small",), "compute2": (), "compute3": (),
+                     "compute4": ()})
+    lab.restart("compute1")            # the ERROR of a failed move keeps its room
+    wait_usage(lab, {"compute1": ("m1.small",)}, live=True)
 
 
 def test_api_refusals_change_nothing(make_lab):

@@ -11,6 +11,7 @@ from lab.client import ApiError
 from lab.testing import usage_of, wait_for_usage
 from lab.trace import short
 from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
+from orchestrator.config import image_id
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -46,7 +47,9 @@ def boot_on_compute1(lab) -> str:
 
 
 @pytest.mark.parametrize("flow, expected", [
+    # a new image: the conductor asks the scheduler about the instance's own host (Nova)
     ("conductor", [("cast", "api", "conductor", "rebuild_instance"),
+                   ("call", "conductor", "scheduler", "select_destinations"),
                    ("cast", "conductor", "compute1", "rebuild_instance")]),
     ("legacy", [("cast", "api", "compute1", "rebuild_instance")]),
 ])
@@ -60,7 +63,7 @@ def test_rebuild_stays_on_its_host_with_the_new_image(make_lab, flow, expected):
     assert lab.rebuild(server, "fedora") == 202
     record = lab.wait(server)
     assert (record["status"], record[HOST], record["image"]["id"]) == \
-        ("ACTIVE", "compute1", "fedora")
+        ("ACTIVE", "compute1", image_id("fedora"))
     assert record["flavor"]["original_name"] == "m1.small"
     assert hops(lab, mark, server) == expected
     assert lab.migrations(server) == []
@@ -79,7 +82,7 @@ def test_evacuate_rebuilds_elsewhere_and_the_dead_host_lets_go(make_lab):
     assert lab.evacuate(server) == 200
     record = lab.wait(server)
     assert (record["status"], record[HOST], record["image"]["id"]) == \
-        ("ACTIVE", "compute2", "cirros")                    # first of the live hosts
+        ("ACTIVE", "compute2", image_id("cirros"))          # first of the live hosts
     assert hops(lab, mark, server) == [
         ("cast", "api", "conductor", "rebuild_instance"),
         ("call", "conductor", "scheduler", "select_destinations"),
@@ -98,7 +101,9 @@ def test_evacuate_rebuilds_elsewhere_and_the_dead_host_lets_go(make_lab):
     assert lab.server(server)[HOST] == "compute2"
 
 
-def test_evacuate_to_a_named_host_skips_the_scheduler(make_lab):
+def test_evacuate_to_a_named_host_asks_the_scheduler_about_it(make_lab):
+    """Nova since microversion 2.29: the named host is checked by the scheduler (a
+    ``requested_destination``), not forced."""
     lab = make_lab()
     server = boot_on_compute1(lab)
     kill_and_wait_down(lab, "compute1")
@@ -111,6 +116,7 @@ def test_evacuate_to_a_named_host_skips_the_scheduler(make_lab):
     assert (record["status"], record[HOST]) == ("ACTIVE", "compute3")
     assert hops(lab, mark, server) == [
         ("cast", "api", "conductor", "rebuild_instance"),
+        ("call", "conductor", "scheduler", "select_destinations"),
         ("cast", "conductor", "compute3", "rebuild_instance")]
     [migration] = lab.migrations(server)
     assert (migration["status"], migration["dest_compute"]) == ("done", "compute3")
@@ -132,3 +138,21 @@ def test_legacy_evacuate_needs_a_host_and_goes_straight_to_it(make_lab):
     [migration] = lab.migrations(server)
     assert (migration["migration_type"], migration["status"]) == ("evacuation", "done")
     wait_for_usage(lab, {"compute2": SMALL, "compute3": NONE})
+
+
+def test_evacuate_to_a_named_host_the_scheduler_refuses_moves_nothing(make_lab):
+    lab = make_lab()
+    server = boot_on_compute1(lab)
+    lab.api.request("PUT", "/os-services/disable", {"host": "compute3",
+                                                     "binary": "nova-compute"})
+    kill_and_wait_down(lab, "compute1")
+    mark = lab.mark()
+    assert lab.evacuate(server, "compute3") == 200
+    record = lab.wait(server)
+    assert (record["status"], record[HOST]) == ("ACTIVE", "compute1")
+    assert record["OS-EXT-LAB:last_fault"]["message"].startswith("NoValidHost")
+    assert hops(lab, mark, server) == [
+        ("cast", "api", "conductor", "rebuild_instance"),
+        ("call", "conductor", "scheduler", "select_destinations")]
+    assert [m["status"] for m in lab.migrations(server)] == ["error"]
+    wait_for_usage(lab, {"compute2": NONE, "compute3": NONE})

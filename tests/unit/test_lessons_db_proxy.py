@@ -69,16 +69,18 @@ def test_strays_and_off_protocol_messages_from_computes():
     good = [*successful_build(),
             ev("build_instances", C1, "conductor", kind="cast", uuid=U2),
             ev("set_failure", C1, "lab.control", kind="reply", uuid=""),
+            ev("update_instance_info", C1, "scheduler.scheduler1", kind="fanout"),
             ev("instance_update", C2, COND, phase="dropped")]   # not delivered: not counted
     trace = Trace(good)
     assert strays(trace) == [] and not_proxy_or_build(trace) == []
-    assert len(from_computes(trace)) == 7 + 1 + 1
+    assert len(from_computes(trace)) == 7 + 1 + 1 + 1
     to_scheduler = ev("select_destinations", C1, "scheduler.scheduler1")
     cast_to_lab = ev("hello", C1, "lab.control", kind="cast")
     odd_call = ev("build_instances", C1, COND)                # a call, not the cast
     odd_cast = ev("instance_update", C1, COND, kind="cast")   # a cast, not a call
-    trace = Trace(good + [to_scheduler, cast_to_lab, odd_call, odd_cast])
-    assert strays(trace) == [to_scheduler, cast_to_lab]
+    info_cast = ev("update_instance_info", C1, "scheduler.scheduler1", kind="cast")
+    trace = Trace(good + [to_scheduler, cast_to_lab, odd_call, odd_cast, info_cast])
+    assert strays(trace) == [to_scheduler, cast_to_lab, info_cast]     # fanouts only
     assert not_proxy_or_build(trace) == [odd_call, odd_cast]
 
 

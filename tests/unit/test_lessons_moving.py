@@ -12,7 +12,7 @@ from lab.lessons import moving
 from lab.lessons.moving import (RESIZE_STEPS, backports, compute_to_compute, fields,
                                 hosts_tried, instance_object, last_fault_type,
                                 migration_table, path_table, primitive_line,
-                                reschedule_casts, resize_path, step_senders, steer, usage,
+                                hand_backs, resize_path, step_senders, steer, usage,
                                 wait_down, wait_migration, wait_report,
                                 wait_trace, wait_usage)
 from lab.testing import FakeLab
@@ -124,18 +124,19 @@ def rescheduled():
     """compute2 fails prep_resize and hands it back; compute3 takes it."""
     return [ev("migrate_server", API, COND), *schedule(1),
             ev("prep_resize", COND, C2), *proxy(C2),
-            ev("migrate_server", C2, COND, attempt=2), *schedule(2),
+            ev("migrate_server", C2, COND, kind="call", attempt=2), *schedule(2),
             ev("prep_resize", COND, C3, attempt=2),
+            ev("migrate_server", COND, C2, kind="reply", attempt=2),
             ev("resize_instance", C3, C1, attempt=2), ev("finish_resize", C1, C3, attempt=2)]
 
 
-def test_hosts_tried_and_reschedule_casts():
+def test_hosts_tried_and_hand_backs():
     trace = Trace(rescheduled())
     assert hosts_tried(trace, U1) == ["compute2", "compute3"]
-    assert reschedule_casts(trace, U1) == [("compute2", 2)]
+    assert hand_backs(trace, U1) == [("compute2", "call", 2)]      # not its reply
     assert step_senders(trace, U1)["prep_resize"] == ["conductor cast", "conductor cast"]
     # the API's migrate_server is the request, not a reschedule
-    assert reschedule_casts(Trace(seed_migration()), U1) == []
+    assert hand_backs(Trace(seed_migration()), U1) == []
     # orchestrated: prep_resize is a call; its reply is not another try
     assert hosts_tried(Trace(via_conductor()), U1) == ["compute1"]
 
@@ -351,3 +352,16 @@ def test_wait_report_waits_for_the_conductors_answer_to_that_computes_report():
     wait_report(lab, "compute3", mark, timeout=0.05)
     with pytest.raises(TimeoutError):      # reports from before the mark do not count
         wait_report(lab, "compute3", lab.events[-1]["seq"], timeout=0.05)
+
+
+def test_image_name_reads_the_glance_id_the_api_shows():
+    from orchestrator.config import image_id
+    assert moving.image_name({"image": {"id": image_id("ubuntu")}}) == "ubuntu"
+    assert moving.image_name({"image": {"id": "not-ours"}}) == "not-ours"
+    assert moving.image_name({}) == ""
+
+
+def test_a_legacy_hand_back_is_a_cast_to_the_scheduler():
+    trace = Trace([ev("prep_resize", C2, SCHED, attempt=2),
+                   ev("prep_resize", SCHED, C3, attempt=2)])
+    assert hand_backs(trace, U1) == [("compute2", "cast", 2)]

@@ -9,6 +9,7 @@ import pytest
 from orchestrator.config import LabConfig
 from orchestrator.conductor.tasks.migrate import EVENT, MigrationTask
 from orchestrator.db import Database
+from orchestrator.exception import NoValidHost
 from orchestrator.messaging.protocol import MessagingTimeout, RemoteError
 
 
@@ -58,13 +59,13 @@ def active(db, host="compute1", flavor="m1.small"):
 
 
 def run(db, answer, flavor="m1.small", compute=None, retry=None, host_list=None,
-        migration_id=None, **options):
+        migration_id=None, handed_back=False, **options):
     uuid = active(db) if migration_id is None else db.migration(migration_id)["instance_uuid"]
     config = LabConfig(**options)
     scheduler, compute = FakeScheduler(answer), compute or FakeCompute()
     task = MigrationTask(db, scheduler, compute, lambda: config)
     asyncio.run(task.run({"request_id": "req-1", "attempt": 1}, uuid, flavor, retry,
-                         host_list, migration_id))
+                         host_list, migration_id, handed_back=handed_back))
     return uuid, scheduler, compute
 
 
@@ -118,6 +119,25 @@ def test_past_max_attempts_it_rolls_back_without_asking_again(db):
     assert "MaxRetriesExceeded" in db.fault(first)["message"]
     assert "boom" in db.fault(first)["message"]
     assert db.migration(m["id"])["status"] == "error"
+
+
+@pytest.mark.parametrize("options", [{}, {"alternates": True}])
+def test_a_reschedule_handed_back_with_nowhere_to_go_answers_no_valid_host(db, options):
+    """The destination that called waits for this answer and writes the ERROR itself:
+    the conductor ends the migration and leaves the instance as the move left it."""
+    first, _, _ = run(db, [["compute2"]], **options)
+    [m] = db.migrations(instance_uuid=first)
+    retry = {"num_attempts": 1 if options else 3, "hosts": ["compute2"], "exc": "boom"}
+    with pytest.raises(NoValidHost, match="No valid host found for cold migrate: "
+                                          "MaxRetriesExceeded"):
+        run(db, [["compute3"]], retry=retry, host_list=[], migration_id=m["id"],
+            handed_back=True, **options)
+    inst = db.instance(first)
+    assert (inst["vm_state"], inst["task_state"], db.fault(first)) == \
+        ("active", "resize_prep", None)
+    assert db.migration(m["id"])["status"] == "error"
+    [event] = [e for e in db.actions(first)[-1]["events"] if e["result"] == "Error"]
+    assert event["event"] == EVENT and "boom" in event["details"]
 
 
 def test_a_reschedule_with_alternates_takes_the_next_host_without_the_scheduler(db):

@@ -304,3 +304,42 @@ def test_legacy_prep_resize_with_nowhere_to_go_rolls_back_itself(make_scheduler)
     assert (inst["vm_state"], inst["task_state"], inst["host"]) == ("active", None, "compute1")
     [m] = sm.db.migrations(instance_uuid=uuid)
     assert m["status"] == "error" and "NoValidHost" in sm.db.fault(uuid)["message"]
+
+
+# -- requested_destination and rebuild ---------------------------------------------------------
+def test_a_requested_destination_is_the_only_host_considered(make_scheduler):
+    sm = make_scheduler()
+    add_compute(sm, "compute1")
+    add_compute(sm, "compute2", memory_mb_used=8192)
+    spec = {**SMALL, "requested_destination": "compute2"}
+    assert sm.select_destinations(CTX, spec, ["u1"], return_alternates=True) == [["compute2"]]
+    add_compute(sm, "compute3", up=False)
+    with pytest.raises(NoValidHost, match="compute3: ComputeFilter"):
+        sm.select_destinations(CTX, {**SMALL, "requested_destination": "compute3"}, ["u2"])
+
+
+def test_a_rebuild_runs_only_the_filters_that_run_on_rebuild_and_claims_nothing(
+        make_scheduler):
+    """The instance is on the host already: a full host must not refuse its own rebuild
+    (Nova's RUN_ON_REBUILD), and nothing new arrives there."""
+    sm = make_scheduler()
+    add_compute(sm, "compute1", memory_mb=2048, memory_mb_used=2048)
+    spec = {**SMALL, "requested_destination": "compute1", "rebuild": True}
+    assert sm.select_destinations(CTX, spec, ["u1"]) == [["compute1"]]
+    assert sm.hosts.in_flight == {}
+    with pytest.raises(NoValidHost, match="RamFilter"):          # not a rebuild: full
+        sm.select_destinations(CTX, {**SMALL, "requested_destination": "compute1"}, ["u2"])
+
+
+def test_the_instance_info_fanouts_reach_the_host_states(make_scheduler):
+    sm = make_scheduler()
+    add_compute(sm, "compute1")
+    sm.hosts.host_states()                  # the view starts from the database: empty
+    sm.update_instance_info(CTX, "compute1", ["u1", "u2"])
+    sm.delete_instance_info(CTX, "compute1", "u1")
+    [state] = sm.hosts.host_states()
+    assert state.instances == ["u2"]
+    sm.sync_instance_info(CTX, "compute1", ["u2"])                # matches: kept
+    assert sm.hosts.instance_info["compute1"] == {"u2"}
+    sm.sync_instance_info(CTX, "compute1", ["u2", "u3"])          # differs: from the db
+    assert sm.hosts.instance_info["compute1"] == set()

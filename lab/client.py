@@ -1,6 +1,8 @@
 """A small HTTP client for the lab's Compute API (urllib only: nothing to install).
 Each response records how long the API took, because the seed's argument is about the
-API's response time."""
+API's response time. It asks for microversion ``MICROVERSION`` (2.47): the lab's code
+reads a server's flavor as the flavor itself (``flavor["original_name"]``), which Nova
+shows from 2.47 (before, a link to it)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +15,9 @@ from typing import Any
 
 from orchestrator import rundir
 
-__all__ = ["ApiClient", "ApiError", "Response"]
+__all__ = ["ApiClient", "ApiError", "Response", "MICROVERSION"]
+
+MICROVERSION = "2.47"
 
 
 class ApiError(RuntimeError):
@@ -38,12 +42,15 @@ class Response:
 
 class ApiClient:
     """``token``: the lab's secret, sent as ``X-Auth-Token`` (Keystone's header) on every
-    request; the lab's API refuses requests without it (401)."""
+    request; the lab's API refuses requests without it (401). ``microversion``: sent as
+    ``OpenStack-API-Version: compute X.Y`` (None: no header, so Nova's 2.1)."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0, token: str | None = None):
+    def __init__(self, base_url: str, timeout: float = 30.0, token: str | None = None,
+                 microversion: str | None = MICROVERSION):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.token = token
+        self.microversion = microversion
 
     @classmethod
     def for_lab(cls, run_dir: str | os.PathLike, timeout: float = 30.0) -> ApiClient:
@@ -56,6 +63,8 @@ class ApiClient:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.token:
             headers["X-Auth-Token"] = self.token
+        if self.microversion:
+            headers["OpenStack-API-Version"] = f"compute {self.microversion}"
         req = urllib.request.Request(f"{self.base_url}/v2.1{path}", data=data, method=method,
                                      headers=headers)
         start = time.perf_counter()

@@ -5,10 +5,14 @@ lab's knobs (failure injection, workflow options, network faults) over the bus.
 (which attaches to a lab another process started, for the CLI)."""
 from __future__ import annotations
 
+import os
+import sys
 import time
+from pathlib import Path
 from typing import Any, Iterable
 
 from orchestrator import rundir
+from orchestrator.api.clouds import CLOUD, CLOUDS_YAML
 from orchestrator.compute.failures import FailureSettings
 from orchestrator.config import RUNTIME_OPTIONS, ConfigError, LabConfig
 from orchestrator.messaging.blocking import BlockingClient
@@ -42,6 +46,20 @@ class CloudClient:
         if self.api is None:
             raise LabError("the lab is not started: use `with Lab() as lab:` or lab.start()")
         return self.api
+
+    def openstack_env(self) -> dict[str, str]:
+        """What to set so that the real ``openstack`` command and openstacksdk drive this
+        lab: its ``clouds.yaml`` (written by its API) and cloud, and a ``PATH`` that
+        finds this Python's own ``openstack`` first (a notebook's ``!openstack`` runs a
+        shell that may not have this environment's ``bin``). In a notebook:
+        ``os.environ.update(lab.openstack_env())``; in a shell: ``python -m lab env``."""
+        clouds = Path(self.run_dir) / CLOUDS_YAML
+        if self.api is None or not clouds.exists():
+            raise LabError(f"no {clouds}: the lab's API is not running")
+        here = str(Path(sys.executable).parent)
+        path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != here]
+        return {"OS_CLIENT_CONFIG_FILE": str(clouds), "OS_CLOUD": CLOUD,
+                "PATH": os.pathsep.join([here, *path])}
 
     # -- the API, as a student uses it ----------------------------------------------------------
     def boot(self, name: str, flavor: str = "m1.small", image: str = "cirros",

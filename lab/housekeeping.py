@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from orchestrator.api.clouds import CLOUDS_YAML
 from orchestrator.db import DB_FILE
 from orchestrator.messaging.bus import TRACE_FILE
 from orchestrator.rundir import LAB_JSON, read
@@ -47,10 +48,11 @@ LAB_PREFIX = "lab-"
 PRUNING_PREFIX = ".pruning-"
 # What a lab writes into its run directory itself (anything else keeps the directory):
 # lab.json and its lock and temp files (orchestrator.rundir), the secret, the database
-# and its journals, the bus's trace and its ipc:// sockets, logs/, students' plugins/.
+# and its journals, the bus's trace and its ipc:// sockets, logs/, students' plugins/,
+# the API's clouds.yaml and its temp files.
 LAB_FILES = frozenset({LAB_JSON, ".lab.lock", "secret", DB_FILE, TRACE_FILE, "bus.sock",
-                       "trace.sock", "logs", PLUGIN_DIR, KEEP_FILE})
-LAB_FILE_PREFIXES = (".lab.json.", f"{DB_FILE}-")
+                       "trace.sock", "logs", PLUGIN_DIR, KEEP_FILE, CLOUDS_YAML})
+LAB_FILE_PREFIXES = (".lab.json.", f"{DB_FILE}-", f".{CLOUDS_YAML}.")
 
 # The states survey() gives; only the last two are ever removed.
 RUNNING, KEPT, YOURS, STARTING, UNREADABLE = "running", "kept", "yours", "starting", "unreadable"

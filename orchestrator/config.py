@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BusConfig", "LabConfig", "ConfigError", "from_dict", "FLAVORS", "PRESETS",
-           "FILTERS", "WEIGHERS", "RUNTIME_OPTIONS"]
+__all__ = ["BusConfig", "LabConfig", "ConfigError", "from_dict", "FLAVORS", "IMAGES",
+           "image_id", "PRESETS", "FILTERS", "WEIGHERS", "RUNTIME_OPTIONS"]
 
 
 class ConfigError(ValueError):
@@ -69,6 +70,23 @@ FLAVORS: dict[str, dict[str, int]] = {
     "m1.medium": {"id": 3, "vcpus": 2, "memory_mb": 4096, "root_gb": 40},
     "m1.large": {"id": 4, "vcpus": 4, "memory_mb": 8192, "root_gb": 80},
 }
+# The lab's images, as its image service (Glance v2's shape) lists them: name -> record.
+# Like flavors, an image is known by its name inside the lab (the database stores it);
+# its id is a UUID made from the name, the same in every lab and every run of a lesson.
+IMAGE_NAMESPACE = uuid.UUID("6c1e5c4a-8f0d-5d7e-9a53-0c0ad0c70b1a")
+
+
+def image_id(name: str) -> str:
+    """The id of the lab's image ``name`` (uuid5: stable across labs and runs)."""
+    return str(uuid.uuid5(IMAGE_NAMESPACE, name))
+
+
+IMAGES: dict[str, dict[str, str | int]] = {
+    name: {"id": image_id(name), "name": name, "size": size, "os_distro": distro,
+           "os_version": version, "min_disk": 0, "min_ram": 0}
+    for name, size, distro, version in (("cirros", 21430272, "cirros", "0.6.2"),
+                                        ("fedora", 471531520, "fedora", "40"),
+                                        ("ubuntu", 594804736, "ubuntu", "24.04"))}
 FILTERS = ("ComputeFilter", "AvailabilityZoneFilter", "RamFilter", "CoreFilter",
            "DiskFilter", "RetryFilter")
 WEIGHERS = ("RAMWeigher", "BuildFailureWeigher")

@@ -11,6 +11,13 @@ anything, records the action, sets the task state, and hands the work over:
 
 confirmResize / revertResize go from the API straight to a compute in both flows, as
 they do in Nova.
+
+The answers are Nova's: 202 with no body (migrate, resize, revertResize), 204
+(confirmResize), 200 with no body (evacuate: no ``adminPass``, as Nova with ``[api]
+enable_instance_password = False``), and a rebuild's 202 carries the server (the
+handler's). Evacuate's body follows the request's microversion: ``onSharedStorage``
+only before 2.14, ``force`` from 2.29 (the lab's conductor always uses a named host as
+given, as Nova does with ``force``).
 """
 from __future__ import annotations
 
@@ -21,7 +28,8 @@ from ..db import NotFound, UnexpectedTaskState
 from ..manager import describe_error
 from ..objects.pinning import instance_primitive
 from .manager import Conflict
-from .validation import (BadRequest, check_boolean, check_metadata, check_name,
+from .microversion import MIN_VERSION, Version
+from .validation import (BadRequest, check_boolean, check_image, check_metadata, check_name,
                          flavor_by_ref, shown, unexpected)
 
 if TYPE_CHECKING:
@@ -32,16 +40,18 @@ __all__ = ["ACTIONS", "run_action"]
 ACTIONS = ("migrate", "resize", "confirmResize", "revertResize", "rebuild", "evacuate")
 
 
-def run_action(api: ApiManager, uuid: str, body: Any, request_id: str) -> int:
+def run_action(api: ApiManager, uuid: str, body: Any, request_id: str,
+               version: Version = MIN_VERSION) -> int:
     """Validate and start one action; returns the HTTP status to answer with."""
     if not isinstance(body, dict) or len(body) != 1 or next(iter(body)) not in ACTIONS:
         raise BadRequest(f"The body must be an object with exactly one action, one of: "
                          f"{', '.join(ACTIONS)}.")
     name, args = next(iter(body.items()))
     inst = api.db.instance(uuid)
+    if name == "evacuate":
+        return _evacuate(api, inst, args, request_id, version)
     return {"migrate": _migrate, "resize": _resize, "confirmResize": _confirm,
-            "revertResize": _revert, "rebuild": _rebuild,
-            "evacuate": _evacuate}[name](api, inst, args, request_id)
+            "revertResize": _revert, "rebuild": _rebuild}[name](api, inst, args, request_id)
 
 
 def _options(args: Any, action: str, allowed: set[str]) -> dict[str, Any]:
@@ -145,11 +155,11 @@ def _revert(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
 
 def _rebuild(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
     args = _options(args, "rebuild", {"imageRef", "name", "adminPass", "metadata"})
-    image = check_name(args.get("imageRef"), "imageRef")
     if "name" in args:
         check_name(args["name"])
     if "metadata" in args:
         check_metadata(args["metadata"])
+    image = check_image(args.get("imageRef"))
     _require(inst, "rebuild", ("active", "error"))
     _host_must_be_up(api, inst, "rebuild")
     _set_task(api, inst, "rebuilding")
@@ -165,11 +175,15 @@ def _rebuild(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
     return 202
 
 
-def _evacuate(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
-    args = _options(args, "evacuate", {"host", "onSharedStorage", "adminPass"})
+def _evacuate(api: ApiManager, inst: dict[str, Any], args: Any, rid: str,
+              version: Version) -> int:
+    allowed = {"host", "adminPass"} | ({"force"} if version >= (2, 29) else set()) | (
+        {"onSharedStorage"} if version < (2, 14) else set())
+    args = _options(args, "evacuate", allowed)
     host = args.get("host")
-    if "onSharedStorage" in args:
-        check_boolean(args["onSharedStorage"], "onSharedStorage")
+    for flag in ("onSharedStorage", "force"):
+        if flag in args:
+            check_boolean(args[flag], flag)
     known = {n["host"] for n in api.db.compute_nodes()}
     if host is not None and (not isinstance(host, str) or host not in known):
         raise BadRequest(f"Compute host {shown(host)} could not be found.")

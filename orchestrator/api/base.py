@@ -4,9 +4,10 @@ answered in Nova's error shape (``{"badRequest": {"code": 400, "message": ...}}`
 never an HTML page, never a 500 for bad input, never a dropped connection.
 
 Tornado calls ``get``/``post``/... once the whole body is in; here each of those is
-``_dispatch``, which checks the token, the header section's and the body's size, then
-calls the resource's ``do_get``/``do_post``/... (405 if it has none). Resources define
-``do_*``, never tornado's verbs, so nothing of theirs runs before those checks."""
+``_dispatch``, which checks the token, the header section's and the body's size, picks a
+Compute API resource's microversion (``microversion``), then calls the resource's
+``do_get``/``do_post``/... (405 if it has none). Resources define ``do_*``, never
+tornado's verbs, so nothing of theirs runs before those checks."""
 from __future__ import annotations
 
 import hmac
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import tornado.web
 
 from ..db import NotFound
-from . import limits
+from . import limits, microversion
 from .manager import Conflict
 from .validation import BadRequest, parse_json
 from .views import error_body
@@ -36,7 +37,8 @@ class Unauthorized(Exception):
 
 # Each refusal's status; the first match wins (UnexpectedTaskState is a NotFound).
 STATUS_OF: tuple[tuple[type[BaseException], int], ...] = (
-    (Unauthorized, 401), (BadRequest, 400), (NotFound, 404), (Conflict, 409),
+    (Unauthorized, 401), (BadRequest, 400), (microversion.InvalidVersion, 400),
+    (NotFound, 404), (Conflict, 409), (microversion.NotAcceptable, 406),
     (limits.PayloadTooLarge, 413), (limits.UnsupportedMediaType, 415))
 
 
@@ -51,6 +53,9 @@ class Base(tornado.web.RequestHandler):
 
     manager: ApiManager
     rid: str            # this request's id, on every answer (x-openstack-request-id)
+    versioned = True    # a Compute API resource: it has microversions
+    version = microversion.MIN_VERSION   # this request's, once the request is checked
+    _version_said = False
 
     def initialize(self, manager: ApiManager) -> None:
         self.manager = manager
@@ -59,10 +64,14 @@ class Base(tornado.web.RequestHandler):
         self._answered = False
 
     def set_default_headers(self) -> None:
-        # Nova answers every request with its request id, errors included.
+        # Nova answers every request with its request id, errors included; and every
+        # versioned one with its version (tornado calls this again to answer an error).
         if not hasattr(self, "rid"):
             self.rid = "req-" + str(uuidlib.uuid4())
         self.set_header("x-openstack-request-id", self.rid)
+        if self._version_said:
+            for name, value in microversion.response_headers(self.version):
+                self.add_header(name, value)
 
     async def prepare(self) -> None:
         """Before the body. A body declared over the limit is refused at once (a client
@@ -92,6 +101,10 @@ class Base(tornado.web.RequestHandler):
         self.check_token()
         limits.check_headers(self.request.uri or "", self.request.headers)
         limits.check_body_size(self._received)
+        if self.versioned:
+            self.version = microversion.requested(self.request.headers)
+            self._version_said = True
+            self.set_default_headers()
         self.request.body = b"".join(self._chunks)
         handler = getattr(self, f"do_{self.request.method.lower()}", None)
         if handler is None:
@@ -119,10 +132,17 @@ class Base(tornado.web.RequestHandler):
     def base(self) -> str:
         return self.manager.url
 
-    def reply(self, code: int, body: Any) -> None:
+    def reply(self, code: int, body: Any = None) -> None:
+        """Answer ``body`` as JSON; with no body, nothing (Nova's 202s and 204s)."""
         self.set_status(code)
+        if body is None:
+            return self.finish()
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
+
+    def fault(self, code: int, message: str) -> dict[str, Any]:
+        """An error's body: Nova's shape (the image service answers in Glance's)."""
+        return error_body(code, message)
 
     # -- refusals ---------------------------------------------------------------------
     def _error(self, status_code: int, exc: BaseException | None) -> bytes:
@@ -140,7 +160,7 @@ class Base(tornado.web.RequestHandler):
             message = exc.log_message or self._reason
         else:
             message = "Unexpected API error; see logs/api.*.log"
-        return json.dumps(error_body(status_code, message)).encode()
+        return json.dumps(self.fault(status_code, message)).encode()
 
     async def _answer_early(self, exc: Exception) -> None:
         """The whole answer now (its length said, so the client knows it is complete);

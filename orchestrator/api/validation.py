@@ -4,7 +4,11 @@ schemas (nova/api/validation/parameter_types.py) for the fields the lab takes: a
 is 1-255 printable characters, no leading or trailing space; a count is a positive
 integer or a string of digits; a boolean is one of Nova's spellings. Whatever passes is
 text that the database and the bus can carry (no lone surrogates, no control
-characters)."""
+characters).
+
+An image is named by its id (what the real clients send), a link ending in it, or, as a
+lab convenience, its name (``"cirros"``); an unknown one is Nova's 400, checked after
+everything else in the request."""
 from __future__ import annotations
 
 import json
@@ -12,9 +16,10 @@ import reprlib
 import unicodedata
 from typing import Any
 
-from ..config import FLAVORS, LabConfig
+from ..config import FLAVORS, IMAGES, LabConfig
 
-__all__ = ["BadRequest", "parse_json", "validate_create", "flavor_by_ref", "MAX_COUNT",
+__all__ = ["BadRequest", "parse_json", "validate_create", "flavor_by_ref", "image_by_ref",
+           "check_image", "MAX_COUNT",
            "is_printable", "check_name", "check_text", "check_boolean", "check_metadata",
            "shown", "unexpected"]
 
@@ -22,7 +27,14 @@ MAX_COUNT = 100
 MAX_TEXT = 255
 KNOWN_SERVER_KEYS = {"name", "flavorRef", "imageRef", "min_count", "max_count",
                      "availability_zone", "return_reservation_id", "networks", "metadata",
-                     "key_name", "security_groups", "description", "adminPass"}
+                     "key_name", "security_groups", "description", "adminPass",
+                     "block_device_mapping_v2"}
+# A block device the lab can have: the image, on the instance's local disk (what the
+# `openstack` command sends with --image). The lab has no volumes.
+BDM_KEYS = {"uuid", "boot_index", "source_type", "destination_type",
+            "delete_on_termination", "device_name", "disk_bus", "device_type",
+            "guest_format", "volume_size"}
+LOCAL_IMAGE = {"source_type": "image", "destination_type": "local"}
 # parameter_types.boolean: the spellings Nova takes for true and false.
 TRUE = ("True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes")
 FALSE = ("False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no")
@@ -125,6 +137,25 @@ def flavor_by_ref(ref: Any) -> tuple[str, dict[str, int]] | None:
     return None
 
 
+def image_by_ref(ref: str) -> str | None:
+    """The lab's name of an image given by id, link (".../images/<id>") or name."""
+    text = ref.rstrip("/").rsplit("/", 1)[-1]
+    for name, image in IMAGES.items():
+        if text in (name, image["id"]):
+            return name
+    return None
+
+
+def check_image(value: Any, field: str = "imageRef") -> str:
+    """An image the lab has (its name), or 400 as Nova answers an unknown image."""
+    ref = check_name(value, field)
+    name = image_by_ref(ref)
+    if name is None:
+        known = ", ".join(f"{n} ({image['id']})" for n, image in IMAGES.items())
+        raise BadRequest(f"Image {shown(ref)} could not be found. Known: {known}.")
+    return name
+
+
 def _count(server: dict[str, Any], key: str) -> int | None:
     value = server.get(key)
     if value is None:
@@ -162,6 +193,22 @@ def _check_optional(server: dict[str, Any]) -> None:
         check_name(group["name"], "security_groups.name")
 
 
+def _check_block_devices(devices: Any, image: str) -> None:
+    """``block_device_mapping_v2``: only the server's own image on its local disk."""
+    if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
+        raise BadRequest("Invalid input for field/attribute block_device_mapping_v2: a "
+                         "list of objects is required.")
+    for device in devices:
+        if set(device) - BDM_KEYS:
+            raise unexpected(set(device) - BDM_KEYS)
+        if {k: device.get(k) for k in LOCAL_IMAGE} != LOCAL_IMAGE or \
+                str(device.get("boot_index")) != "0" or \
+                image_by_ref(str(device.get("uuid", ""))) != image:
+            raise BadRequest("Block Device Mapping is Invalid: the lab has no volumes; it "
+                             "takes only the server's image (imageRef) as its local boot "
+                             "disk (source_type image, destination_type local, boot_index 0).")
+
+
 def validate_create(body: Any, config: LabConfig) -> dict[str, Any]:
     """The checked request: name, flavor (name), flavor sizes, image, count, zone."""
     if not isinstance(body, dict) or not isinstance(body.get("server"), dict):
@@ -180,8 +227,7 @@ def validate_create(body: Any, config: LabConfig) -> dict[str, Any]:
     if flavor is None:
         raise BadRequest(f"Flavor {shown(server['flavorRef'])} could not be found. Known: "
                          f"{', '.join(FLAVORS)}.")
-    # No image service: any name is an image, if it is one Nova's name rule allows.
-    image = check_name(server.get("imageRef"), "imageRef")
+    check_name(server.get("imageRef"), "imageRef")
     min_count = _count(server, "min_count") or 1
     max_count = _count(server, "max_count") or min_count
     if max_count < min_count:
@@ -193,6 +239,9 @@ def validate_create(body: Any, config: LabConfig) -> dict[str, Any]:
     reservation = check_boolean(server.get("return_reservation_id", False),
                                 "return_reservation_id")
     _check_optional(server)
+    image = check_image(server["imageRef"])
+    if "block_device_mapping_v2" in server:
+        _check_block_devices(server["block_device_mapping_v2"], image)
     flavor_name, sizes = flavor
     return {"name": name, "flavor": flavor_name, "sizes": sizes, "image": image,
             "count": max_count, "availability_zone": zone,

@@ -7,6 +7,7 @@ import pytest
 
 from orchestrator.api.actions import run_action
 from orchestrator.api.manager import Conflict
+from orchestrator.api.microversion import Version
 from orchestrator.api.validation import BadRequest
 from orchestrator.config import LabConfig
 from orchestrator.db import Database, NotFound
@@ -71,6 +72,7 @@ def snapshot(db, uuid):
     ({"resize": {"flavorRef": 2}}, "must change flavor"),
     ({"rebuild": {}}, "imageRef"), ({"rebuild": {"imageRef": " "}}, "imageRef"),
     ({"rebuild": {"imageRef": 7}}, "imageRef"),
+    ({"rebuild": {"imageRef": "gentoo"}}, "Image 'gentoo' could not be found"),
     ({"evacuate": {"host": "compute9"}}, "compute9"),
     ({"evacuate": {"host": ["compute2"]}}, "could not be found"),
     ({"evacuate": {"force": True}}, "force were unexpected")])
@@ -87,14 +89,39 @@ def test_bad_bodies_are_400_and_write_nothing(db, body, message):
     ({"migrate": None}, "active", "resize_prep"),
     ({"resize": {"flavorRef": "m1.medium"}}, "resized", None),
     ({"confirmResize": None}, "active", None), ({"revertResize": None}, "active", None),
-    ({"rebuild": {"imageRef": "x"}}, "active", "deleting"),
-    ({"rebuild": {"imageRef": "x"}}, "building", "spawning")])
+    ({"rebuild": {"imageRef": "fedora"}}, "active", "deleting"),
+    ({"rebuild": {"imageRef": "fedora"}}, "building", "spawning")])
 def test_actions_in_the_wrong_state_are_409_and_write_nothing(db, body, vm_state, task_state):
     api, uuid = FakeApi(db), server(db, vm_state, task_state)
     before = snapshot(db, uuid)
     with pytest.raises(Conflict, match="Cannot"):
         run_action(api, uuid, body, "req-x")
     assert snapshot(db, uuid) == before and api.sent() == []
+
+
+@pytest.mark.parametrize("version, args, allowed", [
+    ((2, 1), {"onSharedStorage": "true"}, True), ((2, 13), {"onSharedStorage": False}, True),
+    ((2, 14), {"onSharedStorage": False}, False), ((2, 28), {"force": True}, False),
+    ((2, 29), {"force": True}, True), ((2, 47), {"force": "no", "host": "compute2"}, True),
+    ((2, 29), {"force": "maybe"}, False), ((2, 47), {"onSharedStorage": True}, False)])
+def test_evacuate_takes_what_its_microversion_names(db, version, args, allowed):
+    """onSharedStorage until 2.13, force from 2.29 (a boolean), as Nova's schemas."""
+    api, uuid = FakeApi(db, up=("compute2",)), server(db)
+    if allowed:
+        assert run_action(api, uuid, {"evacuate": args}, "req-e", Version(*version)) == 200
+    else:
+        with pytest.raises(BadRequest):
+            run_action(api, uuid, {"evacuate": args}, "req-e", Version(*version))
+        assert api.sent() == []
+
+
+@pytest.mark.parametrize("ref", ["fedora", "eaf64fb9-453d-5ccf-989f-43ec4a4af7f0",
+                                 "http://api/images/eaf64fb9-453d-5ccf-989f-43ec4a4af7f0"])
+def test_rebuild_takes_an_image_by_id_link_or_name_and_passes_its_name(db, ref):
+    api, uuid = FakeApi(db), server(db)
+    assert run_action(api, uuid, {"rebuild": {"imageRef": ref}}, "req-r") == 202
+    [(method, args, _)] = api.conductor.sent
+    assert (method, args[2]) == ("rebuild_instance", "fedora")
 
 
 def test_an_unknown_server_is_404(db):

@@ -1,12 +1,14 @@
-"""Unit tests for orchestrator.api.views: Nova's response shapes and error bodies."""
+"""Unit tests for orchestrator.api.views: Nova's response shapes at each microversion the
+lab serves, and its error bodies."""
 from __future__ import annotations
 
 import pytest
 
 from lab.client import ApiError
-from orchestrator.api.views import (STATUS, error_body, flavor_view, iso, server_brief,
-                                    server_view, status_of)
-from orchestrator.config import FLAVORS
+from orchestrator.api.microversion import MAX_VERSION, MIN_VERSION, Version
+from orchestrator.api.views import (STATUS, error_body, flavor_view, host_id, iso,
+                                    nova_time, server_brief, server_view, status_of)
+from orchestrator.config import FLAVORS, image_id
 
 BASE = "http://127.0.0.1:8774"
 T0 = 1_700_000_000.0      # 2023-11-14T22:13:20Z
@@ -74,8 +76,11 @@ def test_server_view_fields():
     assert view["created"] == "2023-11-14T22:13:20Z"
     assert view["updated"] == "2023-11-14T22:14:21Z"
     assert view["flavor"] == {"original_name": "m1.small", "vcpus": 1, "ram": 2048,
-                              "disk": 20}
-    assert view["image"] == {"id": "cirros"}
+                              "disk": 20, "ephemeral": 0, "swap": 0, "extra_specs": {}}
+    assert view["image"] == {"id": image_id("cirros"), "links": [
+        {"rel": "bookmark", "href": f"{BASE}/images/{image_id('cirros')}"}]}
+    assert view["hostId"] == host_id("compute2") != host_id("compute1")
+    assert view["progress"] == 0 and view["OS-EXT-SRV-ATTR:root_device_name"] == "/dev/vda"
     assert view["OS-EXT-LAB:num_attempts"] == 1 and view["OS-EXT-LAB:request_id"] == "req-1"
     assert "fault" not in view
 
@@ -84,6 +89,49 @@ def test_a_building_server_shows_no_launch_and_the_default_zone():
     view = server_view(instance(), None, BASE)
     assert view["OS-SRV-USG:launched_at"] is None
     assert view["OS-EXT-AZ:availability_zone"] == "nova"
+    assert view["hostId"] == view["host_status"] == ""      # on no host yet
+
+
+# The fields each microversion adds to a server, Nova's views/servers.py.
+ADDED = {(2, 3): {"OS-EXT-SRV-ATTR:hostname", "OS-EXT-SRV-ATTR:launch_index",
+                  "OS-EXT-SRV-ATTR:kernel_id", "OS-EXT-SRV-ATTR:ramdisk_id",
+                  "OS-EXT-SRV-ATTR:reservation_id", "OS-EXT-SRV-ATTR:root_device_name",
+                  "OS-EXT-SRV-ATTR:user_data"},
+         (2, 9): {"locked"}, (2, 16): {"host_status"}, (2, 19): {"description"},
+         (2, 26): {"tags"}}
+
+
+@pytest.mark.parametrize("minor", range(1, MAX_VERSION.minor + 1))
+def test_each_microversion_shows_the_server_fields_nova_added_up_to_it(minor):
+    keys = set(server_view(instance(), None, BASE, Version(2, minor)))
+    base = set(server_view(instance(), None, BASE, MIN_VERSION))
+    assert keys - base == set().union(*(f for v, f in ADDED.items() if v <= (2, minor)))
+
+
+@pytest.mark.parametrize("minor", [1, 46])
+def test_before_2_47_a_server_links_to_its_flavor(minor):
+    view = server_view(instance(), None, BASE, Version(2, minor))
+    assert view["flavor"] == {"id": "2", "links": [{"rel": "bookmark",
+                                                    "href": f"{BASE}/flavors/2"}]}
+
+
+@pytest.mark.parametrize("given, shown", [("UP", "UP"), ("MAINTENANCE", "MAINTENANCE"),
+                                          (None, "UNKNOWN")])
+def test_host_status_is_its_computes(given, shown):
+    placed = instance(vm_state="active", task_state=None, host="compute1")
+    assert server_view(placed, None, BASE, host_status=given)["host_status"] == shown
+
+
+def test_the_hostname_is_the_name_as_a_dns_label():
+    names = {"vm1": "vm1", "My Server_2.x": "my-server-2-x", "<b>ünï</b>": "bünïb",
+             "名前": "Server-u-1", "-.-": "Server-u-1", "x" * 80: "x" * 63}
+    for name, hostname in names.items():
+        assert server_view(instance(name=name), None, BASE)["OS-EXT-SRV-ATTR:hostname"] \
+            == hostname
+
+
+def test_other_resources_show_times_as_nova_serialises_a_datetime():
+    assert nova_time(T0 + 0.25) == "2023-11-14T22:13:20.250000" and nova_time(None) is None
 
 
 def test_the_fault_is_shown_in_error():
@@ -94,9 +142,12 @@ def test_the_fault_is_shown_in_error():
     assert detailed["fault"]["details"] == "tb"
 
 
-@pytest.mark.parametrize("vm_state", ["building", "active", "deleted"])
-def test_the_fault_is_hidden_outside_error(vm_state):
-    assert "fault" not in server_view(instance(vm_state=vm_state), FAULT, BASE)
+@pytest.mark.parametrize("vm_state, task_state", [("building", "spawning"),
+                                                  ("active", None),
+                                                  ("error", "rebuilding")])
+def test_the_fault_is_hidden_outside_error(vm_state, task_state):
+    view = server_view(instance(vm_state=vm_state, task_state=task_state), FAULT, BASE)
+    assert "fault" not in view and view["OS-EXT-LAB:last_fault"]["code"] == 500
 
 
 def test_an_error_without_a_fault_has_no_fault_key():
@@ -114,6 +165,7 @@ def test_flavor_view():
     view = flavor_view("m1.medium", BASE)
     assert (view["id"], view["name"], view["vcpus"], view["ram"], view["disk"]) == (
         "3", "m1.medium", 2, 4096, 40)
+    assert view["swap"] == "" and view["OS-FLV-DISABLED:disabled"] is False   # before 2.75
     assert view["links"][0]["href"] == f"{BASE}/v2.1/flavors/3"
     assert all(flavor_view(n, BASE)["id"] == str(f["id"]) for n, f in FLAVORS.items())
 

@@ -5,6 +5,7 @@
     boot N    boot N instances (--flavor, --wait)
     fail HOST RATE   make a compute fail that share of its builds (--fatal, --crash)
     kill SERVICE     SIGKILL a service (api, conductor, scheduler, computeN, bus)
+    env       what to export so that the real `openstack` command drives the lab
     move SERVER ACTION   migrate, resize, confirm, revert, rebuild or evacuate a server
     trace     a running (or stopped) lab's trace: summary, or --export jsonl|chrome|shiviz
     demo      the seed's story in a minute
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -163,6 +165,16 @@ def cmd_kill(args: argparse.Namespace) -> int:
     with _remote(args) as lab:
         pid = lab.kill(args.service)
         print(f"killed {args.service} (pid {pid})")
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    """``eval "$(python -m lab env)"``, then ``openstack server list`` drives the lab."""
+    with _remote(args) as lab:
+        for key, value in lab.openstack_env().items():
+            print(f"export {key}={shlex.quote(value)}")
+    print("# then: openstack server create --flavor m1.small --image cirros --no-network "
+          "--wait vm1")
     return 0
 
 
@@ -332,6 +344,7 @@ def _parser() -> argparse.ArgumentParser:
     move.add_argument("--timeout", type=float, default=120.0)
     kill = add("kill", cmd_kill, "SIGKILL a service of a running lab")
     kill.add_argument("service")
+    add("env", cmd_env, "print the exports that make the `openstack` command drive the lab")
     trace = add("trace", cmd_trace, "summarise or export a lab's trace")
     trace.add_argument("--export", choices=["jsonl", "chrome", "shiviz"])
     trace.add_argument("--out", help="output file")

@@ -2,7 +2,7 @@
 for the part of ``Lab`` the control panel uses, so the panel's model and view can be
 tested, or prototyped, without starting a single process; ``wait_for_usage`` waits until
 the computes of a real lab hold exactly the claims expected (their reports land a moment
-after an instance's state does)."""
+after an instance's state does), ``wait_for_service`` until a service is up or down."""
 from __future__ import annotations
 
 import inspect
@@ -14,7 +14,7 @@ from orchestrator.config import FLAVORS, LabConfig
 
 from .lab import Lab
 
-__all__ = ["FakeLab", "USAGE", "usage_of", "wait_for_usage"]
+__all__ = ["FakeLab", "USAGE", "usage_of", "wait_for_usage", "wait_for_service"]
 
 USAGE = ("vcpus_used", "memory_mb_used", "local_gb_used", "running_vms")
 
@@ -45,6 +45,16 @@ def wait_for_usage(lab: Lab, expected: dict[str, tuple[int, ...]],
         if time.monotonic() > deadline:
             raise AssertionError(f"usage {got} never matched {expected}")
         time.sleep(0.05)
+
+
+def wait_for_service(lab: Lab, host: str, state: str, timeout: float = 15.0) -> None:
+    """Until ``host``'s service reports ``state`` (``up``, or ``down``: killed, it is
+    down once it has been silent for ``service_down_time``)."""
+    deadline = time.monotonic() + timeout
+    while {s["host"]: s["state"] for s in lab.services()}.get(host) != state:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{host} never reported {state} within {timeout}s")
+        time.sleep(0.1)
 
 
 class FakeLab:
@@ -91,6 +101,10 @@ class FakeLab:
 
     def service_state(self, name: str) -> str:
         return self.states[name]
+
+    def openstack_env(self) -> dict[str, str]:
+        return {"OS_CLIENT_CONFIG_FILE": "/nonexistent/clouds.yaml",
+                "OS_CLOUD": "conductor-lab", "PATH": "/nonexistent/bin"}
 
     @property
     def running(self) -> bool:

@@ -1,8 +1,8 @@
 """Property-based fuzzing of the Compute API against one real running lab (hypothesis,
 derandomized: the same requests on every run). Thousands of generated requests: bad
 JSON, bodies over the limit, wrong types in every field of ``{"server": {...}}``, bad
-counts, unknown flavors, bad ids in paths, unicode and HTML in names, every server action
-with good and bad bodies, unknown paths and methods, wrong content types, huge headers,
+counts, unknown flavors and images, bad ids in paths, unicode and HTML in names, every
+server action with good and bad bodies, unknown paths and methods, wrong content types, huge headers,
 missing tokens. Properties:
 
 - every answer comes (no dropped connection, no hang: the client times out) and is a 4xx
@@ -43,6 +43,7 @@ from lab import Lab
 from lab.cloud import FINAL_STATUSES
 from orchestrator.api.limits import HEADER_CAP_BYTES, MAX_BODY_BYTES, MAX_HEADER_BYTES
 from orchestrator.api.validation import MAX_COUNT
+from orchestrator.config import IMAGES, image_id
 from orchestrator.db import DB_FILE, MIGRATION_MOVING
 
 CLIENT_TIMEOUT = 15.0            # seconds: an answer slower than this is a hang
@@ -283,6 +284,13 @@ bad_names = st.one_of(
         lambda t: t[0] + t[1] if t[2] else t[1] + t[0]))
 FLAVOR_REFS = [1, 2, 3, 4, "1", "2", "3", "4", "m1.tiny", "m1.small", "m1.medium",
                "m1.large", "http://lab/v2.1/flavors/2", "/flavors/m1.small/"]
+# An image by id (what real clients send), by link, or by the lab's name for it.
+IMAGE_REFS = [*IMAGES, *(i["id"] for i in IMAGES.values()),
+              f"http://lab/v2.1/images/{image_id('fedora')}",
+              f"/v2/images/{image_id('cirros')}/"]
+valid_images = st.sampled_from(IMAGE_REFS)
+bad_images = st.one_of(bad_names, valid_names.filter(lambda n: n not in IMAGES),
+                       st.uuids().map(str))
 valid_flavors = st.sampled_from(FLAVOR_REFS)
 bad_flavors = st.one_of(
     st.sampled_from(["9", "0", "-1", "m1.huge", "M1.SMALL", "", "http://lab/flavors/",
@@ -332,7 +340,7 @@ OPTIONAL_BAD = {
 @st.composite
 def valid_servers(draw) -> dict[str, Any]:
     server = {"name": draw(valid_names), "flavorRef": draw(valid_flavors),
-              "imageRef": draw(valid_names)}
+              "imageRef": draw(valid_images)}
     low = draw(st.integers(1, 3))
     counts = draw(st.sampled_from(["none", "min", "max", "both", "strings"]))
     if counts in ("min", "both"):
@@ -357,7 +365,7 @@ def broken_servers(draw) -> Any:
     elif how == "flavor":
         server["flavorRef"] = draw(bad_flavors)
     elif how == "image":
-        server["imageRef"] = draw(bad_names)
+        server["imageRef"] = draw(bad_images)
     elif how == "count":
         server[draw(st.sampled_from(["min_count", "max_count"]))] = draw(bad_counts)
     elif how == "min>max":
@@ -416,7 +424,7 @@ VALID_ACTIONS = {
         "OS-DCF:diskConfig": st.sampled_from(["AUTO", "MANUAL"])}),
     "confirmResize": st.sampled_from([None, {}]),
     "revertResize": st.sampled_from([None, {}]),
-    "rebuild": st.fixed_dictionaries({"imageRef": valid_names}, optional={
+    "rebuild": st.fixed_dictionaries({"imageRef": valid_images}, optional={
         "name": valid_names, "metadata": valid_metadata, "adminPass": st.text(max_size=8)}),
     "evacuate": st.fixed_dictionaries({}, optional={
         "host": st.sampled_from(COMPUTES), "onSharedStorage": st.sampled_from(BOOLEANS),
@@ -427,9 +435,9 @@ EXCUSES = ("must change flavor", "own host")
 BAD_ACTION_ARGS = {
     "resize": st.one_of(st.just({}), st.fixed_dictionaries({"flavorRef": bad_flavors}),
                         st.just({"flavorRef": "2", "OS-DCF:diskConfig": "auto"})),
-    "rebuild": st.one_of(st.just({}), st.fixed_dictionaries({"imageRef": bad_names}),
-                         st.fixed_dictionaries({"imageRef": valid_names, "name": bad_names}),
-                         st.fixed_dictionaries({"imageRef": valid_names,
+    "rebuild": st.one_of(st.just({}), st.fixed_dictionaries({"imageRef": bad_images}),
+                         st.fixed_dictionaries({"imageRef": valid_images, "name": bad_names}),
+                         st.fixed_dictionaries({"imageRef": valid_images,
                                                 "metadata": bad_metadata}),
                          st.just({"imageRef": "cirros", "adminPass": 7})),
     "evacuate": st.one_of(
@@ -516,9 +524,9 @@ def read_call(target: Target, what: str, fuzzer: Fuzzer) -> Call:
     if what == "server":
         allowed = {"alive": {200}, "deleted": {200, 404}, "absent": {404}}[state]
         return Call("GET", f"/v2.1/servers/{sid}", frozenset(allowed))
-    if what == "actions":
-        return Call("GET", f"/v2.1/servers/{sid}/os-instance-actions",
-                    frozenset({404} if state == "absent" else {200}))
+    if what == "actions":    # a deleted server's are shown from 2.21; the fuzz asks 2.1
+        allowed = {"alive": {200}, "deleted": {200, 404}, "absent": {404}}[state]
+        return Call("GET", f"/v2.1/servers/{sid}/os-instance-actions", frozenset(allowed))
     return Call("GET", f"/v2.1/servers/{sid}/os-instance-actions/req-{uuidlib.uuid4()}",
                 frozenset({404}))
 
@@ -557,7 +565,7 @@ odd_methods = st.tuples(st.text(st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), m
                         st.sampled_from(LISTINGS + ["/nowhere"])).map(
     lambda t: Call(t[0], t[1], frozenset({405}), headers={}))
 TOP = {"servers", "flavors", "os-services", "os-hypervisors", "os-migrations",
-       "os-lab-metrics", ""}
+       "os-lab-metrics", "os-availability-zone", "os-aggregates", "identity", "image", ""}
 unknown_paths = st.tuples(
     st.sampled_from(["/v2.1/", "/", "/v2/", "/v2.1/servers/x/", "/v2.1/flavors/2/",
                      "/v2.1/os-lab-metrics/"]),

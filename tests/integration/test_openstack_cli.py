@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -206,6 +208,16 @@ def test_bad_requests_get_novas_errors(cloud):
         "server", "create", "--flavor", "m1.small", "--image", "gentoo", "--no-network", "x")
     assert lab.server(made["id"])["status"] == "ACTIVE"        # refusals changed nothing
     assert "cli-spaced" not in {s["name"].strip() for s in lab.servers()}
+
+
+def test_a_restarted_api_keeps_the_clouds_yaml_valid(cloud):
+    lab, osc = cloud
+    clouds = Path(lab.openstack_env()["OS_CLIENT_CONFIG_FILE"])
+    before = clouds.stat().st_mtime_ns
+    lab.restart("api")
+    assert clouds.stat().st_mtime_ns > before            # written again at its start
+    assert stat.S_IMODE(clouds.stat().st_mode) == 0o600
+    assert {s["ID"] for s in osc("server", "list")} == {s["id"] for s in lab.servers()}
 
 
 def test_server_evacuate(make_lab):

@@ -16,8 +16,8 @@ The answers are Nova's: 202 with no body (migrate, resize, revertResize), 204
 (confirmResize), 200 with no body (evacuate: no ``adminPass``, as Nova with ``[api]
 enable_instance_password = False``), and a rebuild's 202 carries the server (the
 handler's). Evacuate's body follows the request's microversion: ``onSharedStorage``
-only before 2.14, ``force`` from 2.29 (the lab's conductor always uses a named host as
-given, as Nova does with ``force``).
+only before 2.14, ``force`` from 2.29 (taken, not passed on: the conductor checks a named
+host with the scheduler either way, where Nova skips the check when forced).
 """
 from __future__ import annotations
 

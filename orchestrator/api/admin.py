@@ -19,6 +19,10 @@ from .views import nova_time
 __all__ = ["ROUTES"]
 
 SERVICE_ACTIONS = ("enable", "disable", "disable-log-reason")
+# What /os-hypervisors/statistics sums over every hypervisor (Nova's, until 2.88).
+STATISTICS = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
+              "local_gb_used", "free_ram_mb", "free_disk_gb", "current_workload",
+              "running_vms", "disk_available_least")
 
 
 class Services(Base):
@@ -71,7 +75,8 @@ def _uptime() -> str:
 
 class Hypervisors(Base):
     """``/os-hypervisors[/detail]`` (paged by ``limit`` and ``marker``, 2.33),
-    ``/os-hypervisors/{id}``, ``.../{id}/uptime``, ``.../{pattern}/search``."""
+    ``/os-hypervisors/{id}``, ``.../{id}/uptime``, ``.../{pattern}/search``,
+    ``/os-hypervisors/statistics``."""
 
     def _views(self, detail: bool) -> list[dict[str, Any]]:
         services = {s["host"]: s for s in self.manager.service_list()
@@ -98,6 +103,10 @@ class Hypervisors(Base):
 
 class Hypervisor(Hypervisors):
     def do_get(self, ref: str, sub: str | None = None) -> None:   # type: ignore[override]
+        if ref == "statistics" and sub is None:
+            views = self._views(True)
+            return self.reply(200, {"hypervisor_statistics": {"count": len(views), **{
+                k: sum(v[k] for v in views) for k in STATISTICS}}})
         if sub == "search":
             found = [v for v in self._views(False) if ref in v["hypervisor_hostname"]]
             if not found:

@@ -24,6 +24,9 @@ __all__ = ["CLOUDS_YAML", "CLOUD", "clouds_yaml", "write"]
 
 CLOUDS_YAML = "clouds.yaml"
 CLOUD = "conductor-lab"
+# What a client says when a command needs a service the lab does not have.
+NO_NETWORK = "The lab has no networks (no Neutron): use --no-network, --compute."
+NO_VOLUMES = "The lab has no volumes (no Cinder): ask for --compute only."
 
 
 def _quoted(text: str) -> str:
@@ -54,7 +57,9 @@ def clouds_yaml(url: str, secret: str | None) -> str:
         f"    identity_endpoint_override: {_quoted(url + '/identity/v3')}\n"
         "    # the lab has no networks and no volumes: the clients need not look\n"
         "    has_network: false\n"
-        "    has_block_storage: false\n")
+        f"    network_disabled_reason: {_quoted(NO_NETWORK)}\n"
+        "    has_block_storage: false\n"
+        f"    block_storage_disabled_reason: {_quoted(NO_VOLUMES)}\n")
 
 
 def write(run_dir: str | os.PathLike, url: str, secret: str | None) -> Path:

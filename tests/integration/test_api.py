@@ -87,6 +87,8 @@ def test_server_shapes(make_lab):
     assert all(s["state"] == "up" and s["status"] == "enabled" for s in services.values())
     hyper = {h["hypervisor_hostname"]: h for h in lab.hypervisors()}
     assert hyper[record["OS-EXT-SRV-ATTR:host"]]["memory_mb_used"] == 2048
+    totals = lab.api.get("/os-hypervisors/statistics")["hypervisor_statistics"]
+    assert (totals["count"], totals["memory_mb_used"], totals["running_vms"]) == (3, 2048, 1)
     actions = lab.actions(record["id"])
     assert actions[0]["action"] == "create"
     assert actions[0]["events"][-1]["result"] == "Success"

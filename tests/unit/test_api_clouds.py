@@ -24,6 +24,8 @@ def test_clouds_yaml_names_each_service_and_carries_the_secret_as_admin_token():
     assert (cloud["compute_api_version"], cloud["image_api_version"],
             cloud["identity_api_version"]) == ("2", "2", "3")
     assert cloud["has_network"] is cloud["has_block_storage"] is False
+    assert "no networks" in cloud["network_disabled_reason"]
+    assert "no volumes" in cloud["block_storage_disabled_reason"]
 
 
 def test_without_a_secret_the_cloud_needs_no_auth():

@@ -3,6 +3,7 @@ server's instance actions and events from the API, its lines of the bus's trace,
 service's last errors in its log), the figures of a run and the text report."""
 from __future__ import annotations
 
+import datetime
 import re
 from collections import Counter
 from pathlib import Path
@@ -61,7 +62,7 @@ def add_evidence(violations: list[inv.Violation], actions: dict[str, list[dict[s
             v.evidence.append(f"server {sid}: instance actions")
             for a in actions[sid]:
                 v.evidence.append(f"  {a['action']} {a.get('request_id', '')} "
-                                  f"at {a.get('start_time', 0) - began:.3f}s")
+                                  f"at {_seconds(a.get('start_time')) - began:.3f}s")
                 v.evidence += [f"    {ev['event']} {ev['host'] or '-'} attempt "
                                f"{ev['attempt']} {ev['result']} "
                                f"{(ev.get('details') or '')[:110]}" for ev in a["events"]]
@@ -70,6 +71,13 @@ def add_evidence(violations: list[inv.Violation], actions: dict[str, list[dict[s
                               + (f", the last {len(shown)})" if len(shown) < len(lines[sid])
                                  else ")"))
             v.evidence += shown
+
+
+def _seconds(iso: str | None) -> float:
+    """An API time (Nova's ISO 8601, UTC, no zone) as unix seconds; 0 if none."""
+    if not iso:
+        return 0.0
+    return datetime.datetime.fromisoformat(iso).replace(tzinfo=datetime.UTC).timestamp()
 
 
 def _trace_lines(run_dir: Path, uuids: set[str], began: float) -> dict[str, list[str]]:

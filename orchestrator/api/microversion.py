@@ -15,10 +15,10 @@ made up to 2.47 to what the lab serves is served at its version:
 2.3         servers show ``OS-EXT-SRV-ATTR:`` hostname, launch_index, kernel_id, ramdisk_id,
             reservation_id, root_device_name, user_data
 2.9         servers show ``locked``
-2.11        services show ``forced_down``
+2.11        services show ``forced_down`` (always false: ``force-down`` is refused, 400)
 2.14        evacuate takes no ``onSharedStorage`` and answers no ``adminPass``
 2.16        servers show ``host_status`` (UP, UNKNOWN, MAINTENANCE, or "" with no host)
-2.19        servers show ``description``; a create may set it
+2.19        servers show ``description`` (the lab keeps none: ``null``)
 2.21        instance actions of a deleted server are shown
 2.23        migrations show ``migration_type``
 2.26        servers show ``tags`` (the lab has none)
@@ -30,8 +30,8 @@ made up to 2.47 to what the lab serves is served at its version:
 ==========  ===============================================================================
 
 The other versions up to 2.47 change APIs the lab does not have (keypairs, consoles,
-volumes, networks, server groups, quotas, aggregates...) or its requests in ways that
-only widen them; 2.37 makes ``networks`` required in a create, which the lab, having no
+volumes, networks, server groups, quotas, live migration...) or its requests in ways
+that only widen them; 2.37 makes ``networks`` required in a create, which the lab, having no
 networks, leaves optional at every version (it takes ``"auto"``, ``"none"`` or a list).
 Why not more: 2.53 turns service and hypervisor ids into UUIDs, 2.88 drops a
 hypervisor's sizes (the lab's lessons read them), and 2.95 stops an evacuated server

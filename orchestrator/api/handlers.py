@@ -107,16 +107,17 @@ class Server(ServerBase):
 
 
 class ServerAction(ServerBase):
-    """Nova's answers: no body, but a rebuild's 202 carries the server, with the image
-    it is being rebuilt from (the lab's database has it once the compute spawns it)."""
+    """Nova's answers: no body, but a rebuild's 202 carries the server as the action left
+    it: rebuilding, from its new image (which the lab's database holds only once the
+    compute spawns it; a fast lab may even have finished by now)."""
 
     def do_post(self, uuid: str) -> None:
         body = self.json_body()
         status = run_action(self.manager, uuid, body, self.rid, self.version)
         if "rebuild" not in body:
             return self.reply(status)
-        inst = self.manager.db.instance(uuid)
-        inst["image"] = check_image(body["rebuild"]["imageRef"])
+        inst = {**self.manager.db.instance(uuid, deleted=True), "task_state": "rebuilding",
+                "image": check_image(body["rebuild"]["imageRef"])}
         self.reply(status, {"server": self.server_view(inst)})
 
 

@@ -119,10 +119,11 @@ STRANGER_SCRIPT = textwrap.dedent("""
         open(run_dir + "/lab.json").read(); out["lab.json"] = "read"
     except OSError as e:
         out["lab.json"] = type(e).__name__
-    try:
-        open(run_dir + "/secret").read(); out["secret"] = "read"
-    except OSError as e:
-        out["secret"] = type(e).__name__
+    for name in ("secret", "clouds.yaml"):     # clouds.yaml carries the secret too
+        try:
+            open(run_dir + "/" + name).read(); out[name] = "read"
+        except OSError as e:
+            out[name] = type(e).__name__
     s = socket.socket(socket.AF_UNIX)
     try:
         s.connect(bus); out["bus"] = "connected"
@@ -173,5 +174,7 @@ def test_another_os_user_on_the_machine_is_refused_by_every_endpoint(make_lab, t
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout)
     assert seen == {"lab.json": "PermissionError", "secret": "PermissionError",
-                    "bus": "PermissionError", "api": 401, "dashboard": 403, "boot": 401}
+                    "clouds.yaml": "PermissionError", "bus": "PermissionError", "api": 401,
+                    "dashboard": 403, "boot": 401}
+    assert (lab.run_dir / "clouds.yaml").stat().st_mode & 0o777 == 0o600
     assert lab.servers() == []      # nothing the stranger tried made anything

@@ -59,13 +59,23 @@ _FLAVOR_BY_ID = {spec["id"]: name for name, spec in FLAVORS.items()}
 
 # -- the trace ---------------------------------------------------------------------------------
 def _workflow(trace: Trace, instance_uuid: str) -> Trace:
-    return trace.routed().where(instance=instance_uuid).without_lab().without_db_proxy()
+    """The instance's delivered messages of the requests made in this trace: a request
+    (one ``request_id``) belongs to it if its first message here came from the API. The
+    last words of an earlier request (a compute's fanout after the save the API already
+    showed, landing after the mark) are not this trace's."""
+    routed = trace.routed().without_lab()
+    first: dict[str, str] = {}
+    for e in routed:
+        first.setdefault(e["request_id"], topic_of(e["src"]))
+    made_here = {rid for rid, sender in first.items() if sender == "api"}
+    return routed.where(instance=instance_uuid, request_id=made_here).without_db_proxy()
 
 
 def resize_path(trace: Trace, instance_uuid: str) -> list[Hop]:
     """The instance's delivered messages, in order, as (sender, receiver, kind, method)
-    with short names (``conductor``, ``compute2``); the database-proxy calls (saves,
-    resource reports, events) and the lab's own messages are left out, replies kept."""
+    with short names (``conductor``, ``compute2``), of the requests made in this trace;
+    the database-proxy calls (saves, resource reports, events) and the lab's own messages
+    are left out, replies kept."""
     return [(short(e["src"]), short(e["dst"]), e["kind"], e["method"])
             for e in _workflow(trace, instance_uuid)]
 

@@ -14,7 +14,10 @@ Resize/migrate and rebuild/evacuate are in ``migration.py``, served alongside.
 It tells every scheduler which instances it runs, as Nova's computes do (fanouts, one
 way): ``update_instance_info`` when a build ends ACTIVE here (and all of them when it
 starts), ``delete_instance_info`` when one is deleted here, and ``sync_instance_info``
-(the whole list) with every claim audit, so a lost fanout is mended.
+(the whole list) with every claim audit, so a lost fanout is mended. Each is sent just
+before the save that puts the server at rest (Nova sends it just after): so when the API
+shows a server ACTIVE (or gone), the trace already holds every message its request made
+a compute send.
 
 Instances arrive as versioned ``Instance`` objects. A compute started pinned to an older
 object version (``lab.add_compute(object_version="1.0")``: not yet upgraded) cannot read
@@ -230,7 +233,6 @@ class ComputeManager(Manager):
                                               "compute_build_and_run_instance", self.host,
                                               "Success")
             await self.report_resources(ctx)
-            self.scheduler.update_instance_info(ctx, self.host, [instance_uuid])
 
     async def _build(self, ctx: dict[str, Any], uuid: str, attempt: int) -> None:
         verdict = decide(self.failure, self.config.seed, uuid, self.host, attempt)
@@ -250,6 +252,7 @@ class ComputeManager(Manager):
         if verdict.outcome == "reschedule":
             raise RescheduledException(f"Build of instance {uuid} was re-scheduled: "
                                        f"injected failure while spawning on {self.host}")
+        self.scheduler.update_instance_info(ctx, self.host, [uuid])   # see the docstring
         await self._save(ctx, uuid, {"vm_state": "active", "task_state": None,
                                      "launched_at": time.time()}, "spawning")
 
@@ -337,5 +340,5 @@ class ComputeManager(Manager):
         other end of a resize)."""
         await self._release(ctx, instance_uuid)
         if destroy:
-            await self.conductor.instance_destroy(ctx, instance_uuid)
             self.scheduler.delete_instance_info(ctx, self.host, instance_uuid)
+            await self.conductor.instance_destroy(ctx, instance_uuid)

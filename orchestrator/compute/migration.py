@@ -153,10 +153,10 @@ class MigrationManager:
         # the record first: whoever sees VERIFY_RESIZE can confirm at once (as Nova)
         await c.conductor.migration_update(ctx, migration_id, {"status": "finished"},
                                            "post-migrating")
+        c.scheduler.update_instance_info(ctx, c.host, [inst.uuid])    # before the rest state
         await c._save(ctx, inst.uuid, {"vm_state": "resized", "task_state": None,
                                        "host": c.host, "flavor": flavor}, "resize_finish")
         await c._event(ctx, inst.uuid, "compute_finish_resize", "Success")
-        c.scheduler.update_instance_info(ctx, c.host, [inst.uuid])
 
     async def _step_failed(self, ctx: dict[str, Any], uuid: str, migration_id: int,
                            step: str, status: str, orchestrated: bool) -> bool:
@@ -197,11 +197,11 @@ class MigrationManager:
         await c._release(ctx, instance_uuid)
         await c.conductor.migration_update(ctx, migration_id, {"status": "confirmed"},
                                            "confirming")
+        c.scheduler.delete_instance_info(ctx, c.host, instance_uuid)    # before the rest state
         if not deleting:
             await c._save(ctx, instance_uuid, {"vm_state": "active", "task_state": None},
-                         "resize_confirming")
+                          "resize_confirming")
             await c._event(ctx, instance_uuid, "compute_confirm_resize", "Success")
-        c.scheduler.delete_instance_info(ctx, c.host, instance_uuid)
 
     async def revert_resize(self, ctx: dict[str, Any], instance_uuid: str,
                             migration_id: int) -> None:
@@ -258,10 +258,10 @@ class MigrationManager:
         if migration_id is not None:    # the record first, then the state users wait on
             await c.conductor.migration_update(ctx, migration_id, {"status": "done"},
                                                "pre-migrating")
+        c.scheduler.update_instance_info(ctx, c.host, [inst.uuid])    # before the rest state
         await c._save(ctx, inst.uuid, {"vm_state": "active", "task_state": None,
                                        "image": image_ref}, "rebuild_spawning")
         await c._event(ctx, inst.uuid, "compute_rebuild_instance", "Success")
-        c.scheduler.update_instance_info(ctx, c.host, [inst.uuid])
         if recreate and inst.host and inst.host != c.host:
             # the dead host may have come back meanwhile and claimed it: let it go there
             c.compute.terminate_instance(ctx, inst.host, inst.uuid, destroy=False)

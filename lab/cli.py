@@ -55,7 +55,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"  {name:7} {endpoint}")
         print(f"  secret  {lab.run_dir}/secret   e.g. curl -H \"X-Auth-Token: "
               f"$(cat {lab.run_dir}/secret)\" {lab.api_url}/v2.1/servers")
-        print(f"  openstack  eval \"$(python -m lab env --run-dir {lab.run_dir})\"; "
+        print(f"  openstack  eval \"$({sys.executable} -m lab env --run-dir {lab.run_dir})\"; "
               f"openstack server list")
         print(f"  {args.computes} computes, preset {args.preset}, flow {args.flow}, "
               f"seed {args.seed}")

@@ -58,13 +58,15 @@ class ApiClient:
         return cls(rundir.read(run_dir)["endpoints"]["api"], timeout, rundir.secret(run_dir))
 
     def request(self, method: str, path: str, body: Any = None, *,
-                raw: bytes | None = None, check: bool = True) -> Response:
+                raw: bytes | None = None, check: bool = True,
+                microversion: str | None = None) -> Response:
+        """One request; ``microversion`` asks for another than this client's."""
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.token:
             headers["X-Auth-Token"] = self.token
-        if self.microversion:
-            headers["OpenStack-API-Version"] = f"compute {self.microversion}"
+        if microversion or self.microversion:
+            headers["OpenStack-API-Version"] = f"compute {microversion or self.microversion}"
         req = urllib.request.Request(f"{self.base_url}/v2.1{path}", data=data, method=method,
                                      headers=headers)
         start = time.perf_counter()

@@ -26,15 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from .trace import Trace
+from .trace import HOUSEKEEPING_PREFIXES, Trace
 
-__all__ = ["Hop", "Request", "load", "normalize", "compare", "NAME_DIFFERENCES",
-           "HOUSEKEEPING_PREFIXES"]
+__all__ = ["Hop", "Request", "load", "normalize", "compare", "NAME_DIFFERENCES"]
 
 # (sender, Nova's method) -> the lab's method: the seed's name for the API's first cast.
 NAME_DIFFERENCES = {("api", "schedule_and_build_instances"): "build_instances"}
-# Requests that are no user's: periodic reports and audits, a compute starting up.
-HOUSEKEEPING_PREFIXES = ("periodic-", "init-")
 
 _LINE = re.compile(r"^(?P<src>\S+)\s+->\s+(?P<dst>\S+)\s+(?P<kind>[A-Z]+)\s+"
                    r"(?P<method>\S+)\s*(?P<detail>.*)$")

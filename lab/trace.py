@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from bokeh.plotting import figure
 
 __all__ = ["Trace", "short", "topic_of", "lane_key", "lane_order", "is_reschedule",
-           "DEFAULT_COLUMNS", "MESSAGE_KINDS", "WORKFLOW_METHODS", "RESCHEDULE_METHODS"]
+           "DEFAULT_COLUMNS", "MESSAGE_KINDS", "WORKFLOW_METHODS", "RESCHEDULE_METHODS",
+           "HOUSEKEEPING_PREFIXES"]
 
 Event = dict[str, Any]
 Names = str | Collection[str]
@@ -48,6 +49,9 @@ WORKFLOW_METHODS = frozenset({"build_instances", "select_destinations",
 # (``migrate_server``, a call, as in Nova; ``prep_resize`` to the scheduler, legacy).
 RESCHEDULE_METHODS = frozenset({"build_instances", "run_instance", "migrate_server",
                                 "prep_resize"})
+# The request ids of no user's request: periodic reports and audits (``periodic-HOST``),
+# a compute starting up (``init-HOST``).
+HOUSEKEEPING_PREFIXES = ("periodic-", "init-")
 LANE_TOPICS = ("api", "conductor", "scheduler", "compute")
 REPR_ROWS, REPR_EDGE, HTML_ROWS = 40, 20, 200
 
@@ -280,7 +284,8 @@ class Trace:
           or a database-proxy method, replies included, divided by ``builds`` (0.0 when
           there are none). Periodic reports and the lab's traffic are not counted;
         - ``reschedules``: a compute handing its failed work back (``is_reschedule``:
-          ``build_instances``/``run_instance`` casts, a resize's ``migrate_server`` call);
+          ``build_instances``/``run_instance`` casts, a resize's ``migrate_server`` call,
+          or its legacy ``prep_resize`` cast to the scheduler);
         - ``select_destinations_calls``; ``db_proxy_calls``;
         - ``dropped``, ``expired``: events in those phases;
         - ``scheduler_peers_sent_to``: the computes the scheduler sent messages to, in lane

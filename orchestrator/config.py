@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["BusConfig", "LabConfig", "ConfigError", "from_dict", "FLAVORS", "IMAGES",
-           "image_id", "PRESETS", "FILTERS", "WEIGHERS", "RUNTIME_OPTIONS"]
+           "image_id", "image_name", "PRESETS", "FILTERS", "WEIGHERS", "RUNTIME_OPTIONS"]
 
 
 class ConfigError(ValueError):
@@ -87,6 +87,13 @@ IMAGES: dict[str, dict[str, str | int]] = {
     for name, size, distro, version in (("cirros", 21430272, "cirros", "0.6.2"),
                                         ("fedora", 471531520, "fedora", "40"),
                                         ("ubuntu", 594804736, "ubuntu", "24.04"))}
+
+
+def image_name(ident: str) -> str | None:
+    """The name of the lab's image whose id is ``ident``, or None."""
+    return next((name for name, image in IMAGES.items() if image["id"] == ident), None)
+
+
 FILTERS = ("ComputeFilter", "AvailabilityZoneFilter", "RamFilter", "CoreFilter",
            "DiskFilter", "RetryFilter")
 WEIGHERS = ("RAMWeigher", "BuildFailureWeigher")

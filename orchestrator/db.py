@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS instances (
     image TEXT NOT NULL, vm_state TEXT NOT NULL, task_state TEXT, host TEXT,
     availability_zone TEXT, request_id TEXT NOT NULL, reservation_id TEXT NOT NULL,
     num_attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
-    updated_at REAL NOT NULL, launched_at REAL, deleted INTEGER NOT NULL DEFAULT 0);
+    updated_at REAL NOT NULL, launched_at REAL, deleted INTEGER NOT NULL DEFAULT 0,
+    description TEXT);
 CREATE TABLE IF NOT EXISTS instance_actions (
     id INTEGER PRIMARY KEY, instance_uuid TEXT NOT NULL, action TEXT NOT NULL,
     request_id TEXT NOT NULL, start_time REAL NOT NULL, message TEXT);
@@ -59,7 +60,7 @@ CREATE INDEX IF NOT EXISTS instances_state ON instances (vm_state, deleted);
 CREATE INDEX IF NOT EXISTS events_instance ON instance_action_events (instance_uuid);
 """
 INSTANCE_COLUMNS = ("vm_state", "task_state", "host", "num_attempts", "launched_at",
-                    "deleted", "availability_zone", "flavor", "image")
+                    "deleted", "availability_zone", "flavor", "image", "description")
 MIGRATION_TYPES = ("migration", "resize", "evacuation")
 MIGRATION_COLUMNS = ("status", "source_compute", "dest_compute")
 # A migration in one of these states is moving: it must keep making progress.
@@ -107,7 +108,8 @@ class Database:
 
     # -- instances ------------------------------------------------------------------------
     def create_instances(self, names: list[str], flavor: str, image: str,
-                         availability_zone: str | None) -> tuple[str, str, list[str]]:
+                         availability_zone: str | None,
+                         description: str | None = None) -> tuple[str, str, list[str]]:
         """Create instances in BUILD/scheduling with their ``create`` action, all or
         nothing. UUIDs and ids derive from the seed and a counter: same seed, same ids.
         Returns (request_id, reservation_id, uuids)."""
@@ -122,9 +124,11 @@ class Database:
                 inst = str(uuid.uuid5(_NAMESPACE, f"{self.seed}:instance:{seq}"))
                 c.execute("INSERT INTO instances (uuid, seq, name, flavor, image, vm_state,"
                           " task_state, availability_zone, request_id, reservation_id,"
-                          " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                          " created_at, updated_at, description)"
+                          " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                           (inst, seq, name, flavor, image, "building", "scheduling",
-                           availability_zone, request_id, reservation_id, now, now))
+                           availability_zone, request_id, reservation_id, now, now,
+                           description))
                 c.execute("INSERT INTO instance_actions (instance_uuid, action, request_id,"
                           " start_time) VALUES (?,?,?,?)", (inst, "create", request_id, now))
                 uuids.append(inst)
@@ -251,18 +255,26 @@ class Database:
 
     def add_fault_and_update(self, uuid_: str, code: int, message: str, host: str | None,
                              values: dict[str, Any],
-                             migration: tuple[int, str] | None = None) -> None:
+                             migration: tuple[int, str] | None = None,
+                             expected_task_state: Any = "<any>") -> None:
         """A fault that does not mean ERROR (a migration that failed and rolled back: the
         instance keeps running where it was), its instance update, and optionally a
-        migration's new status: one transaction."""
+        migration's new status: one transaction. With ``expected_task_state``, only from
+        that task state (UnexpectedTaskState otherwise, and nothing written)."""
         _check_instance_values(values)
         now = time.time()
         sets = ", ".join(f"{k}=?" for k in [*values, "updated_at"])
+        guard = "" if expected_task_state == "<any>" else " AND task_state IS ?"
         with self.transaction() as c:
-            cur = c.execute(f"UPDATE instances SET {sets} WHERE uuid=? AND deleted=0",
-                            (*values.values(), now, uuid_))
+            cur = c.execute(f"UPDATE instances SET {sets} WHERE uuid=? AND deleted=0{guard}",
+                            (*values.values(), now, uuid_,
+                             *(() if not guard else (expected_task_state,))))
             if cur.rowcount == 0:
-                raise NotFound(f"Instance {uuid_} could not be found.")
+                if not guard or c.execute("SELECT 1 FROM instances WHERE uuid=? AND "
+                                          "deleted=0", (uuid_,)).fetchone() is None:
+                    raise NotFound(f"Instance {uuid_} could not be found.")
+                raise UnexpectedTaskState(f"instance {uuid_} is no longer in task_state "
+                                          f"{expected_task_state}: fault not written")
             c.execute("INSERT INTO instance_faults (instance_uuid, code, message, details,"
                       " host, created_at) VALUES (?,?,?,?,?,?)",
                       (uuid_, code, message, "", host, now))

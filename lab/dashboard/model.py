@@ -34,7 +34,8 @@ from typing import Any, Iterable
 
 import networkx as nx
 
-from lab.trace import WORKFLOW_METHODS, is_reschedule, lane_key, lane_order, short, topic_of
+from lab.trace import (HOUSEKEEPING_PREFIXES, WORKFLOW_METHODS, is_reschedule, lane_key,
+                       lane_order, short, topic_of)
 from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
 from orchestrator.scheduler.rpcapi import INSTANCE_INFO_METHODS
 
@@ -91,7 +92,6 @@ LAB_X0, LAB_Y0, LAB_STEP, LAB_PER_ROW = 0.4, 5.7, 0.8, 4
 
 HEARTBEAT_METHODS = frozenset({"service_update", "compute_node_update", "instances_on_host",
                                "evacuation_cleanup"})
-HEARTBEAT_PREFIXES = ("periodic-", "init-")
 DASHES = {"call": "dashed", "reply": "dotted"}          # everything else: solid
 # Where an attempt lands on a compute: a build, or a resize's destination.
 TRY_METHODS = ("build_and_run_instance", "prep_resize")
@@ -171,7 +171,7 @@ def _category(e: Event) -> str:
     other database-proxy method) or ""."""
     method = e["method"]
     if method in INSTANCE_INFO_METHODS or (
-            method in HEARTBEAT_METHODS and e["request_id"].startswith(HEARTBEAT_PREFIXES)):
+            method in HEARTBEAT_METHODS and e["request_id"].startswith(HOUSEKEEPING_PREFIXES)):
         return "heartbeat"
     return "db" if method in DB_PROXY_METHODS else ""
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from ..trace import MESSAGE_KINDS, WORKFLOW_METHODS, Trace, lane_order, short, topic_of
+from ..trace import (MESSAGE_KINDS, WORKFLOW_METHODS, Trace, is_reschedule, lane_order,
+                     short, topic_of)
 
 if TYPE_CHECKING:
     import networkx
@@ -27,11 +28,12 @@ if TYPE_CHECKING:
 __all__ = ["Step", "steps", "reply_of", "call_and_reply", "wait_for", "boot_each",
            "outcomes", "computes_used", "said_by", "sent_to", "links", "edges", "edge_table",
            "reschedules", "retry_roles", "last_said", "lab_resources", "graph_figure",
-           "show_graphs", "RESCHEDULE_METHODS"]
+           "show_graphs", "BUILD_RESCHEDULES"]
 
 Step = tuple[str, str, str, str]   # (kind, src, dst, method), short names
 Event = dict[str, Any]
-RESCHEDULE_METHODS = ("build_instances", "run_instance")
+# The builds' share of lab.trace.RESCHEDULE_METHODS (lessons 01-02 are about builds).
+BUILD_RESCHEDULES = ("build_instances", "run_instance")
 
 
 def _workflow(trace: Trace, instance: str | None = None) -> Trace:
@@ -143,7 +145,7 @@ def edge_table(graph: networkx.MultiDiGraph, workflow_only: bool = True) -> str:
 def reschedules(trace: Trace) -> list[Event]:
     """The casts by which a compute hands a failed build back (``build_instances`` to the
     conductor, or in the legacy flow ``run_instance`` to the scheduler)."""
-    return list(trace.routed().where(kind="cast", src="compute", method=RESCHEDULE_METHODS))
+    return list(trace.routed().filter(is_reschedule).where(method=BUILD_RESCHEDULES))
 
 
 def retry_roles(trace: Trace) -> dict[str, list[str]]:
@@ -155,7 +157,7 @@ def retry_roles(trace: Trace) -> dict[str, list[str]]:
     def topics(events: Trace, field: str) -> list[str]:
         return sorted({topic_of(e[field]) for e in events})
 
-    handed = retried.where(kind="cast", src="compute", method=RESCHEDULE_METHODS)
+    handed = retried.filter(is_reschedule).where(method=BUILD_RESCHEDULES)
     return {
         "hands the failed build back": topics(handed, "src"),
         "receives it": topics(handed, "dst"),

@@ -30,7 +30,8 @@ import datetime
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from orchestrator.config import FLAVORS, IMAGES
+from orchestrator import config
+from orchestrator.config import FLAVORS
 from orchestrator.objects import Instance
 
 from ..trace import is_reschedule, short, topic_of
@@ -40,11 +41,11 @@ if TYPE_CHECKING:
     from lab.lab import Lab
     from lab.trace import Trace
 
-__all__ = ["RESIZE_STEPS", "resize_path", "path_table",
-           "compute_to_compute", "step_senders", "hosts_tried", "hand_backs",
-           "backports", "last_fault_type", "image_name", "migration_table", "instance_object", "fields",
-           "primitive_line", "wait_trace", "wait_report", "usage",
-           "wait_usage", "compute_state", "wait_down", "wait_migration", "steer"]
+__all__ = ["RESIZE_STEPS", "resize_path", "path_table", "compute_to_compute",
+           "step_senders", "hosts_tried", "hand_backs", "backports", "last_fault_type",
+           "image_name", "migration_table", "instance_object", "fields", "primitive_line",
+           "wait_trace", "wait_report", "usage", "wait_usage", "compute_state", "wait_down",
+           "wait_migration", "steer"]
 
 Record = Mapping[str, Any]
 Hop = tuple[str, str, str, str]
@@ -61,7 +62,7 @@ _FLAVOR_BY_ID = {spec["id"]: name for name, spec in FLAVORS.items()}
 def _workflow(trace: Trace, instance_uuid: str) -> Trace:
     """The instance's delivered messages of the requests made in this trace: a request
     (one ``request_id``) belongs to it if its first message here came from the API. The
-    last words of an earlier request (a compute's fanout after the save the API already
+    last words of an earlier request (a compute's messages after the save the API already
     showed, landing after the mark) are not this trace's."""
     routed = trace.routed().without_lab()
     first: dict[str, str] = {}
@@ -139,7 +140,7 @@ def backports(trace: Trace) -> list[tuple[str, str]]:
 def image_name(record: Record) -> str:
     """The name of the server's image (the API shows its id, as Glance's)."""
     ident = (record.get("image") or {}).get("id", "")
-    return next((name for name, image in IMAGES.items() if image["id"] == ident), ident)
+    return config.image_name(ident) or ident
 
 
 def last_fault_type(record: Record) -> str:

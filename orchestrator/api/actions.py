@@ -16,8 +16,8 @@ The answers are Nova's: 202 with no body (migrate, resize, revertResize), 204
 (confirmResize), 200 with no body (evacuate: no ``adminPass``, as Nova with ``[api]
 enable_instance_password = False``), and a rebuild's 202 carries the server (the
 handler's). Evacuate's body follows the request's microversion: ``onSharedStorage``
-only before 2.14, ``force`` from 2.29 (taken, not passed on: the conductor checks a named
-host with the scheduler either way, where Nova skips the check when forced).
+(required) only before 2.14, ``force`` from 2.29; a named host is checked by the
+scheduler from 2.29 unless forced, and forced before (as Nova).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from ..objects.pinning import instance_primitive
 from .manager import Conflict
 from .microversion import MIN_VERSION, Version
 from .validation import (BadRequest, check_boolean, check_image, check_metadata, check_name,
-                         flavor_by_ref, shown, unexpected)
+                         check_text, flavor_by_ref, shown, unexpected)
 
 if TYPE_CHECKING:
     from .manager import ApiManager
@@ -48,10 +48,11 @@ def run_action(api: ApiManager, uuid: str, body: Any, request_id: str,
                          f"{', '.join(ACTIONS)}.")
     name, args = next(iter(body.items()))
     inst = api.db.instance(uuid)
-    if name == "evacuate":
-        return _evacuate(api, inst, args, request_id, version)
+    if name in ("evacuate", "rebuild"):
+        return {"evacuate": _evacuate, "rebuild": _rebuild}[name](api, inst, args,
+                                                                  request_id, version)
     return {"migrate": _migrate, "resize": _resize, "confirmResize": _confirm,
-            "revertResize": _revert, "rebuild": _rebuild}[name](api, inst, args, request_id)
+            "revertResize": _revert}[name](api, inst, args, request_id)
 
 
 def _options(args: Any, action: str, allowed: set[str]) -> dict[str, Any]:
@@ -153,16 +154,22 @@ def _revert(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
     return 202
 
 
-def _rebuild(api: ApiManager, inst: dict[str, Any], args: Any, rid: str) -> int:
-    args = _options(args, "rebuild", {"imageRef", "name", "adminPass", "metadata"})
+def _rebuild(api: ApiManager, inst: dict[str, Any], args: Any, rid: str,
+             version: Version) -> int:
+    args = _options(args, "rebuild", {"imageRef", "name", "adminPass", "metadata"} | (
+        {"description"} if version >= (2, 19) else set()))
     if "name" in args:
         check_name(args["name"])
     if "metadata" in args:
         check_metadata(args["metadata"])
+    if args.get("description") is not None:
+        check_text(args["description"], "description", min_length=0)
     image = check_image(args.get("imageRef"))
     _require(inst, "rebuild", ("active", "error"))
     _host_must_be_up(api, inst, "rebuild")
     _set_task(api, inst, "rebuilding")
+    if "description" in args:      # Nova saves it with the rebuild's start
+        api.db.update_instance(inst["uuid"], description=args["description"])
     api.db.start_action(inst["uuid"], "rebuild", rid)
     ctx = {"request_id": rid, "instance_uuid": inst["uuid"], "attempt": 1}
     with _handing_over(api, inst, "rebuild", rid, "rebuilding"):
@@ -184,17 +191,25 @@ def _evacuate(api: ApiManager, inst: dict[str, Any], args: Any, rid: str,
     for flag in ("onSharedStorage", "force"):
         if flag in args:
             check_boolean(args[flag], flag)
+    if version < (2, 14) and "onSharedStorage" not in args:
+        raise BadRequest("Invalid input for evacuate: 'onSharedStorage' is a required "
+                         "property (until microversion 2.14).")
+    # Nova: before 2.29 a named host is forced (no scheduler); from 2.29 it is checked
+    # by the scheduler unless "force": true, which needs a host
+    force = bool(args.get("force")) if version >= (2, 29) else host is not None
+    if force and host is None:
+        raise BadRequest("Can't force to a non-provided destination")
     known = {n["host"] for n in api.db.compute_nodes()}
     if host is not None and (not isinstance(host, str) or host not in known):
-        raise BadRequest(f"Compute host {shown(host)} could not be found.")
+        raise NotFound(f"Compute host {shown(host)} not found.")
     if api.config.flow == "legacy" and host is None:
         raise BadRequest("The old process needs the target host: {'evacuate': {'host': "
                          "...}} (the conductor flow asks the scheduler instead).")
-    _require(inst, "evacuate", ("active", "error"))
     if host == inst["host"]:
-        raise BadRequest(f"The target host {host} is the instance's own host.")
-    if api.host_is_up(inst["host"]):
-        raise Conflict(f"Compute service of {inst['host']} is still in use.")
+        raise BadRequest("The target host can't be the same one.")
+    _require(inst, "evacuate", ("active", "error"))
+    if api.host_is_up(inst["host"]):        # Nova's ComputeServiceInUse: a 400
+        raise BadRequest(f"Compute service of {inst['host']} is still in use.")
     _set_task(api, inst, "rebuilding")
     api.db.start_action(inst["uuid"], "evacuate", rid)
     migration = api.db.create_migration(inst["uuid"], "evacuation", inst["host"],
@@ -210,7 +225,8 @@ def _evacuate(api: ApiManager, inst: dict[str, Any], args: Any, rid: str,
                                                                      inst, [host]))
         else:
             api.conductor.rebuild_instance(ctx, inst["uuid"], inst["image"], evacuate=True,
-                                           host=host, migration_id=migration["id"])
+                                           host=host, migration_id=migration["id"],
+                                           force=force)
     return 200
 
 

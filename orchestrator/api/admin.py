@@ -13,7 +13,7 @@ from ..db import NotFound
 from .admin_views import (action_view, hypervisor_view, migration_view, service_view,
                           zones_view)
 from .base import Base
-from .validation import BadRequest, check_name, check_text, shown, unexpected
+from .validation import BadRequest, check_limit, check_name, check_text, shown, unexpected
 from .views import nova_time
 
 __all__ = ["ROUTES"]
@@ -95,9 +95,7 @@ class Hypervisors(Base):
                 views = views[ids.index(marker) + 1:]
             limit = self.get_query_argument("limit", None)
             if limit is not None:
-                if not (limit.isascii() and limit.isdigit()):
-                    raise BadRequest(f"limit param must be an integer, not {shown(limit)}")
-                views = views[:int(limit)]
+                views = views[:check_limit(limit)]
         self.reply(200, {"hypervisors": views})
 
 

@@ -69,6 +69,7 @@ class Base(tornado.web.RequestHandler):
         if not hasattr(self, "rid"):
             self.rid = "req-" + str(uuidlib.uuid4())
         self.set_header("x-openstack-request-id", self.rid)
+        self.set_header("x-compute-request-id", self.rid)     # Nova's older name, still sent
         if self._version_said:
             for name, value in microversion.response_headers(self.version):
                 self.add_header(name, value)

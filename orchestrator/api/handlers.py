@@ -16,7 +16,7 @@ from . import admin, images, versions
 from .actions import run_action
 from .base import Base
 from .manager import ApiManager
-from .validation import check_image, flavor_by_ref, shown, validate_create
+from .validation import BadRequest, check_image, flavor_by_ref, shown, validate_create
 from .views import flavor_view, server_brief, server_view, status_of
 
 __all__ = ["make_app"]
@@ -40,6 +40,15 @@ class ServerBase(Base):
                            self.version, statuses.get(inst["host"] or ""))
 
 
+# Every status Nova's servers can have (nova/api/openstack/common.py's state map): a
+# filter on another is a 400 from 2.38, an empty list before.
+NOVA_STATUSES = frozenset({
+    "ACTIVE", "BUILD", "DELETED", "ERROR", "HARD_REBOOT", "MIGRATING", "PASSWORD", "PAUSED",
+    "REBOOT", "REBUILD", "RESCUE", "RESIZE", "REVERT_RESIZE", "SHELVED",
+    "SHELVED_OFFLOADED", "SHUTOFF", "SOFT_DELETED", "SUSPENDED", "UNKNOWN",
+    "VERIFY_RESIZE"})
+
+
 class Servers(ServerBase):
     """``GET /servers[/detail]``, filtered as Nova's are by ``reservation_id``, ``name``
     (a regular expression), ``status``, ``host``, ``flavor`` and ``image`` (ids); other
@@ -55,6 +64,8 @@ class Servers(ServerBase):
             pattern = _name_filter(wanted["name"])
             instances = [i for i in instances if pattern.search(i["name"])]
         if wanted["status"] is not None:
+            if self.version >= (2, 38) and wanted["status"].upper() not in NOVA_STATUSES:
+                raise BadRequest("Invalid status value")       # Nova since 2.38
             instances = [i for i in instances if status_of(
                 i["vm_state"], i["task_state"]) == wanted["status"].upper()]
         if wanted["host"] is not None:
@@ -83,9 +94,10 @@ class Servers(ServerBase):
     async def do_post(self, detail: str | None = None) -> None:
         if detail:
             raise tornado.web.HTTPError(405, "Method not allowed on servers/detail")
-        req = validate_create(self.json_body(), self.manager.config)
+        req = validate_create(self.json_body(), self.manager.config, self.version)
         made = await self.manager.create_servers(req)
-        self.set_header("x-openstack-request-id", made["request_id"])
+        for header in ("x-openstack-request-id", "x-compute-request-id"):
+            self.set_header(header, made["request_id"])
         if req["return_reservation_id"]:
             return self.reply(202, {"reservation_id": made["reservation_id"]})
         first = made["uuids"][0]
@@ -101,8 +113,8 @@ class Server(ServerBase):
     def do_get(self, uuid: str) -> None:
         self.reply(200, {"server": self.server_view(self.manager.db.instance(uuid))})
 
-    def do_delete(self, uuid: str) -> None:
-        self.manager.delete_server(uuid, self.rid)
+    async def do_delete(self, uuid: str) -> None:
+        await self.manager.delete_server(uuid, self.rid)
         self.reply(204)
 
 

@@ -14,10 +14,10 @@ import hashlib
 from typing import Any
 from urllib.parse import urlencode
 
-from ..config import IMAGES
+from ..config import IMAGES, image_name
 from ..db import NotFound
 from .base import Base
-from .validation import BadRequest, shown
+from .validation import BadRequest, check_limit, shown
 from .views import PROJECT_ID
 
 __all__ = ["image_view", "find_images", "ROUTES", "IGNORED"]
@@ -62,10 +62,7 @@ def find_images(query: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
             raise BadRequest(f"Invalid marker. Image {shown(query['marker'])} could not be "
                              f"found.")
         views = views[ids.index(query["marker"]) + 1:]
-    limit = query.get("limit", str(MAX_LIMIT))
-    if not (limit.isascii() and limit.isdigit()):
-        raise BadRequest(f"limit param must be an integer, not {shown(limit)}")
-    limit_value = min(int(limit), MAX_LIMIT)
+    limit_value = min(check_limit(query.get("limit", str(MAX_LIMIT))), MAX_LIMIT)
     return views[:limit_value], len(views) > limit_value
 
 
@@ -92,10 +89,10 @@ class Images(GlanceBase):
 
 class Image(GlanceBase):
     def do_get(self, ident: str) -> None:
-        for name, image in IMAGES.items():
-            if image["id"] == ident:
-                return self.reply(200, image_view(name))
-        raise NotFound(f"No image found with ID {shown(ident)}")
+        name = image_name(ident)
+        if name is None:
+            raise NotFound(f"No image found with ID {shown(ident)}")
+        self.reply(200, image_view(name))
 
 
 class GlanceNotFound(GlanceBase):

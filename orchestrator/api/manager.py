@@ -21,8 +21,9 @@ from .. import rundir
 from ..compute.rpcapi import ComputeAPI
 from ..conductor.rpcapi import ConductorAPI
 from ..conductor.tasks.build import BuildTask
-from ..db import MIGRATION_FAILED, MOVING_TASKS
+from ..db import MIGRATION_FAILED, MOVING_TASKS, UnexpectedTaskState
 from ..manager import Manager, record_error
+from ..messaging.protocol import MessagingTimeout, RemoteError
 from ..messaging.transport import Transport
 from ..scheduler.rpcapi import SchedulerAPI
 from . import clouds, limits
@@ -70,7 +71,8 @@ class ApiManager(Manager):
         count = req["count"]
         names = [req["name"]] if count == 1 else [f"{req['name']}-{i + 1}" for i in range(count)]
         request_id, reservation_id, uuids = self.db.create_instances(
-            names, req["flavor"], req["image"], req["availability_zone"])
+            names, req["flavor"], req["image"], req["availability_zone"],
+            req.get("description"))
         spec = {**req["sizes"], "flavor": req["flavor"], "image": req["image"],
                 "availability_zone": req["availability_zone"], "num_instances": count}
         ctx = {"request_id": request_id, "instance_uuid": uuids[0] if count == 1 else "",
@@ -92,7 +94,12 @@ class ApiManager(Manager):
         else:
             self.conductor.build_instances(ctx, uuids, spec)
 
-    def delete_server(self, uuid: str, request_id: str) -> None:
+    async def delete_server(self, uuid: str, request_id: str) -> None:
+        """Nova's ``_delete``: a server never placed is only a record (deleted here); a
+        resized one first has its resize confirmed, the source compute **called** and
+        waited for (Nova's ``cast=False``); then, if its host is up, ``terminate_instance``
+        is **cast** there, and if it is down the record is deleted here (a local delete:
+        the host lets it go when it restarts)."""
         inst = self.db.instance(uuid)
         if inst["task_state"] == "deleting":
             raise Conflict(f"Instance {uuid} is already being deleted.")
@@ -101,28 +108,38 @@ class ApiManager(Manager):
                            f"{inst['task_state']}; wait for it to finish.")
         self.db.start_action(uuid, "delete", request_id)
         ctx = {"request_id": request_id, "instance_uuid": uuid}
-        release: set[str] = set()     # hosts where a failed move may have left a claim
-        for migration in self.db.migrations(instance_uuid=uuid):
-            if migration["status"] == "finished":
-                # deleting a resized instance confirms the resize first (frees the source)
-                self.db.update_migration(migration["id"], status="confirming")
-                self.compute.confirm_resize(ctx, migration["source_compute"],
-                                            instance_uuid=uuid,
-                                            migration_id=migration["id"], deleting=True)
-            elif migration["status"] in MIGRATION_FAILED:
-                # not Nova: its hosts' audits would mend a claim the failure left behind,
-                # later; the lab tells them now. A move that ended well left none: like
-                # Nova, the delete goes to the instance's host only
-                release |= {migration["source_compute"], migration["dest_compute"]}
-        if inst["host"] and inst["vm_state"] in ("active", "building", "resized"):
-            self.db.update_instance(uuid, task_state="deleting")
+        # not Nova: the hosts of a failed move, where it may have left a claim, are told
+        # now (Nova's periodic update_available_resource mends it; the lab's audit too,
+        # later). A move that ended well left none.
+        release = {h for m in self.db.migrations(instance_uuid=uuid)
+                   if m["status"] in MIGRATION_FAILED
+                   for h in (m["source_compute"], m["dest_compute"])} - {inst["host"], None}
+        try:     # first, as Nova: a second delete meanwhile finds it deleting
+            self.db.update_instance(uuid, inst["task_state"], task_state="deleting")
+        except UnexpectedTaskState as exc:
+            raise Conflict(str(exc)) from None
+        if inst["vm_state"] == "resized":
+            await self._confirm_on_deleting(ctx, uuid)
+        if inst["host"] and self.host_is_up(inst["host"]):
             self.compute.terminate_instance(ctx, inst["host"], uuid)
-            release.discard(inst["host"])
-        else:  # ERROR, or never placed: only the record is left to delete
+        else:   # never placed, or its host is down: only the record is left to delete
             self.db.update_instance(uuid, deleted=1, vm_state="deleted", task_state=None)
-            release.add(inst["host"])
-        for host in sorted(release - {None}):
+        for host in sorted(release):
             self.compute.terminate_instance(ctx, host, uuid, destroy=False)
+
+    async def _confirm_on_deleting(self, ctx: dict[str, Any], uuid: str) -> None:
+        """A resize waiting to be confirmed is confirmed first: the source frees the old
+        flavor. A source that does not answer (down) is not waited for: the migration
+        ends by the conductor's timeout, and the source's claim with its next audits."""
+        for migration in self.db.migrations(instance_uuid=uuid, status=("finished",)):
+            self.db.update_migration(migration["id"], status="confirming")
+            try:
+                await self.compute.confirm_resize_and_wait(
+                    ctx, migration["source_compute"], uuid, migration["id"],
+                    timeout=self.config.timing("scheduler_timeout"))
+            except (MessagingTimeout, RemoteError) as exc:
+                log.warning("deleting %s: the source %s did not confirm its resize (%s)",
+                            uuid, migration["source_compute"], exc)
 
     def host_is_up(self, host: str) -> bool:
         """Whether compute ``host``'s heartbeats are landing (Nova's servicegroup API)."""

@@ -18,13 +18,14 @@ made up to 2.47 to what the lab serves is served at its version:
 2.11        services show ``forced_down`` (always false: ``force-down`` is refused, 400)
 2.14        evacuate takes no ``onSharedStorage`` and answers no ``adminPass``
 2.16        servers show ``host_status`` (UP, UNKNOWN, MAINTENANCE, or "" with no host)
-2.19        servers show ``description`` (the lab keeps none: ``null``)
+2.19        servers take and show a ``description`` (create, rebuild)
 2.21        instance actions of a deleted server are shown
 2.23        migrations show ``migration_type``
 2.26        servers show ``tags`` (the lab has none)
 2.28        a hypervisor's ``cpu_info`` is an object, not a string
 2.29        evacuate takes ``force``
 2.33        hypervisors are paged (``limit``, ``marker``)
+2.38        a server list filtered by a status Nova does not have is a 400
 2.41        aggregates (one per availability zone) show a ``uuid``
 2.47        a server's ``flavor`` is the flavor itself (with ``original_name``), not a link
 ==========  ===============================================================================

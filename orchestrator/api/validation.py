@@ -16,11 +16,12 @@ import reprlib
 import unicodedata
 from typing import Any
 
-from ..config import FLAVORS, IMAGES, LabConfig
+from ..config import FLAVORS, IMAGES, LabConfig, image_name
 
 __all__ = ["BadRequest", "parse_json", "validate_create", "flavor_by_ref", "image_by_ref",
            "check_image", "MAX_COUNT",
            "is_printable", "check_name", "check_text", "check_boolean", "check_metadata",
+           "check_limit",
            "shown", "unexpected"]
 
 MAX_COUNT = 100
@@ -113,6 +114,13 @@ def check_boolean(value: Any, field: str) -> bool:
                      f"It must be a boolean.")
 
 
+def check_limit(value: str) -> int:
+    """A ``limit`` query parameter: a non-negative integer, or 400."""
+    if not (value.isascii() and value.isdigit()):
+        raise BadRequest(f"limit param must be an integer, not {shown(value)}")
+    return int(value)
+
+
 def check_metadata(value: Any, field: str = "metadata") -> dict[str, str]:
     """Nova's ``parameter_types.metadata``: keys of 1-255 of ``[a-zA-Z0-9-_:. ]``,
     string values of at most 255 characters."""
@@ -140,10 +148,7 @@ def flavor_by_ref(ref: Any) -> tuple[str, dict[str, int]] | None:
 def image_by_ref(ref: str) -> str | None:
     """The lab's name of an image given by id, link (".../images/<id>") or name."""
     text = ref.rstrip("/").rsplit("/", 1)[-1]
-    for name, image in IMAGES.items():
-        if text in (name, image["id"]):
-            return name
-    return None
+    return text if text in IMAGES else image_name(text)
 
 
 def check_image(value: Any, field: str = "imageRef") -> str:
@@ -209,12 +214,15 @@ def _check_block_devices(devices: Any, image: str) -> None:
                              "disk (source_type image, destination_type local, boot_index 0).")
 
 
-def validate_create(body: Any, config: LabConfig) -> dict[str, Any]:
-    """The checked request: name, flavor (name), flavor sizes, image, count, zone."""
+def validate_create(body: Any, config: LabConfig,
+                    version: tuple[int, int] = (2, 1)) -> dict[str, Any]:
+    """The checked request: name, flavor (name), flavor sizes, image, count, zone,
+    description (from microversion 2.19, as Nova: refused before it)."""
     if not isinstance(body, dict) or not isinstance(body.get("server"), dict):
         raise BadRequest("Invalid input: the body must be an object with a 'server' object.")
     server = body["server"]
-    unknown = set(server) - KNOWN_SERVER_KEYS
+    allowed = KNOWN_SERVER_KEYS - ({"description"} if version < (2, 19) else set())
+    unknown = set(server) - allowed
     if unknown:
         raise unexpected(unknown)
     if "name" not in server:
@@ -245,4 +253,4 @@ def validate_create(body: Any, config: LabConfig) -> dict[str, Any]:
     flavor_name, sizes = flavor
     return {"name": name, "flavor": flavor_name, "sizes": sizes, "image": image,
             "count": max_count, "availability_zone": zone,
-            "return_reservation_id": reservation}
+            "return_reservation_id": reservation, "description": server.get("description")}

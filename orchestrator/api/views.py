@@ -163,7 +163,7 @@ def server_view(inst: dict[str, Any], fault: dict[str, Any] | None, base: str,
     if version >= (2, 16):
         view["host_status"] = (host_status or "UNKNOWN") if placed else ""
     if version >= (2, 19):
-        view["description"] = None
+        view["description"] = inst.get("description")
     if version >= (2, 26):
         view["tags"] = []
     if fault is not None:

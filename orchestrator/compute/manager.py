@@ -137,7 +137,8 @@ class ComputeManager(Manager):
                                                       f"interrupted: {self.host} restarted"))
         for uuid in await self.conductor.evacuation_cleanup(ctx, self.host):
             log.info("instance %s was evacuated while we were down: not ours any more", uuid)
-        self.scheduler.update_instance_info(ctx, self.host, running_here(rows))
+        if running_here(rows):     # as Nova's init_host: only a host that runs some
+            self.scheduler.update_instance_info(ctx, self.host, running_here(rows))
 
     async def audit_claims(self, ctx: dict[str, Any]) -> None:
         """Nova's ``update_available_resource``: compare the claims with what the

@@ -10,9 +10,10 @@ disk"; ``finish_resize`` (dest) starts the instance there: VERIFY_RESIZE. The so
 its claim until ``confirm_resize``; ``revert_resize`` (dest) gives the new claim back and
 ``finish_revert_resize`` (source) puts the instance back. A failed ``prep_resize`` hands
 the move back to the conductor as a failed build does, with the same message the API
-sent, ``migrate_server``; but, as in Nova, it **calls** it and waits: if the reschedule
-fails too (NoValidHost: no host or attempt left), this compute reports its own error,
-and the instance goes to ERROR on its source (Nova's ``_reschedule_resize_or_reraise``).
+sent, ``migrate_server``; but, as in Nova, it **calls** it and waits: the answer says
+whether the move went on elsewhere or found no host or attempt left (``NoValidHost``;
+the server is then in ERROR on its source with this compute's reason: Nova's
+``_reschedule_resize_or_reraise``).
 With ``orchestrated`` (the conductor calls each step), a step returns instead of casting
 the next one, and a failure goes back to the conductor as the call's error.
 
@@ -104,16 +105,10 @@ class MigrationManager:
         except MessagingTimeout:   # the conductor's move timeout ends it if nobody can
             log.warning("rescheduling the resize of %s: no answer from the conductor", uuid)
         except RemoteError as err:
-            # the migration ended (no host, no attempt left): our error stands, ERROR on
-            # the source, only from where the move left it (a late answer changes nothing)
-            try:
-                await c.conductor.instance_fault_create(
-                    ctx, uuid, {"type": MigrationError.__name__, "code": 500,
-                                "message": f"{reason} (rescheduling failed: "
-                                           f"{err.exc_type}: {err.message})"}, c.host,
-                    expected_task_state="resize_prep")
-            except RemoteError as gone:
-                log.info("resize of %s ended elsewhere meanwhile: %s", uuid, gone)
+            # nowhere left to go: the conductor ended the migration and put the server in
+            # ERROR with our reason before it answered (Nova's compute writes that ERROR
+            # itself on hearing this; the conductor's write cannot be lost with the answer)
+            log.info("resize of %s could not be rescheduled: %s", uuid, err)
 
     async def resize_instance(self, ctx: dict[str, Any], instance: dict[str, Any],
                               migration_id: int, flavor: str,

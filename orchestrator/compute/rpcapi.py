@@ -46,6 +46,15 @@ class ComputeAPI:
         """To the source: free what the instance held there."""
         self.client.prepare(server=host).cast(ctx, "confirm_resize", **kwargs)
 
+    async def confirm_resize_and_wait(self, ctx: dict[str, Any], host: str,
+                                      instance_uuid: str, migration_id: int,
+                                      timeout: float) -> None:
+        """The same, as a **call**: the API deleting a resized server waits for the
+        source's confirm before it terminates the server (Nova's ``cast=False``)."""
+        await self.client.prepare(server=host, timeout=timeout).call(
+            ctx, "confirm_resize", instance_uuid=instance_uuid, migration_id=migration_id,
+            deleting=True)
+
     def revert_resize(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
         """To the destination: undo, then hand back to the source."""
         self.client.prepare(server=host).cast(ctx, "revert_resize", **kwargs)

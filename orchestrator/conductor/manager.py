@@ -10,9 +10,10 @@
   workflows that involve the scheduler.
 - The object backporter: ``object_backport_versions`` turns an object into the older
   version a not-yet-upgraded service understands.
-- A periodic check puts builds and migrations that made no progress for
-  ``build_timeout`` into ERROR (a lost message, a crashed compute): nothing stays in
-  BUILD or RESIZE forever.
+- A periodic check ends builds and moves that made no progress for ``build_timeout`` (a
+  lost message, a crashed compute): builds and half-done moves in ERROR, a move that
+  never left ``resize_prep`` back to ACTIVE with a fault (nothing moved). Nothing stays
+  in BUILD or RESIZE forever.
 """
 from __future__ import annotations
 
@@ -73,8 +74,9 @@ class ConductorManager(Manager):
 
     async def rebuild_instance(self, ctx: dict[str, Any], instance_uuid: str, image_ref: str,
                                evacuate: bool = False, host: str | None = None,
-                               migration_id: int | None = None) -> None:
-        await self.rebuild.run(ctx, instance_uuid, image_ref, evacuate, host, migration_id)
+                               migration_id: int | None = None, force: bool = False) -> None:
+        await self.rebuild.run(ctx, instance_uuid, image_ref, evacuate, host, migration_id,
+                               force)
 
     def object_backport_versions(self, ctx: dict[str, Any], objinst: dict[str, Any],
                                  object_versions: dict[str, str]) -> dict[str, Any]:
@@ -164,16 +166,13 @@ class ConductorManager(Manager):
 
     def instance_fault_create(self, ctx: dict[str, Any], instance_uuid: str,
                               error: dict[str, Any], host: str,
-                              expected_vm_state: str | None = None,
-                              expected_task_state: str | None = None) -> None:
+                              expected_vm_state: str | None = None) -> None:
         """The instance goes to ERROR with this fault, both in one transaction; with
-        ``expected_vm_state`` / ``expected_task_state``, only from that state
-        (UnexpectedTaskState otherwise)."""
+        ``expected_vm_state``, only from that state (UnexpectedTaskState otherwise)."""
         message = f"{error.get('type', 'Exception')}: {error.get('message', '')}"
-        expected = {k: v for k, v in (("vm_state", expected_vm_state),
-                                      ("task_state", expected_task_state)) if v}
         self.db.set_error(instance_uuid, int(error.get("code", 500)), message, host,
-                          expected=expected or None)
+                          expected={"vm_state": expected_vm_state} if expected_vm_state
+                          else None)
 
     def action_event(self, ctx: dict[str, Any], instance_uuid: str, event: str, host: str,
                      result: str, details: str = "") -> None:

@@ -48,11 +48,12 @@ class ConductorAPI:
 
     def rebuild_instance(self, ctx: dict[str, Any], instance_uuid: str, image_ref: str,
                          evacuate: bool = False, host: str | None = None,
-                         migration_id: int | None = None) -> None:
-        """Rebuild in place, or (``evacuate``) somewhere else because the host is down."""
+                         migration_id: int | None = None, force: bool = False) -> None:
+        """Rebuild in place, or (``evacuate``) somewhere else because the host is down: to
+        ``host`` if the admin named one, checked by the scheduler unless ``force``."""
         self.client.cast(ctx, "rebuild_instance", instance_uuid=instance_uuid,
                          image_ref=image_ref, evacuate=evacuate, host=host,
-                         migration_id=migration_id)
+                         migration_id=migration_id, force=force)
 
     async def object_backport_versions(self, ctx: dict[str, Any], objinst: dict[str, Any],
                                        object_versions: dict[str, str]) -> dict[str, Any]:
@@ -74,11 +75,9 @@ class ConductorAPI:
 
     async def instance_fault_create(self, ctx: dict[str, Any], instance_uuid: str,
                                     error: dict[str, Any], host: str,
-                                    expected_vm_state: str | None = None,
-                                    expected_task_state: str | None = None) -> None:
+                                    expected_vm_state: str | None = None) -> None:
         await self.client.call(ctx, "instance_fault_create", instance_uuid=instance_uuid,
-                               error=error, host=host, expected_vm_state=expected_vm_state,
-                               expected_task_state=expected_task_state)
+                               error=error, host=host, expected_vm_state=expected_vm_state)
 
     async def action_event(self, ctx: dict[str, Any], instance_uuid: str, event: str,
                            host: str, result: str, details: str = "") -> None:

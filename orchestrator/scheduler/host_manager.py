@@ -63,16 +63,15 @@ class HostManager:
 
     # -- instance info (the computes' fanouts) ------------------------------------------------
     def update_instance_info(self, host: str, uuids: list[str]) -> None:
-        if host in self.instance_info:
-            self.instance_info[host].update(uuids)
-        else:
-            self._recreate_instance_info(host)
+        """A host not known yet is read from the database first; the fanout is applied
+        either way (it may be ahead of the database: the compute sends it before its
+        save)."""
+        known = self.instance_info.get(host)
+        (self._recreate_instance_info(host) if known is None else known).update(uuids)
 
     def delete_instance_info(self, host: str, uuid: str) -> None:
-        if host in self.instance_info:
-            self.instance_info[host].discard(uuid)
-        else:
-            self._recreate_instance_info(host)
+        known = self.instance_info.get(host)
+        (self._recreate_instance_info(host) if known is None else known).discard(uuid)
 
     def sync_instance_info(self, host: str, uuids: list[str]) -> bool:
         """Whether the view matched; if not, it is read from the database again."""

@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 
 from lab.client import ApiError
+from lab.testing import usage_of, wait_for_service, wait_for_usage
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -119,6 +120,37 @@ def test_delete_frees_resources_and_conflicts_are_409(make_lab):
     used = {h["hypervisor_hostname"]: h["memory_mb_used"] for h in lab.hypervisors()}
     assert used[host] == 0, used
     assert lab.servers() == []
+
+
+def test_a_server_on_a_dead_host_is_deleted_at_once_and_its_host_lets_go(make_lab):
+    """Nova's local delete: nobody to ask, so the API deletes the record (no message
+    waits at the bus for the dead compute); back, the compute holds no claim for it."""
+    lab = make_lab(computes=2)
+    record = lab.wait(lab.boot("doomed"))
+    host = record["OS-EXT-SRV-ATTR:host"]
+    lab.kill(host)
+    wait_for_service(lab, host, "down")
+    mark = lab.mark()
+    lab.delete(record["id"])
+    assert lab.wait(record["id"], timeout=1)["status"] == "DELETED"    # no waiting
+    assert not lab.trace(since=mark).where(method="terminate_instance")
+    lab.restart(host)
+    lab.wait_computes_up([host])
+    wait_for_usage(lab, {host: usage_of()}, live=True)
+
+
+def test_deleting_a_server_in_error_on_a_live_host_goes_through_its_compute(make_lab,
+                                                                           wait_until):
+    lab = make_lab(computes=1)
+    lab.set_failure("compute1", fatal=1.0)
+    record = lab.wait(lab.boot("broken"))
+    assert (record["status"], record["OS-EXT-SRV-ATTR:host"]) == ("ERROR", "compute1")
+    mark = lab.mark()
+    lab.delete(record["id"])
+    assert lab.wait(record["id"])["status"] == "DELETED"
+    sent = wait_until(lambda: [(e["kind"], e["method"]) for e in lab.trace(since=mark).where(
+        phase="routed", method=("terminate_instance", "delete_instance_info"))] or None, 10)
+    assert sent == [("cast", "terminate_instance"), ("fanout", "delete_instance_info")]
 
 
 def test_disabled_compute_is_filtered_out(make_lab):

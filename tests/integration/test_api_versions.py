@@ -102,3 +102,30 @@ def test_the_image_service_lists_and_shows_the_labs_images_in_glances_shape(lab)
     assert status == 200 and body["name"] == "ubuntu"
     status, _, body = get(lab, "/image/v2/images/cirros")       # ids only, as Glance
     assert status == 404 and body["code"] == "404 Not Found"
+
+
+def test_a_description_from_2_19_a_status_filter_from_2_38_and_both_request_ids(lab):
+    """A server's description is refused before 2.19, kept and shown from it (create and
+    rebuild); a list filtered by a status Nova does not have is empty before 2.38 and a
+    400 from it; every answer carries the request id under both of Nova's names."""
+    create = {"server": {"name": "described", "flavorRef": "m1.tiny", "imageRef": "cirros",
+                         "description": "the lesson's"}}
+    refused = lab.api.request("POST", "/servers", create, check=False, microversion="2.18")
+    assert refused.status == 400 and "description" in refused.body["badRequest"]["message"]
+    made = lab.api.request("POST", "/servers", create, microversion="2.19")
+    server = made.body["server"]["id"]
+    ids = {k.lower(): v for k, v in made.headers.items()}
+    assert ids["x-compute-request-id"] == ids["x-openstack-request-id"].strip()
+    lab.wait(server)
+    shown = lab.api.request("GET", f"/servers/{server}", microversion="2.19").body["server"]
+    assert shown["description"] == "the lesson's"
+    assert "description" not in lab.api.request("GET", f"/servers/{server}",
+                                                microversion="2.18").body["server"]
+    lab.api.request("POST", f"/servers/{server}/action", {"rebuild": {
+        "imageRef": "cirros", "description": "rebuilt"}}, microversion="2.19")
+    assert lab.wait(server)["description"] == "rebuilt"
+    assert lab.api.request("GET", "/servers?status=BOGUS", microversion="2.37"
+                           ).body == {"servers": []}
+    bogus = lab.api.request("GET", "/servers?status=BOGUS", check=False, microversion="2.38")
+    assert bogus.status == 400 and bogus.body["badRequest"]["message"] == \
+        "Invalid status value"

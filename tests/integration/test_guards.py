@@ -103,3 +103,27 @@ def test_a_migration_delivered_twice_runs_once(make_lab, wait_until):
     assert done["status"] == "ACTIVE"
     assert [m["status"] for m in lab.migrations(record["id"])] == ["confirmed"]
     _settled_usage(lab, wait_until, [done])
+
+
+@pytest.mark.parametrize("alternates", [False, True])
+def test_a_duplicated_reschedule_call_cannot_change_how_the_resize_ends(make_lab,
+                                                                         alternates):
+    """compute2 fails prep_resize and calls migrate_server; the bus delivers the call
+    twice. The copy that loses the attempt answers first (nothing to do), the other one
+    finds no host: the answer that counts can be dropped, so the conductor writes the
+    ERROR itself before answering: ERROR at once, not ACTIVE after build_timeout."""
+    lab = make_lab(computes=2)
+    lab.configure(alternates=alternates)
+    server = lab.boot("vm")
+    assert lab.wait(server)["OS-EXT-SRV-ATTR:host"] == "compute1"
+    lab.set_failure("compute2", reschedule=1.0)
+    lab.add_fault(src="compute.compute2", dst="conductor", method="migrate_server",
+                  duplicate=1.0)
+    mark = lab.mark()
+    lab.migrate(server)
+    record = lab.wait(server, timeout=lab.config.timing("build_timeout") / 2)
+    assert (record["status"], record["OS-EXT-SRV-ATTR:host"]) == ("ERROR", "compute1")
+    assert "rescheduling failed: NoValidHost" in record["fault"]["message"]
+    calls = lab.trace(since=mark).where(kind="call", method="migrate_server", phase="routed")
+    assert len(calls) == 2, "the fault should have delivered the call twice"
+    assert [m["status"] for m in lab.migrations(server)] == ["error"]

@@ -2,8 +2,9 @@
 sequences captured from Nova 34 running its own functional tests, and ``derived/``, move
 paths read from Nova's code) played on a real lab with alternates, as Nova always asks
 for them. The lab's normalized trace must equal the file itself, request by request (who
-sends what kind of message to whom); a reply Nova shows carrying an error must end the
-same way in the lab. Every file must have its play here."""
+sends what kind of message to whom); a reply Nova shows carrying an error (``ERROR
+NoValidHost``) must be named by the fault the lab's server ends with. Every file must
+have its play here."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from lab import nova_traces
 from lab.lab import Lab
+from lab.testing import wait_for_service
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -34,37 +36,41 @@ def boot_on_compute1(lab: Lab) -> str:
 
 
 # -- the plays: what the test in Nova did, done to a lab ------------------------------------------
-# Each takes a lab with alternates on (and its wait_until), and returns the computes it
-# left down. Computes are chosen in name order when nothing else differs (compute1 first).
-def a_plain_boot(lab: Lab, wait_until) -> tuple[str, ...]:
-    assert lab.wait(lab.boot("vm1"))["status"] == "ACTIVE"
-    return ()
+# Each takes a lab with alternates on and returns its server and the computes it left
+# down. Computes are chosen in name order when nothing else differs (compute1 first).
+Played = tuple[str, tuple[str, ...]]
 
 
-def b_reschedule_boot(lab: Lab, wait_until) -> tuple[str, ...]:
+def a_plain_boot(lab: Lab) -> Played:
+    server = lab.boot("vm1")
+    assert lab.wait(server)["status"] == "ACTIVE"
+    return server, ()
+
+
+def b_reschedule_boot(lab: Lab) -> Played:
     lab.set_failure("compute1", reschedule=1.0)
-    record = lab.wait(lab.boot("vm1"))
+    server = lab.boot("vm1")
+    record = lab.wait(server)
     assert (record["status"], record[HOST]) == ("ACTIVE", "compute2")
-    return ()
+    return server, ()
 
 
-def c2_build_fails_all_hosts(lab: Lab, wait_until) -> tuple[str, ...]:
+def c2_build_fails_all_hosts(lab: Lab) -> Played:
     for host in ("compute1", "compute2"):
         lab.set_failure(host, reschedule=1.0)
     server = lab.boot("vm1")
     assert lab.wait(server)["status"] == "ERROR"
     assert fault(lab, server).startswith("MaxRetriesExceeded: Exhausted all hosts")
-    return ()
+    return server, ()
 
 
-def c4_no_valid_host(lab: Lab, wait_until) -> tuple[str, ...]:
+def c4_no_valid_host(lab: Lab) -> Played:
     server = lab.boot("vm1")
     assert lab.wait(server)["status"] == "ERROR"
-    assert fault(lab, server).startswith("NoValidHost:")    # Nova's REPLY ... ERROR
-    return ()
+    return server, ()
 
 
-def d1_cold_migrate_confirm(lab: Lab, wait_until) -> tuple[str, ...]:
+def d1_cold_migrate_confirm(lab: Lab) -> Played:
     server = boot_on_compute1(lab)
     assert lab.migrate(server) == 202
     assert lab.wait(server)["status"] == "VERIFY_RESIZE"
@@ -72,60 +78,58 @@ def d1_cold_migrate_confirm(lab: Lab, wait_until) -> tuple[str, ...]:
     assert lab.wait(server)[HOST] == "compute2"
     lab.delete(server)
     assert lab.wait(server)["status"] == "DELETED"
-    return ()
+    return server, ()
 
 
-def d2_migrate_reschedule(lab: Lab, wait_until) -> tuple[str, ...]:
+def d2_migrate_reschedule(lab: Lab) -> Played:
     server = boot_on_compute1(lab)
     lab.set_failure("compute2", reschedule=1.0)
     assert lab.migrate(server) == 202
     record = lab.wait(server)
-    # the destination heard NoValidHost in the reply and wrote its own error (Nova's
-    # _reschedule_resize_or_reraise): ERROR, where the instance still is
+    # the destination's call was answered NoValidHost: ERROR, where the instance still is
+    # (Nova's _reschedule_resize_or_reraise)
     assert (record["status"], record[HOST]) == ("ERROR", "compute1")
-    assert "rescheduling failed: NoValidHost" in fault(lab, server)
     assert [m["status"] for m in lab.migrations(server)] == ["error"]
-    return ()
+    return server, ()
 
 
-def e1_resize_reschedule_alternate(lab: Lab, wait_until) -> tuple[str, ...]:
+def e1_resize_reschedule_alternate(lab: Lab) -> Played:
     server = boot_on_compute1(lab)
     lab.set_failure("compute2", reschedule=1.0)
     assert lab.resize(server, "m1.medium") == 202
     record = lab.wait(server)
     assert (record["status"], record[HOST]) == ("VERIFY_RESIZE", "compute3")
-    return ()
+    return server, ()
 
 
-def e2_resize_revert(lab: Lab, wait_until) -> tuple[str, ...]:
+def e2_resize_revert(lab: Lab) -> Played:
     server = boot_on_compute1(lab)
     assert lab.resize(server, "m1.medium") == 202
     assert lab.wait(server)["status"] == "VERIFY_RESIZE"
     assert lab.revert_resize(server) == 202
     record = lab.wait(server)
     assert (record["status"], record[HOST]) == ("ACTIVE", "compute1")
-    return ()
+    return server, ()
 
 
-def e3_rebuild_new_image(lab: Lab, wait_until) -> tuple[str, ...]:
+def e3_rebuild_new_image(lab: Lab) -> Played:
     server = boot_on_compute1(lab)
     assert lab.rebuild(server, "fedora") == 202
     assert lab.wait(server)["status"] == "ACTIVE"
-    return ()
+    return server, ()
 
 
-def e4_evacuate(lab: Lab, wait_until) -> tuple[str, ...]:
+def e4_evacuate(lab: Lab) -> Played:
     server = boot_on_compute1(lab)
     lab.kill("compute1")
-    wait_until(lambda: {s["host"]: s["state"] for s in lab.services()}["compute1"] == "down",
-               timeout=20)
+    wait_for_service(lab, "compute1", "down", timeout=20)
     assert lab.evacuate(server) == 200
     record = lab.wait(server)
     assert (record["status"], record[HOST]) == ("ACTIVE", "compute2")
-    return ("compute1",)
+    return server, ("compute1",)
 
 
-PLAYS: dict[str, tuple[Callable[[Lab, Callable], tuple[str, ...]], dict]] = {
+PLAYS: dict[str, tuple[Callable[[Lab], Played], dict]] = {
     "a_plain_boot": (a_plain_boot, {}),
     "b_reschedule_boot": (b_reschedule_boot, {}),
     "c2_build_fails_all_hosts": (c2_build_fails_all_hosts, {}),
@@ -148,7 +152,9 @@ def test_the_lab_sends_what_nova_sends(path, make_lab, wait_until):
     lab.configure(alternates=True)
     nova = nova_traces.load(path)
     mark = lab.mark()
-    down = play(lab, wait_until)
+    server, down = play(lab)
+    for error in (e for request in nova for e in request.errors):
+        assert error in fault(lab, server), f"Nova's reply said {error}"
 
     def differences() -> list[str]:
         return nova_traces.compare(nova_traces.normalize(lab.trace(since=mark)), nova)

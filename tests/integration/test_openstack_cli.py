@@ -199,7 +199,7 @@ def test_bad_requests_get_novas_errors(cloud):
     message = osc.refused("server", "resize", "confirm", "cli-target")
     assert "409" in message and "Cannot 'confirmResize'" in message
     message = osc.refused("server", "evacuate", "cli-target")      # its compute is up
-    assert "409" in message and "still in use" in message
+    assert "400" in message and "still in use" in message
     message = osc.refused("server", "create", "--flavor", "m1.small", "--image", "cirros",
                           "--no-network", " cli-spaced")
     assert "400" in message and "must not start or end with a space" in message

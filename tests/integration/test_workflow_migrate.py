@@ -254,7 +254,8 @@ def test_deleting_a_resized_server_frees_both_hosts(make_lab):
     lab.delete(server)
     assert lab.wait(server)["status"] == "DELETED"
     assert lab.migrations(server)[0]["status"] == "confirmed"
-    assert hops(lab, mark, server) == ["cast api>compute1 confirm_resize 0",
+    # as Nova: the API calls the source's confirm and waits, then casts the delete
+    assert hops(lab, mark, server) == ["call api>compute1 confirm_resize 0",
                                        "cast api>compute2 terminate_instance 0"]
     wait_usage(lab, {"compute1": (), "compute2": ()})
 

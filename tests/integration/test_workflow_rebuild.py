@@ -74,7 +74,7 @@ def test_rebuild_stays_on_its_host_with_the_new_image(make_lab, flow, expected):
 def test_evacuate_rebuilds_elsewhere_and_the_dead_host_lets_go(make_lab):
     lab = make_lab()
     server = boot_on_compute1(lab)
-    assert status_of(lab.evacuate, server) == 409          # compute1 is still up
+    assert status_of(lab.evacuate, server) == 400          # compute1 is still up (Nova)
     assert lab.migrations(server) == []
     kill_and_wait_down(lab, "compute1")
     assert status_of(lab.rebuild, server, "fedora") == 409  # its host is down
@@ -108,7 +108,7 @@ def test_evacuate_to_a_named_host_asks_the_scheduler_about_it(make_lab):
     server = boot_on_compute1(lab)
     kill_and_wait_down(lab, "compute1")
     assert status_of(lab.evacuate, server, "compute1") == 400    # its own host
-    assert status_of(lab.evacuate, server, "compute9") == 400    # no such host
+    assert status_of(lab.evacuate, server, "compute9") == 404    # no such host (Nova)
     assert lab.migrations(server) == []
     mark = lab.mark()
     assert lab.evacuate(server, "compute3") == 200
@@ -156,3 +156,36 @@ def test_evacuate_to_a_named_host_the_scheduler_refuses_moves_nothing(make_lab):
         ("call", "conductor", "scheduler", "select_destinations")]
     assert [m["status"] for m in lab.migrations(server)] == ["error"]
     wait_for_usage(lab, {"compute2": NONE, "compute3": NONE})
+
+
+@pytest.mark.parametrize("version, body, scheduler", [
+    ("2.28", {"host": "compute3"}, False),                              # forced before 2.29
+    ("2.29", {"host": "compute3", "force": True}, False),
+    ("2.29", {"host": "compute3"}, True),                               # checked from 2.29
+])
+def test_a_named_host_is_forced_as_the_microversion_says(make_lab, version, body,
+                                                         scheduler):
+    lab = make_lab()
+    server = boot_on_compute1(lab)
+    kill_and_wait_down(lab, "compute1")
+    mark = lab.mark()
+    answer = lab.api.request("POST", f"/servers/{server}/action", {"evacuate": body},
+                             microversion=version)
+    assert answer.status == 200
+    assert lab.wait(server)["OS-EXT-SRV-ATTR:host"] == "compute3"
+    asked = [h for h in hops(lab, mark, server) if h[3] == "select_destinations"]
+    assert bool(asked) is scheduler
+
+
+def test_evacuate_refusals_are_novas(make_lab):
+    lab = make_lab(computes=2)
+    server = boot_on_compute1(lab)
+    kill_and_wait_down(lab, "compute1")
+
+    def status(version, body):
+        return lab.api.request("POST", f"/servers/{server}/action", {"evacuate": body},
+                               check=False, microversion=version).status
+    assert status("2.29", {"force": True}) == 400      # nothing to force to
+    assert status("2.13", {}) == 400                   # onSharedStorage was required
+    assert status("2.14", {"onSharedStorage": False}) == 400   # and then removed
+    assert lab.migrations(server) == []

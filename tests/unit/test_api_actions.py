@@ -12,6 +12,8 @@ from orchestrator.api.validation import BadRequest
 from orchestrator.config import LabConfig
 from orchestrator.db import Database, NotFound
 
+LAB_VERSION = Version(2, 47)      # what the lab's own client asks for
+
 
 class Recorder:
     def __init__(self):
@@ -73,14 +75,27 @@ def snapshot(db, uuid):
     ({"rebuild": {}}, "imageRef"), ({"rebuild": {"imageRef": " "}}, "imageRef"),
     ({"rebuild": {"imageRef": 7}}, "imageRef"),
     ({"rebuild": {"imageRef": "gentoo"}}, "Image 'gentoo' could not be found"),
-    ({"evacuate": {"host": "compute9"}}, "compute9"),
-    ({"evacuate": {"host": ["compute2"]}}, "could not be found"),
-    ({"evacuate": {"force": True}}, "force were unexpected")])
+    ({"evacuate": {}}, "'onSharedStorage' is a required property"),    # at 2.1
+    ({"evacuate": {"onSharedStorage": False, "force": True}}, "force were unexpected")])
 def test_bad_bodies_are_400_and_write_nothing(db, body, message):
     api, uuid = FakeApi(db), server(db)
     before = snapshot(db, uuid)
     with pytest.raises(BadRequest, match=message):
         run_action(api, uuid, body, "req-x")
+    assert snapshot(db, uuid) == before and api.sent() == []
+
+
+@pytest.mark.parametrize("body, refusal, message", [
+    ({"host": "compute9"}, NotFound, "Compute host 'compute9' not found"),
+    ({"host": ["compute2"]}, NotFound, "not found"),
+    ({"host": "compute1"}, BadRequest, "can't be the same one"),
+    ({"force": True}, BadRequest, "Can't force to a non-provided destination"),
+    ({}, BadRequest, "still in use")])                    # its host is up: Nova's 400
+def test_evacuate_refusals_are_novas_and_write_nothing(db, body, refusal, message):
+    api, uuid = FakeApi(db), server(db)
+    before = snapshot(db, uuid)
+    with pytest.raises(refusal, match=message):
+        run_action(api, uuid, {"evacuate": body}, "req-x", LAB_VERSION)
     assert snapshot(db, uuid) == before and api.sent() == []
 
 
@@ -102,7 +117,8 @@ def test_actions_in_the_wrong_state_are_409_and_write_nothing(db, body, vm_state
 @pytest.mark.parametrize("version, args, allowed", [
     ((2, 1), {"onSharedStorage": "true"}, True), ((2, 13), {"onSharedStorage": False}, True),
     ((2, 14), {"onSharedStorage": False}, False), ((2, 28), {"force": True}, False),
-    ((2, 29), {"force": True}, True), ((2, 47), {"force": "no", "host": "compute2"}, True),
+    ((2, 29), {"force": True, "host": "compute2"}, True),
+    ((2, 47), {"force": "no", "host": "compute2"}, True),
     ((2, 29), {"force": "maybe"}, False), ((2, 47), {"onSharedStorage": True}, False)])
 def test_evacuate_takes_what_its_microversion_names(db, version, args, allowed):
     """onSharedStorage until 2.13, force from 2.29 (a boolean), as Nova's schemas."""
@@ -157,11 +173,11 @@ def test_confirm_and_revert_go_straight_to_the_right_compute(db):
 
 def test_evacuate_is_refused_while_the_host_is_up_and_accepted_when_it_is_down(db):
     uuid = server(db)
-    with pytest.raises(Conflict, match="still in use"):
-        run_action(FakeApi(db), uuid, {"evacuate": {}}, "req-e")
+    with pytest.raises(BadRequest, match="still in use"):
+        run_action(FakeApi(db), uuid, {"evacuate": {}}, "req-e", LAB_VERSION)
     assert db.migrations(instance_uuid=uuid) == []
     api = FakeApi(db, up=("compute2",))
-    assert run_action(api, uuid, {"evacuate": {}}, "req-e") == 200
+    assert run_action(api, uuid, {"evacuate": {}}, "req-e", LAB_VERSION) == 200
     [m] = db.migrations(instance_uuid=uuid)
     assert (m["migration_type"], m["status"], m["source_compute"]) == \
         ("evacuation", "accepted", "compute1")
@@ -173,8 +189,9 @@ def test_legacy_evacuate_needs_a_host_and_goes_straight_to_it(db):
     uuid = server(db)
     api = FakeApi(db, up=("compute2",), flow="legacy")
     with pytest.raises(BadRequest, match="needs the target host"):
-        run_action(api, uuid, {"evacuate": {}}, "req-e")
-    assert run_action(api, uuid, {"evacuate": {"host": "compute2"}}, "req-e") == 200
+        run_action(api, uuid, {"evacuate": {}}, "req-e", LAB_VERSION)
+    assert run_action(api, uuid, {"evacuate": {"host": "compute2"}}, "req-e",
+                      LAB_VERSION) == 200
     assert api.sent() == [("rebuild_instance", "compute2")]
 
 

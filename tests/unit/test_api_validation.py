@@ -95,7 +95,14 @@ def test_flavor_by_ref_returns_none_for_anything_else(ref):
 def test_a_minimal_body_is_normalised():
     assert validate_create(body(), CONFIG) == {
         "name": "vm", "flavor": "m1.tiny", "sizes": FLAVORS["m1.tiny"], "image": "cirros",
-        "count": 1, "availability_zone": None, "return_reservation_id": False}
+        "count": 1, "availability_zone": None, "return_reservation_id": False,
+        "description": None}
+
+
+def test_a_description_is_taken_from_microversion_2_19():
+    with pytest.raises(BadRequest, match="description were unexpected"):
+        validate_create(body(description="mine"), CONFIG, (2, 18))
+    assert validate_create(body(description="mine"), CONFIG, (2, 19))["description"] == "mine"
 
 
 @pytest.mark.parametrize("counts,expected", [
@@ -110,7 +117,7 @@ def test_zone_flavor_and_optional_keys_are_accepted():
     req = validate_create(body(availability_zone="az2", flavorRef="m1.large",
                                return_reservation_id=True, networks="auto",
                                metadata={"k": "v"}, key_name="k", security_groups=[],
-                               description="d", adminPass="p"), CONFIG)
+                               description="d", adminPass="p"), CONFIG, (2, 47))
     assert req["availability_zone"] == "az2"
     assert (req["flavor"], req["sizes"]) == ("m1.large", FLAVORS["m1.large"])
     assert req["return_reservation_id"] is True
@@ -280,7 +287,7 @@ def test_a_count_may_have_leading_zeros():
     {"networks": "none"}, {"networks": []}, {"networks": [{"uuid": "x"}]},
     {"security_groups": [{"name": "default"}]}])
 def test_optional_fields_of_novas_types_are_accepted(extra):
-    validate_create(body(**extra), CONFIG)
+    validate_create(body(**extra), CONFIG, (2, 47))
 
 
 @pytest.mark.parametrize("extra,field", [
@@ -441,7 +448,7 @@ def test_valid_optional_action_fields_are_accepted(db):
 
 @pytest.mark.parametrize("action_body, up", [
     ({"migrate": None}, ("compute1",)), ({"rebuild": {"imageRef": "fedora"}}, ("compute1",)),
-    ({"evacuate": {}}, ("compute2",))])
+    ({"evacuate": {"onSharedStorage": False}}, ("compute2",))])
 def test_a_hand_over_that_fails_leaves_nothing_moving(db, action_body, up):
     """If the cast raises (nothing was sent), the task is undone, a migration made for it
     ends in error, and the recorded action gets its error event."""

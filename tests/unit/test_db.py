@@ -361,6 +361,23 @@ def test_a_rolled_back_migration_writes_fault_instance_and_status_together(db):
     assert db.fault(uuid)["message"] == "NoValidHost: none"
 
 
+def test_a_fault_and_update_may_expect_a_task_state(db):
+    _, _, [uuid] = _create(db)
+    db.update_instance(uuid, task_state="rebuilding")
+    with pytest.raises(UnexpectedTaskState):      # a late write: nothing changes
+        db.add_fault_and_update(uuid, 500, "late", None, {"task_state": None},
+                                expected_task_state="resize_prep")
+    assert db.instance(uuid)["task_state"] == "rebuilding" and db.fault(uuid) is None
+    db.add_fault_and_update(uuid, 500, "NoValidHost: none", None, {"task_state": None},
+                            expected_task_state="rebuilding")
+    assert db.instance(uuid)["task_state"] is None
+    assert db.fault(uuid)["message"] == "NoValidHost: none"
+    db.update_instance(uuid, deleted=1)
+    with pytest.raises(NotFound):
+        db.add_fault_and_update(uuid, 500, "gone", None, {"task_state": None},
+                                expected_task_state=None)
+
+
 def test_instances_can_be_filtered_by_task_states(db):
     _, _, [a, b, c] = db.create_instances(["a", "b", "c"], "m1.tiny", "cirros", None)
     db.update_instance(a, task_state="resize_prep")

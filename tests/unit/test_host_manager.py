@@ -220,10 +220,14 @@ def test_fanouts_keep_the_instance_lists(cloud):
 
 
 def test_a_fanout_from_a_host_not_yet_known_reads_it_from_the_database(cloud):
-    a = place(cloud, "a", "compute3")
+    """...and still applies: it may be ahead of the database (sent before the save)."""
+    a, b = place(cloud, "a", "compute3"), place(cloud, "b", "compute3")
     hosts = HostManager(cloud, DOWN_TIME, TTL)
-    hosts.delete_instance_info("compute3", "whatever")
+    hosts.delete_instance_info("compute3", b)
     assert hosts.instance_info["compute3"] == {a}
+    hosts = HostManager(cloud, DOWN_TIME, TTL)
+    hosts.update_instance_info("compute2", ["arriving"])
+    assert hosts.instance_info["compute2"] == {"arriving"}
 
 
 def test_a_sync_that_differs_reads_the_host_again(cloud):

@@ -123,8 +123,9 @@ def test_past_max_attempts_it_rolls_back_without_asking_again(db):
 
 @pytest.mark.parametrize("options", [{}, {"alternates": True}])
 def test_a_reschedule_handed_back_with_nowhere_to_go_answers_no_valid_host(db, options):
-    """The destination that called waits for this answer and writes the ERROR itself:
-    the conductor ends the migration and leaves the instance as the move left it."""
+    """The destination that called waits for this answer: the conductor ends the
+    migration and puts the server in ERROR with the destination's reason first, from
+    resize_prep only (a duplicate's answer, a lost one, change nothing)."""
     first, _, _ = run(db, [["compute2"]], **options)
     [m] = db.migrations(instance_uuid=first)
     retry = {"num_attempts": 1 if options else 3, "hosts": ["compute2"], "exc": "boom"}
@@ -133,11 +134,19 @@ def test_a_reschedule_handed_back_with_nowhere_to_go_answers_no_valid_host(db, o
         run(db, [["compute3"]], retry=retry, host_list=[], migration_id=m["id"],
             handed_back=True, **options)
     inst = db.instance(first)
-    assert (inst["vm_state"], inst["task_state"], db.fault(first)) == \
-        ("active", "resize_prep", None)
+    assert (inst["vm_state"], inst["task_state"], inst["host"]) == ("error", None, "compute1")
+    fault = db.fault(first)
+    assert fault["message"].startswith("MigrationError: boom (rescheduling failed: "
+                                       "NoValidHost: No valid host found for cold migrate")
+    assert fault["host"] == "compute2"                      # where it failed
     assert db.migration(m["id"])["status"] == "error"
     [event] = [e for e in db.actions(first)[-1]["events"] if e["result"] == "Error"]
     assert event["event"] == EVENT and "boom" in event["details"]
+    # a duplicate of the call, later: the migration has ended, so it does nothing
+    _, scheduler, compute = run(db, [["compute3"]], retry=retry, host_list=[],
+                                migration_id=m["id"], handed_back=True, **options)
+    assert scheduler.calls == compute.casts == []
+    assert db.instance(first)["vm_state"] == "error" and db.fault(first) == fault
 
 
 def test_a_reschedule_with_alternates_takes_the_next_host_without_the_scheduler(db):

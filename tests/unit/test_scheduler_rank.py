@@ -334,8 +334,7 @@ def test_a_rebuild_runs_only_the_filters_that_run_on_rebuild_and_claims_nothing(
 def test_the_instance_info_fanouts_reach_the_host_states(make_scheduler):
     sm = make_scheduler()
     add_compute(sm, "compute1")
-    sm.hosts.host_states()                  # the view starts from the database: empty
-    sm.update_instance_info(CTX, "compute1", ["u1", "u2"])
+    sm.update_instance_info(CTX, "compute1", ["u1", "u2"])     # the database, then these
     sm.delete_instance_info(CTX, "compute1", "u1")
     [state] = sm.hosts.host_states()
     assert state.instances == ["u2"]

@@ -13,9 +13,11 @@ managed here", and "the resize/migrate process has not yet been fully converted"
    source casts ``finish_resize`` to the destination: the hops that bypass the conductor.
    If ``prep_resize`` fails, the destination hands the move back here: the same
    ``migrate_server``, but a **call** (as Nova's compute does): the reschedule loop. With
-   no host or attempt left, the migration ends ``error`` and the call answers
-   ``NoValidHost``: the destination, still waiting, reports its own error (ERROR, as
-   Nova's ``_reschedule_resize_or_reraise``).
+   no host or attempt left, the migration ends ``error``, the server goes to ERROR with
+   the destination's reason, and the call answers ``NoValidHost``. (In Nova the waiting
+   destination writes that ERROR when it hears the answer; here the conductor writes it
+   before answering, from ``resize_prep`` only, so a lost or duplicated answer cannot
+   leave the server waiting or change how it ends.)
    With ``resize_via_conductor``, the conductor instead *calls* each step in turn and
    waits (how Nova later ran cross-cell resize): no compute talks to another.
 
@@ -29,8 +31,8 @@ from typing import Any
 
 from ...config import FLAVORS, LabConfig
 from ...db import NotFound, UnexpectedTaskState
-from ...exception import MaxRetriesExceeded, NoValidHost
-from ...manager import describe_error
+from ...exception import MaxRetriesExceeded, MigrationError, NoValidHost
+from ...manager import describe_error, record_error
 from ...messaging.protocol import MessagingTimeout, RemoteError
 from ...migrations import fail, rollback, still_preparing
 from ...objects.pinning import instance_primitive
@@ -72,7 +74,7 @@ class MigrationTask(Task):
         else:
             migration = self.db.migration(migration_id)
         if retry["num_attempts"] > config.max_attempts:
-            return self._give_up(ctx, migration, handed_back, MaxRetriesExceeded(
+            return self._give_up(ctx, migration, retry, handed_back, MaxRetriesExceeded(
                 f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
                 f"{config.max_attempts} for instance {instance_uuid}. Last exception: "
                 f"{retry.get('exc', 'unknown')}"))
@@ -108,7 +110,7 @@ class MigrationTask(Task):
             left = [h for h in host_list if h not in retry["hosts"]]
             if left:
                 return left
-            return self._give_up(ctx, migration, handed_back, MaxRetriesExceeded(
+            return self._give_up(ctx, migration, retry, handed_back, MaxRetriesExceeded(
                 f"Exhausted all hosts available for retrying migration of instance "
                 f"{migration['instance_uuid']}. Last exception: {retry.get('exc')}"))
         try:
@@ -117,22 +119,27 @@ class MigrationTask(Task):
                 return_alternates=config.alternates,
                 timeout=config.timing("scheduler_timeout"))
         except (RemoteError, MessagingTimeout) as exc:
-            return self._give_up(ctx, migration, handed_back, exc)
+            return self._give_up(ctx, migration, retry, handed_back, exc)
         return selections[0]
 
-    def _give_up(self, ctx: dict[str, Any], migration: dict[str, Any], handed_back: bool,
-                 exc: BaseException) -> None:
+    def _give_up(self, ctx: dict[str, Any], migration: dict[str, Any],
+                 retry: dict[str, Any], handed_back: bool, exc: BaseException) -> None:
         """No host or attempt left. Asked by the API: roll back (ACTIVE on the source, a
-        fault). Handed back by a destination that waits: end the migration and answer
-        NoValidHost, as Nova's conductor does; the destination writes the ERROR."""
+        fault). Handed back by a destination that waits: the migration ends ``error``, the
+        server goes to ERROR on its source with the destination's reason (from
+        ``resize_prep`` only: a duplicate's answer changes nothing), and the destination
+        hears ``NoValidHost``, as Nova's conductor answers it."""
         if not handed_back:
             return rollback(self.db, ctx, migration, EVENT, exc)
         name, text = describe_error(exc)
-        self.db.update_migration(migration["id"], status="error")
-        self.db.add_event(migration["instance_uuid"], ctx.get("request_id", ""), EVENT, None,
-                          int(ctx.get("attempt") or 0), "Error", f"{name}: {text}")
         kind = "cold migrate" if migration["migration_type"] == "migration" else "resize"
-        raise NoValidHost(f"No valid host found for {kind}: {name}: {text}")
+        answer = NoValidHost(f"No valid host found for {kind}: {name}: {text}")
+        self.db.update_migration(migration["id"], status="error")   # first, as fail() does
+        failed_on = (retry.get("hosts") or [None])[-1]
+        record_error(self.db, migration["instance_uuid"], MigrationError(
+            f"{retry.get('exc', 'unknown')} (rescheduling failed: NoValidHost: {answer})"),
+            ctx, EVENT, failed_on, expected={"task_state": "resize_prep"})
+        raise answer
 
     def _primitive(self, migration: dict[str, Any]) -> dict[str, Any]:
         """The copy that travels dest -> source -> dest: readable by both ends."""

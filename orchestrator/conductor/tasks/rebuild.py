@@ -8,9 +8,10 @@ conductor, with ``recreate``).
   host; with the same image, no scheduler.
 - evacuate: the migration record (``evacuation``) was written by the API. **Call**
   ``select_destinations`` ignoring the dead host (for the admin's host alone if one was
-  named: Nova since microversion 2.29 checks it too), then **cast** ``rebuild_instance``
-  with ``recreate`` to the chosen compute. No reschedule: if that host cannot take it,
-  the instance goes to ERROR (as in Nova).
+  named: Nova checks it so since microversion 2.29), then **cast** ``rebuild_instance``
+  with ``recreate`` to the chosen compute; a host the admin *forced* (``force``, or any
+  named host before 2.29) is cast to without the scheduler. No reschedule: if that host
+  cannot take it, the instance goes to ERROR (as in Nova).
 
 If the scheduler finds no host, nothing moved: the instance stays where it was with a
 fault saying why (the evacuation ends ``error``). Nova writes ERROR here.
@@ -35,7 +36,7 @@ EVENT = "conductor_rebuild_instance"
 class RebuildTask(Task):
     async def run(self, ctx: dict[str, Any], instance_uuid: str, image_ref: str,
                   evacuate: bool = False, host: str | None = None,
-                  migration_id: int | None = None) -> None:
+                  migration_id: int | None = None, force: bool = False) -> None:
         try:
             inst = self.db.instance(instance_uuid)
         except NotFound:
@@ -50,6 +51,8 @@ class RebuildTask(Task):
                 return
         if not evacuate and image_ref == inst["image"]:
             dest = inst["host"]     # the same image: nothing for the scheduler to check
+        elif evacuate and host and force:
+            dest = host             # the admin forced the host (Nova before 2.29, or force)
         else:
             dest = await self._select(ctx, inst, migration, host if evacuate else inst["host"],
                                       rebuild=not evacuate)
@@ -91,10 +94,11 @@ class RebuildTask(Task):
                       exc: BaseException) -> None:
         """A rebuild the scheduler refused: the instance keeps its image, with a fault."""
         name, text = describe_error(exc)
-        try:
+        try:     # only from where this rebuild left it (a duplicate may be further on)
             self.db.add_fault_and_update(inst["uuid"], getattr(exc, "code", 500),
-                                         f"{name}: {text}", None, {"task_state": None})
-        except NotFound:
+                                         f"{name}: {text}", None, {"task_state": None},
+                                         expected_task_state="rebuilding")
+        except (NotFound, UnexpectedTaskState):
             return
         self.db.add_event(inst["uuid"], ctx.get("request_id", ""), EVENT, None, 1, "Error",
                           f"{name}: {text}")

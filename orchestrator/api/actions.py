@@ -199,9 +199,10 @@ def _evacuate(api: ApiManager, inst: dict[str, Any], args: Any, rid: str,
     force = bool(args.get("force")) if version >= (2, 29) else host is not None
     if force and host is None:
         raise BadRequest("Can't force to a non-provided destination")
-    known = {n["host"] for n in api.db.compute_nodes()}
-    if host is not None and (not isinstance(host, str) or host not in known):
-        raise NotFound(f"Compute host {shown(host)} not found.")
+    if host is not None:
+        check_name(host, "host")
+        if host not in {n["host"] for n in api.db.compute_nodes()}:
+            raise NotFound(f"Compute host {shown(host)} not found.")
     if api.config.flow == "legacy" and host is None:
         raise BadRequest("The old process needs the target host: {'evacuate': {'host': "
                          "...}} (the conductor flow asks the scheduler instead).")

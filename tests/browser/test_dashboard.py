@@ -11,6 +11,9 @@ import time
 
 import pytest
 
+from lab.trace import HOUSEKEEPING_PREFIXES
+from orchestrator.scheduler.rpcapi import INSTANCE_INFO_METHODS
+
 pytestmark = pytest.mark.timeout(150)
 
 WORKFLOW = ["build_instances", "select_destinations", "build_and_run_instance"]
@@ -125,9 +128,11 @@ def test_replay_shows_the_same_events(dash_lab, bokeh_page, model_data, wait_for
     try:
         url = proc.stdout.readline().strip().split(" at ", 1)[1]
         bokeh_page(url)
+        # what the page shows by default: no lab traffic, no heartbeats or instance info
         expected = [e["seq"] for e in trace if e["phase"] != "delayed"
                     and not e["src"].startswith("lab.") and not e["dst"].startswith("lab.")
-                    and not e["request_id"].startswith(("periodic-", "init-"))]
+                    and not e["request_id"].startswith(HOUSEKEEPING_PREFIXES)
+                    and e["method"] not in INSTANCE_INFO_METHODS]
         got = wait_for(lambda: (d := model_data("messages")) and
                        len(d["seq"]) >= len(expected) and d["seq"], timeout=60,
                        what="the replayed messages")

@@ -87,7 +87,7 @@ def test_bad_bodies_are_400_and_write_nothing(db, body, message):
 
 @pytest.mark.parametrize("body, refusal, message", [
     ({"host": "compute9"}, NotFound, "Compute host 'compute9' not found"),
-    ({"host": ["compute2"]}, NotFound, "not found"),
+    ({"host": ["compute2"]}, BadRequest, "host"),
     ({"host": "compute1"}, BadRequest, "can't be the same one"),
     ({"force": True}, BadRequest, "Can't force to a non-provided destination"),
     ({}, BadRequest, "still in use")])                    # its host is up: Nova's 400

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from orchestrator import rundir
+from orchestrator.compute.manager import AUDIT_EVERY
 from orchestrator.db import MIGRATION_MOVING
 
 from . import invariants as inv
@@ -285,9 +286,11 @@ def _run_and_check(run: ChaosRun, limit: float, say: Callable[[str], None]
     stopped = time.time()
     say(f"chaos over after {stopped - began:.1f}s; faults lifted, waiting")
     at_rest = run.settle(stopped, limit)
-    # a compute may still be waiting out a call lost before the faults stopped
-    snap, converged = _converge(lab, max(4 * lab.config.timing("report_interval"),
-                                         stopped + limit - time.time()))
+    # a compute may still be waiting out a call lost before the faults stopped (its final
+    # save: then the claim audit mends what it holds, once two audits in a row saw it)
+    mended = lab.cluster.bus_config.call_timeout + (2 * AUDIT_EVERY + 1) * \
+        lab.config.timing("report_interval")
+    snap, converged = _converge(lab, max(mended, stopped + limit - time.time()))
     violations = _check(run, snap, stopped, limit)
     say(f"checked; watching for {options.watch:g}s")
     watch_end = time.time() + options.watch

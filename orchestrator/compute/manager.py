@@ -299,8 +299,11 @@ class ComputeManager(Manager):
         self.failed_builds += 1
         attempt = ctx["attempt"]
         reason = f"{type(exc).__name__}: {exc}"
-        await self.conductor.action_event(ctx, uuid, "compute_build_and_run_instance",
-                                          self.host, "Error", reason)
+        try:    # the record of the failure; losing it must not stop the hand-back
+            await self.conductor.action_event(ctx, uuid, "compute_build_and_run_instance",
+                                              self.host, "Error", reason)
+        except MessagingTimeout:
+            log.warning("the failure event of %s was lost: handing it back anyway", uuid)
         if flow == "legacy" and attempt >= self.config.max_attempts:
             return await self._abort(ctx, uuid, MaxRetriesExceeded(
                 f"Exceeded maximum number of retries. Exceeded max scheduling attempts "

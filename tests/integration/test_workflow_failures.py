@@ -106,3 +106,17 @@ def test_failure_decisions_are_seeded(make_lab):
     first, second = run("a"), run("b")
     assert first == second
     assert len({attempts for *_, attempts in first}) > 1   # the failures did bite
+
+
+def test_a_lost_failure_event_does_not_stop_the_hand_back(make_lab):
+    """compute1 fails the build; the record of its failure (an action_event call) is
+    lost on the way: the compute still frees its claim and hands the build back, and
+    the build ends ACTIVE on compute2 (before, the lost call ended the compute's handling
+    with the claim still held, for the audit to find later)."""
+    lab = make_lab(computes=2)
+    lab.set_failure("compute1", reschedule=1.0)
+    lab.add_fault(src="compute.compute1", method="action_event", drop=1.0)
+    record = lab.wait(lab.boot("unrecorded"), timeout=40)
+    assert (record["status"], record["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", "compute2")
+    hosts = {h["hypervisor_hostname"]: h["running_vms"] for h in lab.hypervisors()}
+    assert hosts == {"compute1": 0, "compute2": 1}

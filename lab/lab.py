@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
+from typing import Any, Sequence
 
 from orchestrator import rundir
 from orchestrator.config import BusConfig, ConfigError, LabConfig, from_dict
@@ -255,16 +255,23 @@ class Lab(CloudClient):
         how = reach.Reach.from_dict(data["dashboard"].get("reach"))
         return how.browser_url(port, self.cluster.secret)
 
-    def show(self, height: int = 1060, width: str | int = "100%"):
+    def show(self, layout: str = "notebook", metrics: Sequence[str] = (),
+             height: int | None = None, width: str | int = "100%"):
         """The dashboard inside the notebook: a frame onto the lab's Bokeh server (BokehJS
         comes from it, never from a CDN), reached through the Jupyter server when there is
         one, with a link to open it in its own tab. If the frame cannot load, the cell
-        says why in words, with the URL it tried."""
+        says why in words, with the URL it tried.
+
+        ``layout``: ``"notebook"`` (about 760 px high: it fits a screen beside the lesson)
+        or ``"projector"`` (the topology and the time-space diagram side by side, filling
+        the frame, or the whole window when the link opens in its own tab: 1366x768 or
+        1920x1080). ``metrics``: the metrics the lesson is about, shown first
+        (``"API create p50 (ms)"``, ``"reschedules"``...; ``dashboard.model.METRICS``)."""
         from IPython.display import HTML
 
-        from .dashboard.frame import frame_html, trouble_html
+        from .dashboard.frame import FRAME_HEIGHTS, frame_html, trouble_html, view_url
         try:
-            url = self.start_dashboard()
+            url = view_url(self.start_dashboard(), layout, metrics)
         except (LabError, TimeoutError, RuntimeError) as exc:
             return HTML(trouble_html(str(exc), ""))
         data = rundir.read(self.run_dir)
@@ -272,7 +279,8 @@ class Lab(CloudClient):
         problem = reach.probe(how, data["dashboard"]["port"])
         if problem:
             return HTML(trouble_html(problem, url))
-        return HTML(frame_html(url, how, height=height, width=width))
+        return HTML(frame_html(url, how, height=height or FRAME_HEIGHTS[layout],
+                               width=width))
 
     def controls(self):
         """The ipywidgets control panel bound to this lab."""

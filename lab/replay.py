@@ -6,7 +6,7 @@ import html
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .cluster import LabError
 from .trace import Trace
@@ -54,14 +54,17 @@ class ReplayDashboard:
         except Exception:
             pass
 
-    def show(self, height: int = 1060) -> Any:
-        """The replay in the notebook, reached the way the live dashboard is."""
+    def show(self, layout: str = "notebook", metrics: Sequence[str] = (),
+             height: int | None = None) -> Any:
+        """The replay in the notebook, reached the way the live dashboard is, in
+        ``layout`` with ``metrics`` first (as ``Lab.show``)."""
         from IPython.display import HTML
 
-        from .dashboard.frame import frame_html
+        from .dashboard.frame import FRAME_HEIGHTS, frame_html, view_url
         from .dashboard.reach import Reach
         how = "direct" if self.url.startswith("http://127.0.0.1:") else "jupyter"
-        return HTML(frame_html(self.url, Reach(how), height=height))
+        return HTML(frame_html(view_url(self.url, layout, metrics), Reach(how),
+                               height=height or FRAME_HEIGHTS[layout]))
 
     def _repr_html_(self) -> str:
         url = html.escape(self.url, quote=True)

@@ -14,7 +14,8 @@ from orchestrator.config import FLAVORS, LabConfig
 
 from .lab import Lab
 
-__all__ = ["FakeLab", "USAGE", "usage_of", "wait_for_usage", "wait_for_service"]
+__all__ = ["FakeLab", "USAGE", "usage_of", "wait_for_usage", "wait_for_service",
+           "scripted_trace"]
 
 USAGE = ("vcpus_used", "memory_mb_used", "local_gb_used", "running_vms")
 
@@ -200,3 +201,52 @@ class FakeLab:
                     "OS-EXT-STS:task_state": None, "OS-EXT-SRV-ATTR:host": "compute1",
                     "OS-EXT-LAB:num_attempts": 1})
         return ids[0] if count == 1 else ids
+
+
+def scripted_trace(computes: int, flow: str = "conductor", t0: float = 1000.0,
+                   gap: float = 0.01) -> list[dict[str, Any]]:
+    """A trace of a cloud of ``computes`` hosts (``compute1`` ...) as the bus would record
+    it, for a dashboard replay without a lab (pictures, geometry, 1,000 hosts): one build
+    per host in ``flow`` ("conductor" or "legacy"), each with its saves through the
+    conductor and its instance-info fanout; compute1's build fails once and is
+    rescheduled to compute2; a resize hops compute1 -> compute2 -> compute1 and the API
+    confirms it on compute1."""
+    from orchestrator.messaging import protocol
+
+    events: list[dict[str, Any]] = []
+    api, cond, sched = "api.api", "conductor.conductor1", "scheduler.scheduler1"
+
+    def send(kind: str, src: str, dst: str, method: str, uuid: str, attempt: int = 1,
+             reply_kind: str | None = None) -> None:
+        topic, server = protocol.split_identity(dst)
+        env = protocol.envelope(kind, src, topic, method, server=server, ctx={
+            "request_id": f"req-{uuid}", "instance_uuid": uuid, "attempt": attempt})
+        for e, to in ((env, dst),) + (((protocol.reply_to(env, dst), src),)
+                                      if kind == "call" else ()):
+            t = t0 + gap * (len(events) + 1)
+            e["sent"] = t - gap / 2
+            events.append(protocol.trace_event(len(events) + 1, e, "routed", to, 200, ts=t))
+
+    hosts = [f"compute.compute{i}" for i in range(1, computes + 1)]
+    for i, host in enumerate(hosts, 1):
+        uuid = f"{i:08d}-0000-4000-8000-{i:012d}"
+        attempts = [(1, hosts[0]), (2, hosts[min(1, computes - 1)])] if i == 1 else [(1, host)]
+        for attempt, where in attempts:
+            if flow == "legacy":
+                send("cast", api if attempt == 1 else hosts[0], sched, "run_instance", uuid,
+                     attempt)
+                send("cast", sched, where, "build_and_run_instance", uuid, attempt)
+            else:
+                send("cast", api if attempt == 1 else hosts[0], cond, "build_instances",
+                     uuid, attempt)
+                send("call", cond, sched, "select_destinations", uuid, attempt)
+                send("cast", cond, where, "build_and_run_instance", uuid, attempt)
+            send("call", where, cond, "instance_update", uuid, attempt)
+        send("fanout", attempts[-1][1], sched, "update_instance_info", uuid)
+        send("call", attempts[-1][1], cond, "compute_node_update", uuid)
+    if computes > 1:
+        resized = "00000001-0000-4000-8000-000000000001"
+        send("cast", hosts[1], hosts[0], "resize_instance", resized)
+        send("cast", hosts[0], hosts[1], "finish_resize", resized)
+        send("cast", api, hosts[0], "confirm_resize", resized)
+    return events

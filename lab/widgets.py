@@ -17,11 +17,12 @@ import time
 from typing import Any, Callable
 
 import ipywidgets as w
+import traitlets
 
 from .cluster import LabError
 from .controls import SERVICES, STOPPED_MESSAGE, ControlModel
 
-__all__ = ["ControlPanel", "REFRESH_SECONDS"]
+__all__ = ["ControlPanel", "CheckList", "REFRESH_SECONDS"]
 
 REFRESH_SECONDS = 1.0
 COLORS = {"up": "#2e7d32", "failing": "#bf360c", "paused": "#1565c0", "down": "#c62828",
@@ -34,10 +35,12 @@ def _badge(state: str) -> str:
 
 
 def _state_html(name: str, state: str, detail: str = "") -> str:
-    """A row's name in bold, its state's badge, then ``detail``: all of it escaped (an
-    HTML widget's value is markup; a host or a message is not)."""
-    tail = f" {html.escape(detail)}" if detail else ""
-    return f"<b>{html.escape(name)}</b> {_badge(state)}{tail}"
+    """A row's name in bold and its state's badge, ``detail`` on a second line in small
+    print (so the row stays narrow): all of it escaped (an HTML widget's value is markup;
+    a host or a message is not)."""
+    tail = (f"<div style='font-size:12px;color:#444;line-height:1.2'>{html.escape(detail)}"
+            f"</div>") if detail else ""
+    return f"<div style='line-height:1.4'><b>{html.escape(name)}</b> {_badge(state)}</div>{tail}"
 
 
 def _state_cell(width: str) -> w.HTML:
@@ -45,13 +48,61 @@ def _state_cell(width: str) -> w.HTML:
     return w.HTML(layout=w.Layout(width=width, flex="0 0 auto"))
 
 
-def _row(children: list[w.Widget]) -> w.HBox:
-    """A row that wraps on a narrow screen (a projector) instead of squashing."""
-    return w.HBox(children, layout=w.Layout(flex_flow="row wrap", align_items="center"))
+def _row(children: list[w.Widget], css: str = "lab-row") -> w.HBox:
+    """A row that wraps on a narrow screen (a projector) instead of squashing; ``css``
+    names it on the page (the browser tests find the rows by it)."""
+    row = w.HBox(children, layout=w.Layout(flex_flow="row wrap", align_items="center"))
+    row.add_class(css)
+    return row
 
 
 def _labelled(label: str, widget: w.Widget) -> w.HBox:
     return w.HBox([w.Label(label, layout=w.Layout(width="90px")), widget])
+
+
+CHECK = "\u2713 "       # what a chosen option's button starts with
+
+
+class CheckList(w.VBox):
+    """Options to choose several of, as buttons: a chosen one is green with a check mark
+    ("✓ RamFilter"), the others plain, so the choice reads from across a room (a
+    SelectMultiple's grey highlight did not). ``value`` is the tuple of chosen options in
+    the options' order, as a SelectMultiple's; ``disabled`` disables every button."""
+
+    value = traitlets.Tuple()
+    disabled = traitlets.Bool(False)
+
+    def __init__(self, options: list[str], description: str):
+        self._painting = False
+        self.buttons = {o: w.ToggleButton(description=o, tooltip=o,
+                                          layout=w.Layout(width="auto", margin="1px 2px"))
+                        for o in options}
+        super().__init__([w.Label(description), w.HBox(list(self.buttons.values()),
+                                                      layout=w.Layout(flex_flow="row wrap"))])
+        self.add_class("lab-checklist")
+        for button in self.buttons.values():
+            button.observe(self._toggled, names="value")
+        self.observe(self._paint, names="value")
+        self.observe(lambda change: [setattr(b, "disabled", change["new"])
+                                     for b in self.buttons.values()], names="disabled")
+
+    def _toggled(self, _change: dict[str, Any]) -> None:
+        if self._painting:  # one new value, not one per button while it is painted
+            return
+        chosen = tuple(o for o, b in self.buttons.items() if b.value)
+        if chosen != self.value:
+            self.value = chosen
+
+    def _paint(self, change: dict[str, Any]) -> None:
+        self._painting = True
+        try:
+            for option, button in self.buttons.items():
+                on = option in change["new"]
+                button.value = on
+                button.description = f"{CHECK}{option}" if on else option
+                button.button_style = "success" if on else ""
+        finally:
+            self._painting = False
 
 
 class ControlPanel:
@@ -111,7 +162,7 @@ class ControlPanel:
 
     def _button(self, label: str, fn: Callable[[], Any], style: str = "") -> w.Button:
         button = w.Button(description=label, button_style=style,
-                          layout=w.Layout(width="auto", flex="0 0 auto"))
+                          layout=w.Layout(width="auto", flex="0 0 auto", padding="0 10px"))
         button.on_click(lambda _b: self._act(fn))
         return button
 
@@ -119,10 +170,10 @@ class ControlPanel:
     def _compute_row(self, host: str) -> dict[str, w.Widget]:
         m = self.model
         slider = dict(min=0.0, max=1.0, step=0.05, continuous_update=False,
-                      readout_format=".0%", style={"description_width": "40px"},
-                      layout=w.Layout(width="300px", flex="0 0 auto"))
-        return {
-            "state": _state_cell("360px"),
+                      readout_format=".0%", style={"description_width": "36px"},
+                      layout=w.Layout(width="200px", flex="0 0 auto"))
+        return {     # one row of about 820 px: JupyterLab's notebook at its default width
+            "state": _state_cell("220px"),
             "reschedule": self._on_value(w.FloatSlider(description="fail", **slider),
                                          lambda v: m.set_failure(host, reschedule=v)),
             "fatal": self._on_value(w.FloatSlider(description="fatal", **slider),
@@ -160,11 +211,9 @@ class ControlPanel:
                 w.IntSlider(min=1, max=6, description="max attempts",
                             style={"description_width": "initial"},
                             continuous_update=False), lambda v: m.configure(max_attempts=v)),
-            "filters": self._on_value(w.SelectMultiple(options=ch["filters"], rows=6,
-                                                       description="filters"),
+            "filters": self._on_value(CheckList(ch["filters"], "filters"),
                                       lambda v: m.configure(filters=list(v))),
-            "weighers": self._on_value(w.SelectMultiple(options=ch["weighers"], rows=2,
-                                                        description="weighers"),
+            "weighers": self._on_value(CheckList(ch["weighers"], "weighers"),
                                        lambda v: m.configure(weighers=list(v))),
         }
 
@@ -222,11 +271,13 @@ class ControlPanel:
     # -- tabs ---------------------------------------------------------------------------------
     def _computes_tab(self) -> w.Widget:
         return w.VBox([_row([row["state"], row["reschedule"], row["fatal"], row["crash"],
-                             row["kill"], row["restart"]]) for row in self.computes.values()])
+                             row["kill"], row["restart"]], "lab-compute-row")
+                       for row in self.computes.values()])
 
     def _services_tab(self) -> w.Widget:
         return w.VBox([_row([row["state"], row["crash"], row["kill"], row["restart"],
-                             row["pause"], row["resume"]]) for row in self.services.values()])
+                             row["pause"], row["resume"]], "lab-service-row")
+                       for row in self.services.values()])
 
     def _workflow_tab(self) -> w.Widget:
         b = self.workflow

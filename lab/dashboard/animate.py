@@ -10,7 +10,7 @@ time-space diagram shows them; only new rows are animated. ``window.__conductorL
 exposes the loop's state for browser tests."""
 from __future__ import annotations
 
-from .model import ARC, ARC_MAX
+from .layout import ARC, ARC_MAX, ARC_MIN
 
 __all__ = ["ANIMATE_JS", "JUMP_JS"]
 
@@ -79,7 +79,8 @@ function frame() {
     const p = Math.min(1, age / travel);
     let x = it.x0 + (it.x1 - it.x0) * p, y = it.y0 + (it.y1 - it.y0) * p;
     if (it.x0 === it.x1 && it.y0 !== it.y1) {   // compute to compute: follow the arc
-      x += Math.min(ARC_MAX, ARC * Math.abs(it.y1 - it.y0)) * Math.sin(Math.PI * p);
+      const bulge = Math.min(ARC_MAX, Math.max(ARC_MIN, ARC * Math.abs(it.y1 - it.y0)));
+      x -= bulge * (it.y1 < it.y0 ? 1.2 : 1.0) * Math.sin(Math.PI * p);
     }
     let s = 12, a = 0.95, m = it.marker, c = it.color;
     if ((it.phase === "dropped" || it.phase === "expired") && p >= 1) {
@@ -106,8 +107,9 @@ function frame() {
 window.requestAnimationFrame(frame);
 """
 
-# the arcs between computes are drawn by model.py: the dots follow the same curve
-ANIMATE_JS = ANIMATE_JS.replace("/*ARC*/", f"const ARC = {ARC}, ARC_MAX = {ARC_MAX};")
+# the arcs between computes are drawn by layout.arc: the dots follow the same curve
+ANIMATE_JS = ANIMATE_JS.replace(
+    "/*ARC*/", f"const ARC = {ARC}, ARC_MIN = {ARC_MIN}, ARC_MAX = {ARC_MAX};")
 
 JUMP_JS = r"""
 if (window.__conductorLab) { window.__conductorLab.jumpRequested = true; }

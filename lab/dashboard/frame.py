@@ -10,12 +10,38 @@ the note still say where it is.
 from __future__ import annotations
 
 import html
+import re
+from typing import Iterable
+from urllib.parse import quote
 
+from .model import METRICS
 from .reach import OVERRIDE, Reach
 
-__all__ = ["frame_html", "trouble_html"]
+__all__ = ["frame_html", "trouble_html", "view_url", "FRAME_HEIGHTS"]
 
 CHECK_AFTER_MS = 4000
+# The frame's height per layout: the notebook layout's page is about 760 px high; a
+# projector frame fills a 768-line screen below the notebook's toolbar.
+FRAME_HEIGHTS = {"notebook": 770, "projector": 680}
+_PAIR = re.compile(r"^(cast|call|reply|fanout|notification) [A-Za-z_][A-Za-z0-9_]*$")
+
+
+def view_url(url: str, layout: str = "notebook", metrics: Iterable[str] = ()) -> str:
+    """``url`` asking the dashboard for ``layout`` and for ``metrics`` first. Refuses
+    (ValueError) a layout or a metric the dashboard does not have."""
+    if layout not in FRAME_HEIGHTS:
+        raise ValueError(f"layout must be one of {', '.join(FRAME_HEIGHTS)}, not {layout!r}")
+    metrics = list(metrics)
+    unknown = [m for m in metrics if m not in METRICS and not _PAIR.match(str(m))]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}: one of {', '.join(METRICS)}, or a "
+                         f"delivered kind and method (\"cast build_instances\")")
+    query = [f"layout={layout}"] if layout != "notebook" else []
+    if metrics:
+        query.append("metrics=" + quote(",".join(metrics), safe=","))
+    if not query:
+        return url
+    return url + ("&" if "?" in url else "?") + "&".join(query)
 
 _CHECK_JS = (
     "var f=this;setTimeout(function(){var ok=false;"
@@ -25,7 +51,8 @@ _CHECK_JS = (
     "},%d);" % CHECK_AFTER_MS)
 
 
-def frame_html(url: str, reach: Reach, height: int = 1060, width: str | int = "100%") -> str:
+def frame_html(url: str, reach: Reach, height: int = FRAME_HEIGHTS["notebook"],
+               width: str | int = "100%") -> str:
     """An iframe onto ``url`` with a link under it, and the hidden words for trouble."""
     src = html.escape(url, quote=True)
     size = f"{width}px" if isinstance(width, int) else html.escape(str(width), quote=True)

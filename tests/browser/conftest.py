@@ -35,6 +35,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ONE_PORT_PROXY = Path(__file__).with_name("one_port_proxy.py")
+JUPYTER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "jupyter"
 # Every process a Jupyter test starts carries this in its environment, so the teardown
 # can find what was left (a kernel's lab, a server the hub lost track of) and say so.
 TAG_VARIABLE = "CONDUCTOR_LAB_TEST_TAG"
@@ -501,3 +502,43 @@ def jupyter_kernels(jupyter_processes) -> Iterator[Callable[..., Kernel]]:
             kernel.close()
         except Exception as exc:  # the server may be gone already: the reaper checks
             print(f"closing kernel {kernel.kernel_id}: {exc!r}")
+
+
+@pytest.fixture
+def start_jupyter_lab(tmp_path, jupyter_processes, wait_until) -> Callable[..., dict]:
+    """``start_jupyter_lab(base_url="/", expose_app=False)``: JupyterLab on a free port of
+    127.0.0.1 under ``base_url`` with a random token, its notebooks, config, runtime files
+    and labs in this test's directory. ``expose_app`` gives the page ``window.jupyterapp``
+    (its commands: run every cell as the Run menu does)."""
+    def start(base_url: str = "/", expose_app: bool = False) -> dict:
+        import secrets
+        if not JUPYTER.exists():
+            pytest.skip(f"{JUPYTER} missing: make install puts JupyterLab into .venv")
+        token, port = secrets.token_hex(16), free_port()
+        notebooks = tmp_path / "notebooks"
+        for sub in ("notebooks", "config", "runtime", "labs"):
+            (tmp_path / sub).mkdir(mode=0o700)
+        cmd = [str(JUPYTER), "lab", "--no-browser", f"--ServerApp.base_url={base_url}",
+               f"--ServerApp.token={token}", "--ServerApp.ip=127.0.0.1", f"--port={port}",
+               "--ServerApp.port_retries=0", f"--ServerApp.root_dir={notebooks}"]
+        if expose_app:
+            cmd.append("--LabApp.expose_app_in_browser=True")
+        if os.getuid() == 0:
+            cmd.append("--allow-root")
+        log = tmp_path / "jupyter-server.log"
+        proc = jupyter_processes.start(
+            cmd, log, cwd=tmp_path, JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+            JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+            CONDUCTOR_LAB_HOME=str(tmp_path / "labs"))
+        server = f"http://127.0.0.1:{port}{base_url}"
+
+        def up() -> bool:
+            assert proc.poll() is None, f"jupyter lab exited:\n{log.read_text()[-3000:]}"
+            try:
+                return http("GET", f"{server}api/status", token, timeout=5)[0] == 200
+            except OSError:
+                return False
+        wait_until(up, 60, "JupyterLab answering under its base URL", 0.2)
+        return dict(server=server, origin=f"http://127.0.0.1:{port}", token=token,
+                    notebooks=notebooks, log=log, port=port)
+    return start

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from lab.trace import HOUSEKEEPING_PREFIXES
+from tests.browser.geometry import measure, problems
 from orchestrator.scheduler.rpcapi import INSTANCE_INFO_METHODS
 
 pytestmark = pytest.mark.timeout(150)
@@ -86,6 +87,10 @@ def test_live_dashboard_animates_a_rescheduled_build(dash_lab, bokeh_page, model
                      what="the reschedule label")
     assert label[0] == f"attempt 2/{lab.config.max_attempts}"
     screenshot("rescheduled")
+    # a live lab's topology, captions and notes as drawn: nothing over anything
+    geo = measure(browser)
+    assert problems(geo) == []
+    assert {"name", "caption"} <= {t["kind"] for t in geo["texts"]}
     record = lab.wait(server, timeout=60)
     assert record["status"] == "ACTIVE"
     metrics = wait_for(lambda: (m := model_data("metrics")) and
@@ -205,5 +210,5 @@ def test_show_embeds_the_local_dashboard(dash_lab, bokeh_page, model_data, wait_
     assert record["fault"]["message"].startswith("MaxRetriesExceeded")
     bokeh_page(dash_lab.dashboard_url)
     wait_for(lambda: any("doomed: MaxRetriesExceeded" in t
-                         for t in (model_data("faults") or {}).get("text", [])),
+                         for t in (model_data("annotations") or {}).get("text", [])),
              timeout=30, what="the fault named at the conductor")

@@ -6,17 +6,12 @@ page, BokehJS and the websocket from it, and sees the lab's builds arrive. Nothi
 needed was blocked."""
 from __future__ import annotations
 
-import os
-import secrets
 import urllib.parse
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.timeout(300)
 
-ROOT = Path(__file__).resolve().parents[2]
-JUPYTER = ROOT / ".venv" / "bin" / "jupyter"
 BASE_URL = "/user/alice/"
 NAMES = ["web-1", "db-1"]
 # What a newcomer writes after reading the README: one short call per cell.
@@ -31,36 +26,8 @@ SHUTDOWN = "lab.stop()"
 
 
 @pytest.fixture
-def jupyter_lab(tmp_path, jupyter_processes, free_port, http, wait_until):
-    """JupyterLab on a free port of 127.0.0.1 under BASE_URL with a random token, its
-    notebooks, config, runtime files and labs in this test's directory."""
-    if not JUPYTER.exists():
-        pytest.skip(f"{JUPYTER} missing: make install puts JupyterLab into .venv")
-    token, port = secrets.token_hex(16), free_port()
-    notebooks = tmp_path / "notebooks"
-    for sub in ("notebooks", "config", "runtime", "labs"):
-        (tmp_path / sub).mkdir(mode=0o700)
-    cmd = [str(JUPYTER), "lab", "--no-browser", f"--ServerApp.base_url={BASE_URL}",
-           f"--ServerApp.token={token}", "--ServerApp.ip=127.0.0.1", f"--port={port}",
-           "--ServerApp.port_retries=0", f"--ServerApp.root_dir={notebooks}"]
-    if os.getuid() == 0:
-        cmd.append("--allow-root")
-    log = tmp_path / "jupyter-server.log"
-    proc = jupyter_processes.start(
-        cmd, log, cwd=tmp_path, JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
-        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-        CONDUCTOR_LAB_HOME=str(tmp_path / "labs"))
-    server = f"http://127.0.0.1:{port}{BASE_URL}"
-
-    def up() -> bool:
-        assert proc.poll() is None, f"jupyter lab exited:\n{log.read_text()[-3000:]}"
-        try:
-            return http("GET", f"{server}api/status", token, timeout=5)[0] == 200
-        except OSError:
-            return False
-    wait_until(up, 60, "JupyterLab answering under its base URL", 0.2)
-    return dict(server=server, origin=f"http://127.0.0.1:{port}", token=token,
-                notebooks=notebooks, log=log, port=port)
+def jupyter_lab(start_jupyter_lab):
+    return start_jupyter_lab(BASE_URL)
 
 
 def test_dashboard_through_the_jupyter_server_under_a_base_url(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import lab.dashboard.model as model_module
-from lab.dashboard.model import (BOX, BUS, DROP_COLOR, KIND_COLORS, KIND_MARKERS,
+from lab.dashboard.model import (BUS, DROP_COLOR, KIND_COLORS, KIND_MARKERS,
                                  MESSAGE_COLUMNS, NODE_STATE_COLORS, TASK_STATE_COLORS,
                                  TIMELINE_COLUMNS, DashboardModel, PlaybackClock, Updates,
                                  topology_layout)
@@ -149,36 +149,7 @@ def model(**filters) -> DashboardModel:
     return m
 
 
-# -- layout ------------------------------------------------------------------------------------
-def test_layout_puts_the_tiers_left_to_right_with_the_bus_below():
-    pos = topology_layout(SERVICES + [LAB])
-    assert set(pos) == set(SERVICES) | {BUS, LAB}
-    assert pos[API][0] < pos[COND][0] < pos[SCHED][0] < pos[C1][0]
-    assert pos[C1][0] == pos[C2][0] == pos[C3][0]
-    assert pos[C1][1] > pos[C2][1] > pos[C3][1]                 # spread, compute1 on top
-    assert pos[API][1] == pos[COND][1] == pos[SCHED][1] == pos[C2][1]   # one main row
-    assert pos[COND][0] < pos[BUS][0] < pos[SCHED][0] and pos[BUS][1] < pos[COND][1] - 1
-    assert pos[LAB][0] < pos[API][0] and pos[LAB][1] > max(p[1] for p in pos.values()
-                                                           if p != pos[LAB])
-    for x, y in pos.values():
-        assert BOX[0] <= x <= BOX[1] and BOX[2] <= y <= BOX[3]
-
-
-def test_layout_is_deterministic_and_keeps_many_computes_in_the_box():
-    computes = [f"compute.compute{i}" for i in range(1, 13)]
-    names = [API, COND, SCHED, "echo.e1", *computes]
-    pos = topology_layout(names)
-    shuffled = names[:]
-    random.Random(4).shuffle(shuffled)
-    assert topology_layout(shuffled) == pos == topology_layout(names + [BUS, API])
-    ys = [pos[c][1] for c in computes]                  # compute2 above compute10
-    assert ys == sorted(ys, reverse=True) and len(set(ys)) == 12
-    gaps = {round(a - b, 2) for a, b in zip(ys, ys[1:])}
-    assert len(gaps) == 1
-    assert all(BOX[2] <= y <= BOX[3] for y in ys)
-    assert pos[SCHED][0] < pos["echo.e1"][0] < pos[computes[0]][0]
-
-
+# -- layout (tests/unit/test_dashboard_layout.py tests the geometry) ----------------------------
 def test_add_service_lays_out_again_and_ingest_adds_unseen_senders():
     m = DashboardModel([API, COND, SCHED, C1])
     version, y1 = m.layout_version, m.positions[C1][1]
@@ -442,7 +413,7 @@ def test_reschedule_data_shows_attempt_and_the_loop_through_the_scheduler():
     assert m.reschedule_data()["color"] == [GREEN]
 
 
-def test_reschedule_data_in_error_legacy_path_and_stacked_labels():
+def test_reschedule_data_in_error_legacy_path_and_one_note_per_compute():
     m = model()
     m.ingest(legacy_build(Wire(), reschedule=True))
     w = Wire(T0 + 30)
@@ -455,9 +426,18 @@ def test_reschedule_data_in_error_legacy_path_and_stacked_labels():
     p = m.positions
     assert list(zip(data[0]["xs"], data[0]["ys"])) == [p[SCHED], p[C1], p[SCHED], p[C2]]
     assert list(zip(data[1]["xs"], data[1]["ys"])) == [p[COND], p[C1], p[COND], p[C2]]
-    assert data[0]["x"] == data[1]["x"] and abs(data[0]["y"] - data[1]["y"]) >= 0.25
+    assert (data[0]["x"], data[0]["y"]) == (data[1]["x"], data[1]["y"]) == p[C2]
+    # one note at compute2, counting both, never two labels piled up
+    notes = rows(m.annotations_data([]))
+    assert [(n["node"], n["text"]) for n in notes] == [(C2, "2 rescheduling")]
     m.instances_data([server(U2, "ERROR", fault="MaxRetriesExceeded: ...")], T0 + 40)
     assert m.reschedule_data()["color"] == [RED, ORANGE]
+    notes = rows(m.annotations_data([]))
+    assert [(n["node"], n["text"]) for n in notes] == [(C2, "attempt 2/3")]   # in progress
+    m.instances_data([server(U2, "ERROR", fault="MaxRetriesExceeded: ..."),
+                      server(U5, "ACTIVE")], T0 + 41)
+    notes = rows(m.annotations_data([]))
+    assert [(n["node"], n["text"]) for n in notes] == [(C2, "2 rescheduled, 1 failed")]
 
 
 # -- instances ---------------------------------------------------------------------------------
@@ -530,8 +510,13 @@ def test_metrics_names_and_values():
     assert table["reschedules"] == "1" and table["messages per build"] == "14.0"
     assert table["select_destinations calls"] == "2" and table["messages routed"] == "14"
     assert table["dropped"] == "0" and table["API create p50 (ms)"] == "200"
-    assert table["cast build_instances"] == "2" and table["call action_event"] == "1"
+    assert table["cast build_instances"] == "2" and len(data["name"]) == 12 + 4   # top 4
     assert all(isinstance(v, str) for v in data["value"])
+    # a lesson puts what it is about first, in its order; the rest keep theirs
+    first = m.metrics_data(T0 + 5, [100.0], first=["API create p50 (ms)", "reschedules",
+                                                   "no such metric"])["name"]
+    assert first[:3] == ["API create p50 (ms)", "reschedules", "builds per second"]
+    assert sorted(first) == sorted(m.metrics_data(T0 + 5, [100.0])["name"])
     later = dict(zip(*m.metrics_data(T0 + 20).values()))
     assert later["builds per second"] == "0.0" and "API create p50 (ms)" not in later
     assert m.counters(T0 + 5)["builds_per_second"] == pytest.approx(0.2)
@@ -550,9 +535,16 @@ def test_edges_data_only_used_edges_widths_grow_with_the_count():
     assert edges[API, COND]["width"] < edges[COND, SCHED]["width"] < edges[C1, COND]["width"]
     assert edges[C1, COND]["color"] == KIND_COLORS["call"]      # 2 calls, 1 cast
     assert edges[API, COND]["color"] == KIND_COLORS["cast"]
-    assert all(len(r["xs"]) == len(r["ys"]) == 2 for r in edges.values())
-    (x0, _), (x1, _) = m.positions[API], m.positions[COND]
-    assert edges[API, COND]["xs"] == [pytest.approx(x0), pytest.approx(x1)]
+    assert all(len(r["xs"]) == len(r["ys"]) == 4 for r in edges.values())
+    (x0, y0), (x1, y1) = m.positions[API], m.positions[COND]
+    # from centre to centre, its middle to the right of the centres' line
+    there = list(zip(edges[API, COND]["xs"], edges[API, COND]["ys"]))
+    assert there[0] == (x0, y0) and there[-1] == (x1, y1)
+    for t, (x, y) in zip((0.2, 0.8), there[1:3]):
+        on_line = (x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+        assert math.dist((x, y), on_line) == pytest.approx(0.06, abs=1e-3)
+        cross = (x1 - x0) * (y - y0) - (y1 - y0) * (x - x0)
+        assert cross < 0                                  # right of travel
     w = Wire(T0 + 40)
     for _ in range(20):
         w.call("select_destinations", COND, SCHED, U1)
@@ -708,15 +700,16 @@ def test_a_compute_to_compute_edge_is_an_arc_beside_the_column_not_through_it():
     (down_x, down_y), (up_x, up_y) = edges[C1, C3], edges[C3, C1]
     x = m.positions[C1][0]
     assert len(down_x) == 9 and down_x[0] == down_x[-1] == x
-    assert max(down_x) > x + 0.3 and max(up_x) > x + 0.3      # bows out to the right
-    assert max(down_x) != max(up_x)                            # both directions show
+    # bows out to the left, away from the computes' labels, not through compute2
+    assert min(down_x) < x - 0.3 and min(up_x) < x - 0.3
+    assert min(down_x) != min(up_x)                            # both directions show
     assert (down_y[0], down_y[-1]) == (m.positions[C1][1], m.positions[C3][1])
     assert (up_y[0], up_y[-1]) == (m.positions[C3][1], m.positions[C1][1])
-    assert all(px <= BOX[1] for px in down_x + up_x)
+    assert all(px > m.positions[SCHED][0] for px in down_x + up_x)
 
 
 def test_metrics_html_is_one_row_per_metric_with_text_escaped():
-    from lab.dashboard.model import metrics_html
+    from lab.dashboard.text import metrics_html
     out = metrics_html({"name": ["builds started", "cast <x>"], "value": ["3", "a&b"]})
     assert out.count("<tr>") == 3                       # header + 2 rows
     assert "builds started" in out and "&lt;x&gt;" in out and "a&amp;b" in out
@@ -740,18 +733,36 @@ def test_a_fault_is_named_where_it_was_written():
         {"id": U3, "name": "vm3", "status": "ERROR", "OS-EXT-SRV-ATTR:host": "compute3",
          "fault": {"message": "BuildAbortException: interrupted"}},    # seen before we came
         {"id": U4, "name": "vm4", "status": "ACTIVE", "fault": {"message": "x: y"}}]
-    labels = rows(m.fault_labels(servers))
-    assert [r["text"] for r in labels] == ["vm3: BuildAbortException",
-                                           "vm2: MigrationError", "vm1: MigrationError"]
-    at = {r["text"].split(":")[0]: (round(r["x"] + 0.9, 6), r["y"]) for r in labels}
-    assert at["vm1"][0] == round(m.positions[C2][0], 6) and at["vm1"][1] < m.positions[C2][1]
-    assert at["vm2"][0] == round(m.positions[COND][0], 6)
-    assert at["vm3"][0] == round(m.positions[C3][0], 6)
-    assert len({r["y"] for r in labels}) == 3                 # stacked, never on top of each other
+    notes = {r["text"]: r for r in rows(m.annotations_data(servers))}
+    # at a compute: one note each (the newest fault written there); at the conductor:
+    # its own faults, stacked below its caption
+    assert set(notes) == {"vm1: MigrationError", "vm2: MigrationError",
+                          "vm3: BuildAbortException"}
+    assert notes["vm1: MigrationError"]["node"] == C2
+    assert notes["vm3: BuildAbortException"]["node"] == C3
+    assert notes["vm2: MigrationError"]["node"] == COND
+    assert (notes["vm2: MigrationError"]["x"], notes["vm2: MigrationError"]["y"]) == \
+        m.positions[COND]
+    assert notes["vm1: MigrationError"]["dx"] > 0 and notes["vm2: MigrationError"]["dy"] > 0
     # vm1 rebuilt (ACTIVE), then failed again by the conductor: at the conductor now
-    m.fault_labels([{**servers[0], "status": "ACTIVE"}])
-    (again,) = rows(m.fault_labels(servers[:1]))
-    assert round(again["x"] + 0.9, 6) == round(m.positions[COND][0], 6)
+    m.annotations_data([{**servers[0], "status": "ACTIVE"}])
+    (again,) = rows(m.annotations_data(servers[:1]))
+    assert again["node"] == COND
+
+
+def test_the_conductor_shows_its_newest_faults_stacked_and_each_compute_one_note():
+    m = model()
+    servers = [{"id": f"u{i}", "name": f"vm{i}", "status": "ERROR",
+                "fault": {"message": "NoValidHost: none"}} for i in range(5)]
+    notes = rows(m.annotations_data(servers))
+    assert [n["text"] for n in notes] == ["vm4: NoValidHost", "vm3: NoValidHost",
+                                          "vm2: NoValidHost"]        # the newest three
+    assert len({n["dy"] for n in notes}) == 3 and all(n["node"] == COND for n in notes)
+    servers = [{"id": f"b{i}", "name": f"b{i}", "status": "ERROR",
+                "OS-EXT-SRV-ATTR:host": "compute1",
+                "fault": {"message": "BuildAbortException: x"}} for i in range(3)]
+    notes = rows(m.annotations_data(servers))
+    assert [(n["node"], n["text"]) for n in notes] == [(C1, "b2: BuildAbortException")]
 
 
 # -- hostile names: text everywhere, markup nowhere --------------------------------------------
@@ -770,17 +781,19 @@ def test_hostile_names_and_faults_stay_verbatim_in_the_columns():
     data = rows(m.instances_data(servers, T0 + 1))
     assert {r["instance"]: r["name"] for r in data} == {s["id"]: s["name"] for s in servers}
     assert {r["fault"] for r in data} == {f"BuildAbortException: {n} aborted" for n in HOSTILE}
-    assert m.fault_labels(servers)["text"] == [          # the newest four, newest first
-        f"\u2068{HOSTILE[6]}\u2069: BuildAbortException",   # isolated: it holds RTL
-        f"{HOSTILE[5]}: BuildAbortException", f"{HOSTILE[4]}: BuildAbortException",
-        "&amp;: BuildAbortException"]
-    assert m.fault_labels(servers[:2])["text"] == [
-        '"><img src=x onerror=alert(1)>: BuildAbortException',
-        "<script>alert(1)</script>: BuildAbortException"]
+    assert m.annotations_data(servers)["text"] == [       # compute1's newest fault
+        f"\u2068{HOSTILE[6]}\u2069: BuildAbortException"]   # isolated: it holds RTL
+    assert m.annotations_data(servers[:2])["text"] == [
+        '"><img src=x onerror=alert(1)>: BuildAbortException']
+    conductor_faults = [{**s, "OS-EXT-SRV-ATTR:host": None,
+                         "fault": {"message": "NoValidHost: none"}} for s in servers[:4]]
+    assert m.annotations_data(conductor_faults)["text"] == [
+        f"{HOSTILE[3]}: NoValidHost", f"{HOSTILE[2]}: NoValidHost",
+        '"><img src=x onerror=alert(1)>: NoValidHost']
 
 
 def test_metrics_html_escapes_a_hostile_method_name():
-    from lab.dashboard.model import metrics_html
+    from lab.dashboard.text import metrics_html
     w = Wire()
     for name in HOSTILE[:3]:
         w.cast(name, API, COND)
@@ -794,7 +807,7 @@ def test_metrics_html_escapes_a_hostile_method_name():
 
 
 def test_instance_options_label_each_server_by_its_name_as_text():
-    from lab.dashboard.model import OPTION_CHARS, instance_options
+    from lab.dashboard.text import OPTION_CHARS, instance_options
     servers = [server(f"{i:04d}beef-u{i}", "ACTIVE", name=name)
                for i, name in enumerate(HOSTILE)] + [server("ffff0000-twin", "ACTIVE",
                                                              name=HOSTILE[0])]
@@ -814,7 +827,7 @@ def test_instance_options_label_each_server_by_its_name_as_text():
 
 
 def test_isolated_leaves_left_to_right_text_alone():
-    from lab.dashboard.model import isolated
+    from lab.dashboard.text import isolated
     assert isolated("vm-1 <b>") == "vm-1 <b>"
     assert isolated("😀 emoji") == "😀 emoji"
     assert isolated("שלום") == "\u2068שלום\u2069"

@@ -95,3 +95,24 @@ def test_trouble_is_said_in_words_with_the_url_tried():
     assert "not showing" in out and "404" in out and "/user/f/proxy/absolute/9/x" in out
     assert OVERRIDE in out
     assert "<script" not in frame.trouble_html("<script>x</script>", "")
+
+
+def test_view_url_asks_for_a_layout_and_metrics_and_refuses_unknown_ones():
+    url = "http://127.0.0.1:5006/dashboard?token=t"
+    assert frame.view_url(url) == url
+    assert frame.view_url(url, "projector") == url + "&layout=projector"
+    asked = frame.view_url("http://h/d", "notebook", ["reschedules", "cast build_instances"])
+    assert asked == "http://h/d?metrics=reschedules,cast%20build_instances"
+    with pytest.raises(ValueError, match="layout must be one of notebook, projector"):
+        frame.view_url(url, "poster")
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) \['speed'\]"):
+        frame.view_url(url, metrics=["speed"])
+    with pytest.raises(ValueError, match="unknown metric"):
+        frame.view_url(url, metrics=["cast build_instances; drop"])
+
+
+def test_a_frame_is_as_high_as_its_layout_needs():
+    reach = Reach("direct")
+    assert 'height:770px' in frame.frame_html("http://h/d", reach)
+    assert 'height:680px' in frame.frame_html("http://h/d", reach,
+                                              height=frame.FRAME_HEIGHTS["projector"])

@@ -12,7 +12,7 @@ import pytest
 from lab.cluster import LabError
 from lab.controls import STOPPED_MESSAGE, ControlModel
 from lab.testing import FakeLab
-from lab.widgets import ControlPanel
+from lab.widgets import CheckList, ControlPanel
 
 
 def _server(sid: str, name: str, status: str = "ACTIVE", fault: str | None = None) -> dict:
@@ -424,8 +424,12 @@ def test_the_new_workflow_switches_configure_the_lab(panel, lab):
 # -- a stopped lab --------------------------------------------------------------------------------
 def _every_control(widget: w.Widget) -> list[w.Widget]:
     """Every widget in the panel's tree that can be disabled, found by walking the tree
-    (not by asking the panel): a control left out of ``controls()`` is still found."""
-    found = [widget] if widget.has_trait("disabled") else []
+    (not by asking the panel): a control left out of ``controls()`` is still found. A
+    control made of controls (a CheckList) is one control: its own ``disabled`` rules its
+    buttons."""
+    if widget.has_trait("disabled"):
+        return [widget]
+    found = []
     for child in getattr(widget, "children", ()):
         found.extend(_every_control(child))
     return found
@@ -442,7 +446,7 @@ def test_controls_lists_every_control_in_the_panel(panel):
     assert {id(x) for x in panel.controls()} == {id(x) for x in in_tree}
     kinds = {type(x) for x in in_tree}
     assert {w.Button, w.FloatSlider, w.IntSlider, w.FloatLogSlider, w.ToggleButtons,
-            w.Checkbox, w.SelectMultiple, w.Dropdown, w.BoundedIntText} <= kinds
+            w.Checkbox, CheckList, w.Dropdown, w.BoundedIntText} <= kinds
 
 
 def test_a_running_lab_leaves_every_control_enabled(panel, lab):
@@ -547,3 +551,20 @@ def test_hostile_names_hosts_and_faults_are_text_in_the_panel(panel, lab, monkey
     labels = [label for label, _ in panel.move["server"].options]   # a Dropdown: text
     assert all(any(label.startswith(f"{name} (ERROR, ") for label in labels)
                for name in HOSTILE)
+
+
+def test_a_checklist_shows_its_choice_and_reports_one_value_per_change():
+    checks = CheckList(["RamFilter", "CoreFilter", "DiskFilter"], "filters")
+    seen = []
+    checks.observe(lambda change: seen.append(change["new"]), names="value")
+    checks.value = ("RamFilter", "DiskFilter")
+    assert seen == [("RamFilter", "DiskFilter")]
+    ram, core, disk = checks.buttons.values()
+    assert (ram.value, core.value, disk.value) == (True, False, True)
+    assert ram.description == "✓ RamFilter" and ram.button_style == "success"
+    assert core.description == "CoreFilter" and core.button_style == ""
+    core.value = True  # a click on a button
+    assert seen[-1] == ("RamFilter", "CoreFilter", "DiskFilter")
+    assert core.description == "✓ CoreFilter"
+    checks.disabled = True
+    assert all(b.disabled for b in checks.buttons.values())

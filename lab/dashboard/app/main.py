@@ -1,5 +1,12 @@
 """The dashboard document, built once per browser session (a Bokeh directory app).
 
+Two layouts, chosen by the page's ``?layout=``: ``notebook`` (the default: about 760 px
+high, so it fits a screen beside the lesson: the topology with the controls beside it,
+then the time-space diagram with the metrics, then the instances) and ``projector`` (it
+fills its window, 1366x768 or 1920x1080: the topology and the time-space diagram side by
+side between a strip of controls and a strip of metrics). ``?metrics=a,b`` puts those
+metrics first (``lab.show(metrics=[...])``: what a lesson is about).
+
 The server only streams: every 100 ms the session's model turns new trace events into
 rows for the named sources (``messages``, ``timeline``), and once a second it repaints
 ``nodes``, ``edges``, ``reschedule``, ``instances`` and ``metrics``. All motion is
@@ -23,15 +30,30 @@ from bokeh.plotting import figure
 
 from lab.dashboard import feed as feeds
 from lab.dashboard.animate import ANIMATE_JS, JUMP_JS
-from lab.dashboard.model import (KIND_COLORS, KIND_MARKERS, MESSAGE_COLUMNS,
-                                 TIMELINE_COLUMNS, DashboardModel, instance_options,
-                                 metrics_html)
+from lab.dashboard.layout import BOX, MIN_FIGURE, X_RANGE
+from lab.dashboard.model import MESSAGE_COLUMNS, TIMELINE_COLUMNS, DashboardModel
+from lab.dashboard.palette import CAPTION_COLOR, KIND_COLORS, KIND_MARKERS, LABEL_COLOR
+from lab.dashboard.text import instance_options, metrics_html
+from lab.dashboard.topology import ANNOTATION_COLUMNS, captions
 
 ROLLOVER = 3000
 LIVE_NOTE = "<b style='color:#2e8b57'>&#9679; live</b>"
+LAYOUTS = ("notebook", "projector")
 doc = curdoc()
 source = feeds.current()
 doc.title = "Conductor Lab"
+
+
+def page_argument(name: str) -> str:
+    """A query argument of the page that opened this session ("" if none)."""
+    context = doc.session_context
+    values = context.request.arguments.get(name) if context and context.request else None
+    return values[0].decode("utf-8", "replace") if values else ""
+
+
+LAYOUT = page_argument("layout") if page_argument("layout") in LAYOUTS else "notebook"
+FIRST_METRICS = [m for m in page_argument("metrics").split(",") if m]
+PROJECTOR = LAYOUT == "projector"
 
 
 def empty(columns) -> dict:
@@ -57,36 +79,41 @@ nodes = ColumnDataSource(model.nodes_data(), name="nodes")
 edges = ColumnDataSource(model.edges_data(), name="edges")
 reschedule = ColumnDataSource(model.reschedule_data(), name="reschedule")
 instances = ColumnDataSource(model.instances_data([], time.time()), name="instances")
-metrics = ColumnDataSource(model.metrics_data(time.time()), name="metrics")
+metrics = ColumnDataSource(model.metrics_data(time.time(), first=FIRST_METRICS),
+                           name="metrics")
+annotations = ColumnDataSource(empty(ANNOTATION_COLUMNS), name="annotations")
 
 # -- topology: services, edges that traffic used, dots in flight, the reschedule loop ----
-topo = figure(title="Who talks to whom, live", height=400, tools="pan,wheel_zoom,reset",
-              sizing_mode="stretch_width", min_width=420,
-              x_range=(-0.3, 10.9), y_range=(0.7, 6.3), toolbar_location="above",
-              name="topology")
+topo = figure(title="Who talks to whom, live", tools="pan,wheel_zoom,reset",
+              min_width=MIN_FIGURE[0], min_height=MIN_FIGURE[1], x_range=X_RANGE,
+              y_range=(BOX[2], BOX[3]), toolbar_location="above", name="topology",
+              **({"sizing_mode": "stretch_both"} if PROJECTOR else
+                 {"sizing_mode": "stretch_width", "height": 370}))
 topo.xgrid.visible = topo.ygrid.visible = False
 topo.axis.visible = False
 topo.multi_line("xs", "ys", source=edges, line_color="color", line_width="width",
                 line_alpha=0.35)
 topo.multi_line("xs", "ys", source=reschedule, line_color="color", line_width=5,
                 line_alpha=0.45, line_dash="dashed")
-topo.scatter("x", "y", source=nodes, size=52, fill_color="color", line_color="#333",
+topo.scatter("x", "y", source=nodes, size="size", fill_color="color", line_color="#333",
              fill_alpha=0.9, name="node_glyphs")
-topo.text("x", "y", text="label", source=nodes, text_align="center",
-          text_baseline="middle", text_color="white", text_font_size="9pt",
-          text_font_style="bold")
-topo.text("x", "y", text="info", source=nodes, y_offset=36, text_align="center",
-          text_font_size="8pt", text_color="#333")
+# Names and captions beside their nodes, dark on white (layout.NodeStyle says where):
+# never white text spilling off a circle.
+topo.text("x", "y", text="label", source=nodes, x_offset="label_dx", y_offset="label_dy",
+          text_align="label_align", text_baseline="middle", text_color=LABEL_COLOR,
+          text_font_size="label_size", text_font_style="bold", name="node_names")
+topo.text("x", "y", text="info", source=nodes, x_offset="caption_dx",
+          y_offset="caption_dy", text_align="label_align", text_baseline="middle",
+          text_font_size="8pt", text_color=CAPTION_COLOR, name="node_captions")
 # Never drawn: keeps the streamed messages in the document's model graph, so the
 # browser (and a browser test) can find them by name.
 topo.scatter("x0", "y0", source=messages, visible=False, name="messages_anchor")
 topo.scatter("x", "y", source=dots, marker="marker", size="size", fill_color="color",
              line_color="color", fill_alpha="alpha", line_alpha="alpha")
-topo.text("x", "y", text="text", source=reschedule, text_color="color",
-          text_font_style="bold", text_font_size="11pt", x_offset=30)
-faults = ColumnDataSource({"x": [], "y": [], "text": []}, name="faults")
-topo.text("x", "y", text="text", source=faults, text_color="#d62728",
-          text_font_size="9pt", text_font_style="bold")
+# One note per compute ("attempt 2/3", "3 rescheduling", a fault), the conductor's faults
+topo.text("x", "y", text="text", source=annotations, x_offset="dx", y_offset="dy",
+          text_align="align", text_baseline="middle", text_color="color",
+          text_font_style="bold", text_font_size="size", name="node_notes")
 SYMBOLS = {"circle": "●", "square": "■", "triangle": "▲", "diamond": "◆",
            "inverted_triangle": "▼"}
 legend = Div(name="legend", text=" ".join(
@@ -97,11 +124,13 @@ legend = Div(name="legend", text=" ".join(
 
 # -- time-space diagram: one lane per service, one segment per message -----------------
 seq = figure(title="Time-space diagram (time runs right; hover for details)",
-             sizing_mode="stretch_width", min_width=420, height=320, tools="xpan,xwheel_zoom,reset,tap", name="sequence",
+             min_width=420, tools="xpan,xwheel_zoom,reset,tap", name="sequence",
+             **({"sizing_mode": "stretch_both", "min_height": 360} if PROJECTOR else
+                {"sizing_mode": "stretch_width", "height": 200}),
              x_range=DataRange1d(follow="end", follow_interval=20, range_padding=0.02),
              y_range=(-0.5, max(1, len(model.lanes())) - 0.5))
 seq.yaxis.ticker = list(range(len(model.lanes())))
-seq.yaxis.major_label_overrides = {i: n for i, n in enumerate(model.lanes())}
+seq.yaxis.major_label_overrides = model.lane_labels()
 seq.xaxis.axis_label = "seconds"
 for dash in ("solid", "dashed", "dotted"):
     view = CDSView(filter=GroupFilter(column_name="dash", group=dash))
@@ -115,7 +144,8 @@ seq.add_tools(HoverTool(tooltips=[("", "@kind @method"), ("from", "@src"), ("to"
 
 # -- instances: one lane per instance, its task states as segments --------------------
 lanes = figure(title="Instances (click one to highlight its messages)",
-               sizing_mode="stretch_width", min_width=420, height=230, tools="tap,reset", name="instance_lanes",
+               sizing_mode="stretch_width", min_width=420, height=130, tools="tap,reset",
+               name="instance_lanes",
                x_range=DataRange1d(follow="end", follow_interval=30))
 bars = lanes.hbar(y="y", left="start", right="end", height=0.7, color="color",
                   source=instances, nonselection_alpha=0.35)
@@ -128,8 +158,9 @@ lanes.add_tools(HoverTool(renderers=[bars],       # one tooltip per lane, not on
 # -- metrics and controls -------------------------------------------------------------
 # A Div, not a DataTable: Bokeh's DataTable stops redrawing once its row count stops
 # changing (bokeh#13859), and a metrics table that freezes misleads a class.
-table = Div(text=metrics_html(metrics.data), width=290, height=300, name="metrics_table",
-            styles={"overflow-y": "auto"})
+# Never an inner scroll bar: the table is as tall as its rows (a strip on a projector).
+table = Div(text=metrics_html(metrics.data, wide=PROJECTOR), name="metrics_table",
+            **({"sizing_mode": "stretch_width"} if PROJECTOR else {"width": 250}))
 pause = Toggle(label="Pause display", button_type="default", name="pause")
 speed = Slider(title="Playback speed", start=0.1, end=4.0, value=1.0, step=0.1,
                name="speed")
@@ -137,9 +168,9 @@ behind = Div(text="live", name="behind")
 jump = Button(label="Jump to live", button_type="primary", name="jump")
 show = CheckboxGroup(labels=["DB-proxy traffic", "heartbeats & instance info",
                              "lab control traffic"],
-                     active=[0], name="show")
+                     active=[0], name="show", inline=PROJECTOR)
 pick = Select(title="Instance", value="(all)", options=["(all)"], name="instance_filter")
-lab_state = Div(text=LIVE_NOTE, name="lab_state", width=270)
+lab_state = Div(text=LIVE_NOTE, name="lab_state", width=230)
 controls = [lab_state, pause, speed, behind, jump, show, pick]
 if source.mode == "replay":
     seek = Slider(title="Seek (s)", start=0, end=max(source.duration, 0.1), value=0,
@@ -149,9 +180,9 @@ if source.mode == "replay":
     seek.on_change("value_throttled", lambda a, o, n: source.seek(n))
     replay_speed.on_change("value", lambda a, o, n: source.set_speed(n))
     controls += [seek, replay_speed]
-for control in controls:      # inside the 290 px column, never wider than it
+for control in controls:      # inside the 250 px column (a strip's cell), never wider
     if isinstance(control, (Slider, Select)):
-        control.width = 270
+        control.width = 140 if PROJECTOR else 230
 
 anim = CustomJS(args=dict(messages=messages, dots=dots, pause=pause, speed_slider=speed,
                           behind_div=behind), code=ANIMATE_JS)
@@ -162,8 +193,7 @@ def rebuild() -> None:
     """Start the view over (new filters, or a replay seek): a fresh model re-reads the
     whole history, so counters stay exact and rows match the filters."""
     old = state["model"]
-    fresh = DashboardModel(sorted(n for n in old.positions if n != "bus"),
-                           max_attempts=old.max_attempts)
+    fresh = DashboardModel(old.services, max_attempts=old.max_attempts)
     fresh.set_filters(show_db_proxy=0 in show.active, show_heartbeats=1 in show.active,
                       show_lab=2 in show.active,
                       instance="" if pick.value == "(all)" else pick.value)
@@ -240,42 +270,38 @@ def repaint(now: float) -> None:
     cfg = snap.get("config", {})
     if cfg.get("max_attempts"):
         model.set_max_attempts(cfg["max_attempts"])
-    nodes.data = model.nodes_data(*node_states(snap))
+    states, stats = captions(snap)
+    nodes.data = model.nodes_data(states, None, stats)
     edges.data = model.edges_data()
     instances.data = model.instances_data(snap.get("servers", []), now)
     reschedule.data = model.reschedule_data()
-    metrics.data = model.metrics_data(now, snap.get("latencies"))
-    table.text = metrics_html(metrics.data)
-    faults.data = model.fault_labels(snap.get("servers", []))
+    metrics.data = model.metrics_data(now, snap.get("latencies"), first=FIRST_METRICS)
+    table.text = metrics_html(metrics.data, wide=PROJECTOR)
+    annotations.data = model.annotations_data(snap.get("servers", []), stats)
     choices = ["(all)", *instance_options(snap.get("servers", []))]
     if choices != pick.options:
         pick.options = choices
     seq.yaxis.ticker = list(range(len(model.lanes())))
-    seq.yaxis.major_label_overrides = {i: n for i, n in enumerate(model.lanes())}
+    seq.yaxis.major_label_overrides = model.lane_labels()
     seq.y_range.end = max(1, len(model.lanes())) - 0.5
 
 
-def node_states(snap: dict) -> tuple[dict[str, str], dict[str, str]]:
-    states, info = dict(snap.get("states", {})), {}
-    nodes_by_host = {h["hypervisor_hostname"]: h for h in snap.get("hypervisors", [])}
-    for host, node in nodes_by_host.items():
-        ident = f"compute.{host}"
-        fail = snap.get("failures", {}).get(host, {})
-        rate = fail.get("reschedule", 0.0)
-        if states.get(ident) == "up" and (rate or fail.get("fatal") or fail.get("crash")):
-            states[ident] = "failing"
-        info[ident] = (f"{node['running_vms']} vms, {node['free_ram_mb'] // 1024} GB free"
-                       + (f", fail {rate:.0%}" if rate else ""))
-    return states, info
-
-
-# Plots stretch to the page (an iframe in a notebook, a tab, a projector); the controls
-# and the metrics keep their width.
-doc.add_root(column(
-    row(column(legend, topo, sizing_mode="stretch_width"), column(*controls, width=290),
-        name="top_row", sizing_mode="stretch_width"),
-    row(seq, table, name="middle_row", sizing_mode="stretch_width"),
-    row(lanes, name="bottom_row", sizing_mode="stretch_width"),
-    name="dashboard", sizing_mode="stretch_width"))
+if PROJECTOR:   # fills the window: controls on top, the two diagrams, the metrics below
+    replay = controls[len(controls) - 2:] if source.mode == "replay" else []
+    strip = column(row(legend, lab_state, sizing_mode="stretch_width"),
+                   row(pause, speed, behind, jump, show, pick, *replay,
+                       sizing_mode="stretch_width"),
+                   name="top_row", sizing_mode="stretch_width")
+    body = column(strip, row(topo, seq, name="middle_row", sizing_mode="stretch_both"),
+                  row(table, name="bottom_row", sizing_mode="stretch_width"),
+                  name="dashboard", sizing_mode="stretch_both", styles={"height": "100vh"})
+else:           # a notebook's frame: about 760 px high, the plots as wide as the page
+    body = column(
+        row(column(legend, topo, sizing_mode="stretch_width"), column(*controls, width=250),
+            name="top_row", sizing_mode="stretch_width"),
+        row(column(seq, lanes, sizing_mode="stretch_width"), table, name="middle_row",
+            sizing_mode="stretch_width"),
+        name="dashboard", sizing_mode="stretch_width")
+doc.add_root(body)
 doc.add_root(metrics)   # the numbers stay a named source (tests and notebooks read it)
 doc.add_periodic_callback(stream, 100)

@@ -19,6 +19,7 @@ from lab.dashboard.model import (BUS, DROP_COLOR, KIND_COLORS, KIND_MARKERS,
                                  MESSAGE_COLUMNS, NODE_STATE_COLORS, TASK_STATE_COLORS,
                                  TIMELINE_COLUMNS, DashboardModel, PlaybackClock, Updates,
                                  topology_layout)
+from lab.dashboard.topology import captions
 from lab.trace import Trace
 from orchestrator.messaging import protocol
 
@@ -574,6 +575,75 @@ def test_nodes_data_states_colours_and_info():
     assert LAB not in m.nodes_data()["name"]
     m.set_filters(show_lab=True)
     assert LAB in m.nodes_data()["name"]
+
+
+def hosts(n: int) -> list[str]:
+    return [f"compute.compute{i}" for i in range(1, n + 1)]
+
+
+def snapshot(n: int, vms: dict[int, int], down: set[int] = frozenset(),
+             failing: dict[int, float] | None = None) -> dict:
+    """A feed snapshot of ``n`` computes: ``vms`` per host number, some down, some with
+    a reschedule rate."""
+    failing = failing or {}
+    return {"states": {**{h: "down" if i in down else "up"
+                          for i, h in enumerate(hosts(n), 1)}, API: "up"},
+            "hypervisors": [{"hypervisor_hostname": f"compute{i}", "running_vms": vms.get(i, 0),
+                             "free_ram_mb": 16384 - 2048 * vms.get(i, 0)}
+                            for i in range(1, n + 1)],
+            "failures": {f"compute{i}": {"reschedule": r} for i, r in failing.items()}}
+
+
+def test_captions_read_the_snapshot_a_failing_compute_is_failing():
+    states, stats = captions(snapshot(3, {1: 2}, down={3}, failing={2: 0.5}))
+    assert states == {C1: "up", C2: "failing", C3: "down", API: "up"}
+    assert stats[C1] == {"vms": 2, "free_gb": 12, "fail": 0.0}
+    assert stats[C2]["fail"] == 0.5
+    nodes = {r["name"]: r for r in rows(model().nodes_data(states, stats=stats))}
+    assert nodes[C1]["info"] == "2 vms, 12 GB free"
+    assert nodes[C2]["info"] == "0 vms, 16 GB free, fail 50%"
+    assert nodes[C2]["state"] == "failing" and nodes[C3]["state"] == "down"
+
+
+def test_a_compact_column_puts_each_computes_numbers_on_its_name_line():
+    m = DashboardModel([API, COND, SCHED, *hosts(20)])
+    assert m.layout.mode == "compact"
+    states, stats = captions(snapshot(20, {1: 3}, failing={1: 1.0}))
+    nodes = {r["name"]: r for r in rows(m.nodes_data(states, stats=stats))}
+    assert nodes[C1]["label"] == "compute1  3 vms \u00b7 fail 100%" and nodes[C1]["info"] == ""
+    assert nodes["compute.compute20"]["label"] == "compute20  0 vms"
+    assert nodes[C1]["size"] < nodes[COND]["size"]
+    assert nodes[COND]["label"] == "conductor"                 # the tiers keep their style
+
+
+def test_a_thousand_computes_are_eight_groups_with_counts_and_the_busiest_named():
+    m = DashboardModel([API, COND, SCHED, *hosts(1000)])
+    assert m.layout.mode == "grouped"
+    states, stats = captions(
+        snapshot(1000, {7: 9, 400: 2}, down={5, 6}, failing={130: 0.3}))
+    nodes = {r["name"]: r for r in rows(m.nodes_data(states, stats=stats))}
+    groups = [n for n in nodes if n.startswith("compute.")]
+    assert groups == [f"compute.compute{a}..compute{a + 124}" for a in range(1, 1000, 125)]
+    first, second = nodes[groups[0]], nodes[groups[1]]
+    assert first["label"] == "compute1\u2026compute125"
+    assert first["info"] == "125 hosts \u00b7 2 down \u00b7 9 vms"
+    assert first["state"] == "down"                             # its worst host's state
+    assert second["info"] == "125 hosts \u00b7 1 failing \u00b7 0 vms"
+    assert second["state"] == "failing"
+    notes = {n: t for n, t in zip(*(m.annotations_data([], stats)[k]
+                                    for k in ("node", "text")))}
+    assert notes[groups[0]] == "busiest compute7: 9 vms"
+    assert notes[groups[3]] == "busiest compute400: 2 vms"
+    assert groups[1] not in notes                               # no servers: no note
+    # a message to any host is drawn to its group; the lanes are the groups
+    w = Wire()
+    w.cast("build_and_run_instance", COND, "compute.compute130", U1)
+    m.ingest(w.events)
+    [edge] = rows(m.edges_data())
+    assert (edge["src"], edge["dst"]) == (COND, groups[1])
+    assert m.lanes()[3:] == groups
+    labels = m.lane_labels()
+    assert labels[3] == "compute1\u2026compute125" and labels[0] == API
 
 
 # -- playback ----------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 sure none outlives the lab.
 
 Every service is a child process (``python -m orchestrator <service> --run-dir DIR
---host NAME``) logging to ``logs/<name>.log``. Children are reaped on ``stop()``, on
+--host NAME``) logging to ``logs/<name>.log``; a scale lab's computes may share one
+(``--hosts a,b,c``: each still ``compute.HOST`` on the bus, all logging to the first's
+log), and such a process is killed, paused or restarted only with all its hosts. Children are reaped on ``stop()``, on
 interpreter exit (``atexit``: a kernel restart) and, when this process is killed outright,
 by the children themselves: each one exits when its parent or the bus is gone.
 """
@@ -74,6 +76,7 @@ class Child:
     proc: subprocess.Popen
     paused: bool = False
     started: float = field(default_factory=time.time)
+    hosts: tuple[str, ...] = ()   # the hosts this process serves, when more than one
 
     @property
     def pid(self) -> int:
@@ -126,40 +129,62 @@ class Cluster:
         return child
 
     def spawn(self, service: str, host: str, *, wait: bool = False,
-              timeout: float = 20.0) -> Child:
+              timeout: float = 20.0, hosts: list[str] | None = None) -> Child:
         """Start ``python -m orchestrator service --host host`` (or, for the lab's own
-        processes such as the dashboard, ``python -m lab.<service>``); optionally wait
-        until it has registered on the bus."""
-        name = service if service in SINGLETONS else f"{service}.{host}"
-        old = self.children.get(name)
-        if old is not None and old.alive():
-            raise LabError(f"{name} is already running (pid {old.pid})")
-        log = open(rundir.log_path(self.run_dir, name), "ab")
+        processes such as the dashboard, ``python -m lab.<service>``); with ``hosts``,
+        one process serving each of them (``host`` is the first). Optionally wait until
+        every name has registered on the bus."""
+        served = list(hosts or [host])
+        names = [service if service in SINGLETONS else f"{service}.{h}" for h in served]
+        for name in names:
+            old = self.children.get(name)
+            if old is not None and old.alive():
+                raise LabError(f"{name} is already running (pid {old.pid})")
+        log = open(rundir.log_path(self.run_dir, names[0]), "ab")
         module = LAB_PROCESSES.get(service, f"orchestrator {service}").split()
-        cmd = [sys.executable, "-m", *module, "--run-dir", str(self.run_dir), "--host", host]
+        cmd = [sys.executable, "-m", *module, "--run-dir", str(self.run_dir), "--host",
+               served[0], *(["--hosts", ",".join(served)] if len(served) > 1 else [])]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, env=env)
         log.close()
-        self.children[name] = child = Child(name, service, host, proc)
-        rundir.update(self.run_dir, pids={name: proc.pid})
+        child = Child(names[0], service, served[0], proc,
+                      hosts=tuple(served) if len(served) > 1 else ())
+        for name in names:
+            self.children[name] = child
+        rundir.update(self.run_dir, pids={name: proc.pid for name in names})
         if wait:
-            self.wait_registered(name, timeout, child)
+            self.wait_registered(names, timeout)
         return child
 
-    def wait_registered(self, name: str, timeout: float = 20.0,
-                        child: Child | None = None) -> None:
+    def processes(self) -> list[Child]:
+        """Each child process once (the hosts of a shared compute process are one)."""
+        return list({id(c): c for c in self.children.values()}.values())
+
+    def wait_registered(self, names: str | list[str], timeout: float = 20.0) -> None:
+        """Until every name is registered on the bus since its process started: one
+        look at the bus's peers a round, however many names."""
+        wanted = [names] if isinstance(names, str) else list(names)
         deadline = time.monotonic() + timeout
         while True:
-            peer = {p["identity"]: p for p in self.client().control("peers")}.get(name, {})
-            since = child.started if child is not None else 0.0
-            if peer.get("alive") and peer.get("registered_at", 0) >= since:
+            peers = {p["identity"]: p for p in self.client().control("peers")}
+            missing = []
+            for name in wanted:
+                child = self.children.get(name)
+                peer = peers.get(name, {})
+                since = child.started if child is not None else 0.0
+                if peer.get("alive") and peer.get("registered_at", 0) >= since:
+                    continue
+                if child is not None and not child.alive():
+                    raise LabError(f"{name} exited with {child.proc.returncode}; "
+                                   f"see {rundir.log_path(self.run_dir, child.name)}")
+                missing.append(name)
+            if not missing:
                 return
-            if child is not None and not child.alive():
-                raise LabError(f"{name} exited with {child.proc.returncode}; "
-                               f"see {rundir.log_path(self.run_dir, name)}")
             if time.monotonic() > deadline:
-                raise LabError(f"{name} did not register on the bus within {timeout}s")
+                raise LabError(f"{', '.join(missing[:5])}"
+                               f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}"
+                               f" did not register on the bus within {timeout}s")
             time.sleep(0.05)
 
     def stop(self, keep_dashboard: bool = True) -> None:
@@ -173,7 +198,7 @@ class Cluster:
             client.close()
         if self.endpoints:
             rundir.update(self.run_dir, stopped_at=time.time())
-        order = sorted((c for c in self.children.values()
+        order = sorted((c for c in self.processes()
                         if not (keep_dashboard and c.service == "dashboard")),
                        key=lambda c: (c.service == "bus", c.service != "dashboard"))
         _reap_in_order(order)
@@ -198,14 +223,25 @@ class Cluster:
         self.stop()
 
     # -- faults on processes --------------------------------------------------------------
-    def child(self, name: str) -> Child:
+    def child(self, name: str, alone: bool = False) -> Child:
+        """The process of ``name``; ``alone``: refuse one shared with other hosts (a
+        process fault would hit them all)."""
         if name not in self.children:
-            raise LabError(f"no service {name!r}; known: {', '.join(sorted(self.children))}")
-        return self.children[name]
+            known = sorted(self.children)
+            raise LabError(f"no service {name!r}; known: {', '.join(known[:12])}"
+                           f"{f' and {len(known) - 12} more' if len(known) > 12 else ''}")
+        child = self.children[name]
+        if alone and child.hosts:
+            raise LabError(f"{name} shares its process (pid {child.pid}) with "
+                           f"{len(child.hosts) - 1} other hosts (hosts_per_process="
+                           f"{len(child.hosts)}): killing, pausing or restarting it would "
+                           f"take them all; fail it with set_failure, or start the lab "
+                           f"with hosts_per_process=1 to kill hosts one by one")
+        return child
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Kill a service the hard way (a crash, not a shutdown)."""
-        child = self.child(name)
+        child = self.child(name, alone=True)
         if child.alive():
             child.proc.send_signal(sig)
             if child.paused:     # a stopped process acts on signals only once continued
@@ -219,17 +255,17 @@ class Cluster:
 
     def pause(self, name: str) -> None:
         """SIGSTOP: the process hangs; its heartbeats stop; the bus marks it down."""
-        child = self.child(name)
+        child = self.child(name, alone=True)
         os.kill(child.pid, signal.SIGSTOP)
         child.paused = True
 
     def resume(self, name: str) -> None:
-        child = self.child(name)
+        child = self.child(name, alone=True)
         os.kill(child.pid, signal.SIGCONT)
         child.paused = False
 
     def restart(self, name: str, wait: bool = True) -> Child:
-        child = self.child(name)
+        child = self.child(name, alone=True)
         if child.alive():
             self.kill(name, signal.SIGTERM)
         if child.service == "bus":
@@ -274,7 +310,7 @@ def _reap(children: dict[str, Child], held: dict[str, BlockingClient]) -> None:
     client = held.pop("client", None)
     if client is not None:
         client.close()
-    for child in children.values():
+    for child in {id(c): c for c in children.values()}.values():
         if child.alive():
             if child.paused:
                 os.kill(child.pid, signal.SIGCONT)

@@ -18,13 +18,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", required=True, type=Path,
                         help="the lab's run directory (holds lab.json)")
     parser.add_argument("--host", default="", help="server name (default: the service name)")
+    parser.add_argument("--hosts", default="",
+                        help="compute only: serve these hosts (comma-separated) in this "
+                             "one process, each its own compute.HOST on the bus")
     args = parser.parse_args(argv)
+    hosts = [h for h in args.hosts.split(",") if h]
+    if len(set(hosts)) != len(hosts) or any(not h.isidentifier() for h in hosts):
+        parser.error("--hosts takes distinct host names, comma-separated")
     if not args.run_dir.is_dir():
         parser.error(f"run directory {args.run_dir} does not exist")
     host = args.host or (args.service if args.service != "bus" else "bus")
     configure_logging(f"{args.service}.{host}")
     try:
-        run(args.service, args.run_dir, host)
+        run(args.service, args.run_dir, host, hosts)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -105,6 +105,9 @@ PRESETS: dict[str, dict[str, float]] = {
     "demo": {"hop_delay": 0.3, "step_time": 0.5, "report_interval": 2.0,
              "service_down_time": 10.0, "build_timeout": 60.0, "scheduler_timeout": 15.0},
 }
+# Stretched by LabConfig.load_factor() in clouds of more than LOAD_HOSTS computes.
+SCALED_TIMINGS = ("report_interval", "service_down_time")
+LOAD_HOSTS = 50
 # What ``Lab.configure`` may change while the lab runs.
 RUNTIME_OPTIONS = ("flow", "local_mode", "alternates", "max_attempts", "filters",
                    "weighers", "ram_weight_multiplier", "build_failure_weight_multiplier",
@@ -140,6 +143,8 @@ class LabConfig:
     #                                      compute-to-compute casts): how Nova went on
     object_pinning: bool = False         # senders send old computes their old object
     #                                      version (no backport call): Nova's upgrade_levels
+    hosts_per_process: int = 1           # computes served by one process (scale labs):
+    #                                      each still its own compute.HOST on the bus
 
     def __post_init__(self) -> None:
         for key in ("filters", "weighers", "availability_zones", "plugins", "extra_computes"):  # JSON: lists
@@ -149,7 +154,8 @@ class LabConfig:
             raise ConfigError(f"flow must be 'conductor' or 'legacy', not {self.flow!r}")
         if self.preset not in PRESETS:
             raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
-        for name in ("computes", "vcpus", "memory_mb", "local_gb", "max_attempts"):
+        for name in ("computes", "vcpus", "memory_mb", "local_gb", "max_attempts",
+                     "hosts_per_process"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, not {value!r}")
@@ -181,8 +187,26 @@ class LabConfig:
             raise ConfigError("availability_zones needs at least one zone")
 
     def timing(self, name: str) -> float:
-        """A duration from the preset, divided by ``speed``."""
-        return PRESETS[self.preset][name] / self.speed
+        """A duration from the preset, divided by ``speed``; the report cycle stretches
+        with a big cloud (``load_factor``), as a real deployment's is tuned."""
+        value = PRESETS[self.preset][name] / self.speed
+        if name in SCALED_TIMINGS:
+            value *= self.load_factor()
+        return value
+
+    def load_factor(self) -> float:
+        """1 up to LOAD_HOSTS computes, then computes / LOAD_HOSTS: heartbeats, service
+        reports and resource reports per second stay what LOAD_HOSTS computes send, so
+        1,000 hosts on a laptop are not spent reporting that they are alive."""
+        return max(1.0, len(self.compute_names()) / LOAD_HOSTS)
+
+    def compute_processes(self) -> list[list[str]]:
+        """The computes grouped by the process that serves them (``hosts_per_process``;
+        computes added while running get a process each)."""
+        first = [f"compute{i + 1}" for i in range(self.computes)]
+        n = self.hosts_per_process
+        return [first[i:i + n] for i in range(0, len(first), n)] + \
+            [[host] for host in self.extra_computes]
 
     def compute_names(self) -> list[str]:
         return [f"compute{i + 1}" for i in range(self.computes)] + list(self.extra_computes)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
+
+from .config import ConfigError
 
 __all__ = ["ServiceSpec", "SERVICES", "run"]
 
@@ -14,7 +16,7 @@ class ServiceSpec:
     name: str
     topic: str
     doc: str
-    main: Callable[[Path, str], object]
+    main: Callable[..., object]     # (run_dir, host, hosts=()) -> why it stopped
 
 
 def _bus(run_dir: Path, host: str) -> object:
@@ -29,12 +31,12 @@ def _echo(run_dir: Path, host: str) -> object:
     return run_service(run_dir, "echo", host, EchoManager)
 
 
-def _manager(topic: str, module: str, cls: str) -> Callable[[Path, str], object]:
-    def main(run_dir: Path, host: str) -> object:
+def _manager(topic: str, module: str, cls: str) -> Callable[..., object]:
+    def main(run_dir: Path, host: str, hosts: Sequence[str] = ()) -> object:
         import importlib
         from .service import run_service
         factory = getattr(importlib.import_module(module, __package__), cls)
-        return run_service(run_dir, topic, host, factory)
+        return run_service(run_dir, topic, host, factory, hosts)
     return main
 
 
@@ -52,5 +54,10 @@ SERVICES: dict[str, ServiceSpec] = {spec.name: spec for spec in (
 )}
 
 
-def run(name: str, run_dir: Path, host: str) -> object:
+def run(name: str, run_dir: Path, host: str, hosts: Sequence[str] = ()) -> object:
+    """Run service ``name`` as ``host``; a compute may serve several ``hosts`` at once."""
+    if hosts and name != "compute":
+        raise ConfigError(f"only computes share a process (--hosts); not {name}")
+    if hosts:
+        return SERVICES[name].main(run_dir, host, hosts)
     return SERVICES[name].main(run_dir, host)

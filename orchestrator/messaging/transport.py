@@ -37,7 +37,7 @@ Handler = Callable[[dict[str, Any]], Awaitable[None] | None]
 class Transport:
     def __init__(self, endpoint: str, topic: str, server: str,
                  config: BusConfig | None = None, *, watch_parent: bool = True,
-                 secret: str | None = None):
+                 secret: str | None = None, context: zmq.asyncio.Context | None = None):
         self.endpoint = endpoint
         self.topic, self.server = topic, server
         self.identity = protocol.identity(topic, server)
@@ -47,7 +47,10 @@ class Transport:
         self._pending: dict[str, asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
         self._parent = os.getppid() if watch_parent else None
-        self._ctx = zmq.asyncio.Context()
+        # Many hosts in one process (``hosts_per_process``) share one context: one I/O
+        # thread for all of them, not one each. Whoever made a shared context terms it.
+        self._own_ctx = context is None
+        self._ctx = zmq.asyncio.Context() if context is None else context
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDHWM, 100_000)
@@ -69,17 +72,23 @@ class Transport:
     async def call(self, env: dict[str, Any], timeout: float | None = None) -> Any:
         """Send a call and wait for its reply. Raises MessagingTimeout or RemoteError."""
         timeout = self.config.call_timeout if timeout is None else timeout
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._pending[env["msg_id"]] = future
+        # A timer, not asyncio.wait_for: no extra task per call, and a cancel always
+        # cancels (3.11's wait_for can swallow one when the reply lands in the same
+        # loop round, leaving a task that ``run()`` waits for forever).
+        expiry = loop.call_later(timeout, _expire, future)
         try:
             self.send(env)
-            reply = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+            reply = await future
+        except _Expired:
             self.send(self.envelope("control", protocol.CONTROL_TOPIC, "expired",
                                     args={"call": env}))
             raise protocol.MessagingTimeout(
                 f"no reply to {env['topic']}.{env['method']} within {timeout}s") from None
         finally:
+            expiry.cancel()
             self._pending.pop(env["msg_id"], None)
         return result_of(reply)
 
@@ -90,15 +99,18 @@ class Transport:
         receiver = asyncio.create_task(self._receive())
         watchdog = asyncio.create_task(self._watchdog())
         await self._stopped.wait()
-        for task in (receiver, watchdog, *self._tasks):
-            task.cancel()
-        await asyncio.gather(receiver, watchdog, *self._tasks, return_exceptions=True)
+        tasks = {receiver, watchdog, *self._tasks}
+        while tasks:   # a task that swallowed its cancel is cancelled again
+            for task in tasks:
+                task.cancel()
+            _, tasks = await asyncio.wait(tasks, timeout=0.1)
         try:
             self.send(self.envelope("control", protocol.CONTROL_TOPIC, "unregister"))
         except zmq.ZMQError:
             pass
         self._sock.close(0)
-        self._ctx.term()
+        if self._own_ctx:
+            self._ctx.term()
         return self.stop_reason
 
     def stop(self, reason: str = "stopped") -> None:
@@ -167,6 +179,15 @@ class Transport:
             if self._parent is not None and os.getppid() != self._parent:
                 log.error("parent process %d is gone: exiting", self._parent)
                 self.stop("parent gone")
+
+
+class _Expired(Exception):
+    """A call's timer ran out (internal: ``call`` turns it into MessagingTimeout)."""
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
 
 
 def result_of(reply: dict[str, Any]) -> Any:

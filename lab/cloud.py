@@ -192,6 +192,10 @@ class CloudClient:
                                        slow=slow).items() if v is not None}
         self._compute(host)
         settings = FailureSettings(**{**self.failures(host), **given})  # validate first
+        if settings.crash and self.config.shares_process(host):
+            raise LabError(f"{host} shares its process with other hosts (hosts_per_process"
+                           f"={self.config.hosts_per_process}): a crash would end them "
+                           f"all; use fatal or reschedule, or hosts_per_process=1")
         rundir.update(self.run_dir, failures={host: settings.to_dict()})
         if not self.is_up(f"compute.{host}"):
             return settings.to_dict()   # a down compute reads lab.json when it restarts

@@ -200,6 +200,10 @@ class LabConfig:
         1,000 hosts on a laptop are not spent reporting that they are alive."""
         return max(1.0, len(self.compute_names()) / LOAD_HOSTS)
 
+    def shares_process(self, host: str) -> bool:
+        """Whether ``host`` runs in a process with other hosts."""
+        return any(host in group and len(group) > 1 for group in self.compute_processes())
+
     def compute_processes(self) -> list[list[str]]:
         """The computes grouped by the process that serves them (``hosts_per_process``;
         computes added while running get a process each)."""

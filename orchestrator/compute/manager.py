@@ -34,6 +34,7 @@ from typing import Any
 
 from .. import rundir
 from ..conductor.rpcapi import ConductorAPI
+from ..config import ConfigError
 from ..exception import (BuildAbortException, MaxRetriesExceeded, NovaError,
                          RescheduledException)
 from ..manager import Manager
@@ -176,7 +177,12 @@ class ComputeManager(Manager):
     # -- the lab's knobs ------------------------------------------------------------------------
     def set_failure(self, ctx: dict[str, Any], **settings: Any) -> dict[str, float]:
         """Change this host's failure injection (reschedule, fatal, crash, slow)."""
-        self.failure = FailureSettings(**{**self.failure.to_dict(), **settings})
+        failure = FailureSettings(**{**self.failure.to_dict(), **settings})
+        if failure.crash and self.config.shares_process(self.host):
+            raise ConfigError(f"{self.host} shares its process with other hosts "
+                              f"(hosts_per_process={self.config.hosts_per_process}): a "
+                              f"crash would end them all; use fatal or reschedule")
+        self.failure = failure
         return self.failure.to_dict()
 
     def resources(self, ctx: dict[str, Any]) -> dict[str, Any]:

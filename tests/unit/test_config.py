@@ -93,3 +93,27 @@ def test_nan_rejected(name):
 def test_int_options_reject_fractions(name):
     with pytest.raises(ConfigError):
         BusConfig(**{name: 2000.5})
+
+
+def test_computes_grouped_by_process():
+    from orchestrator.config import LabConfig
+    config = LabConfig(computes=5, hosts_per_process=2, extra_computes=("compute9",))
+    assert config.compute_processes() == [["compute1", "compute2"], ["compute3", "compute4"],
+                                          ["compute5"], ["compute9"]]
+    assert config.shares_process("compute3") and not config.shares_process("compute5")
+    assert not config.shares_process("compute9")
+    assert LabConfig(computes=3).compute_processes() == [["compute1"], ["compute2"],
+                                                          ["compute3"]]
+    with pytest.raises(ConfigError, match="hosts_per_process"):
+        LabConfig(hosts_per_process=0)
+
+
+def test_a_big_cloud_reports_less_often():
+    from orchestrator.config import LOAD_HOSTS, PRESETS, LabConfig
+    small, big = LabConfig(computes=LOAD_HOSTS), LabConfig(computes=20 * LOAD_HOSTS)
+    assert small.load_factor() == 1.0 and big.load_factor() == 20.0
+    fast = PRESETS["fast"]
+    assert small.timing("report_interval") == fast["report_interval"]
+    assert big.timing("report_interval") == 20 * fast["report_interval"]
+    assert big.timing("service_down_time") == 20 * fast["service_down_time"]
+    assert big.timing("build_timeout") == fast["build_timeout"]    # the work is not slower

@@ -1,6 +1,11 @@
-"""Benchmarks: ``python -m lab bench bus [--json]`` (here), ``python -m lab bench
-moves [--json]`` (resize paths and object backporting, ``lab.bench_moves``) and
-``python -m lab bench classroom [--json]`` (what a class costs a hub, ``lab.bench_classroom``).
+"""Benchmarks: ``python -m lab bench NAME [--json]``:
+
+- ``bus`` (here): the bus against raw pyzmq;
+- ``builds``: builds a second through the whole lab (``lab.bench_builds``);
+- ``startup``: a lab ready and stopped, peak RSS (``lab.bench_startup``);
+- ``scale``: 10 to 1,000 hosts, select_destinations' cost (``lab.bench_scale``);
+- ``moves``: resize paths and object backporting (``lab.bench_moves``);
+- ``classroom``: what a class costs a hub (``lab.bench_classroom``).
 
 Speed targets live here, never in timed tests. Every figure is a ratio against a
 baseline measured in the same run, because these machines are noisy: the bus is compared
@@ -36,6 +41,8 @@ from .cluster import Cluster
 __all__ = ["bench_bus", "main", "GOALS"]
 
 GOALS = {"call_p50_ratio_max": 1.5, "cast_throughput_ratio_min": 0.5}
+SUITES = {"builds": ".bench_builds", "startup": ".bench_startup", "scale": ".bench_scale",
+          "classroom": ".bench_classroom"}
 
 
 class RawPeer:
@@ -205,11 +212,13 @@ def format_bus(r: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> int:
     import argparse
-    if argv[:1] == ["classroom"]:      # its own options: lab.bench_classroom
-        from .bench_classroom import main as classroom_main
-        return classroom_main(argv[1:])
+    if argv[:1] and argv[0] in SUITES:      # suites with their own options
+        import importlib
+        return importlib.import_module(SUITES[argv[0]], __package__).main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m lab bench")
-    parser.add_argument("suite", choices=["bus", "moves"], nargs="?", default="bus")
+    parser.add_argument("suite", choices=["bus", "moves", *SUITES], nargs="?", default="bus",
+                        help="builds, startup, scale and classroom take their own "
+                             "options: python -m lab bench scale --help")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--calls", type=int, default=2000, help="bus: calls per round")
     parser.add_argument("--casts", type=int, default=20000, help="bus: casts per round")

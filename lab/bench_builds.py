@@ -216,3 +216,30 @@ def format_builds(r: dict[str, Any]) -> str:
         f"raw broker messages/s    {r['raw_messages_per_s']:8.0f}",
         f"efficiency               {r['efficiency']:8.1%}  (builds/s x messages per "
         f"build / raw messages/s)"])
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+    import sys
+    parser = argparse.ArgumentParser(prog="python -m lab bench builds",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--computes", type=int, default=8)
+    parser.add_argument("--builds", type=int, default=2000, help="builds per round")
+    parser.add_argument("--clients", type=int, default=4, help="API clients at once")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--conductor-workers", type=int, default=1,
+                        help="conductor processes sharing the conductor topic")
+    parser.add_argument("--per-process", type=int, default=1,
+                        help="compute hosts served by one process (hosts_per_process)")
+    args = parser.parse_args(argv)
+    if min(args.computes, args.builds, args.clients, args.rounds, args.conductor_workers,
+           args.per_process) < 1:
+        parser.error("every number must be >= 1")
+    options = {k: v for k, v in (("conductor_workers", args.conductor_workers),
+                                 ("hosts_per_process", args.per_process)) if v != 1}
+    progress = None if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
+    result = bench_builds(args.computes, args.builds, args.clients, args.rounds, progress,
+                          **options)
+    print(json.dumps(result, indent=1) if args.json else format_builds(result))
+    return 0

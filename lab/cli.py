@@ -9,7 +9,7 @@
     move SERVER ACTION   migrate, resize, confirm, revert, rebuild or evacuate a server
     trace     a running (or stopped) lab's trace: summary, or --export jsonl|chrome|shiviz
     demo      the seed's story in a minute
-    bench     benchmarks (python -m lab bench bus | moves | classroom)
+    bench     benchmarks (python -m lab bench bus | builds | startup | scale | moves | classroom)
     chaos     a seeded nemesis against a new lab, then the invariants (exit 1 if broken)
     replay FILE      play a saved trace back in the terminal (or --dashboard in the page)
     clean     remove old labs' run directories (--keep N newest stopped ones, --dry-run)
@@ -370,7 +370,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="stopped labs to leave, newest first (default %(default)s)")
     clean.add_argument("--dry-run", action="store_true", help="list, remove nothing")
     bench = sub.add_parser("bench", add_help=False,
-                           help="benchmarks: python -m lab bench bus|moves|classroom [--json]")
+                           help="benchmarks: python -m lab bench bus|builds|startup|scale|moves|classroom [--json]")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
     chaos = add("chaos", cmd_chaos, "a seeded nemesis against a new lab while it builds; "

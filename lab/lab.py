@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from orchestrator import rundir
 from orchestrator.config import BusConfig, ConfigError, LabConfig, from_dict
+from orchestrator.db import Database
 from orchestrator.messaging.blocking import BlockingClient
 from orchestrator.objects import Instance, parse_version
 
@@ -57,6 +58,7 @@ class Lab(CloudClient):
         try:
             self.cluster.start()
             self._tap = self.cluster.tap()
+            Database(self.run_dir, self.config.seed).close()   # schema and WAL, once
             # Every process at once (each imports for ~0.1 s of CPU: in parallel they
             # overlap), then one wait for all: a compute that comes up before the
             # conductor retries its start-up calls, as Nova's does.

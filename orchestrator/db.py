@@ -44,13 +44,15 @@ CREATE TABLE IF NOT EXISTS instance_faults (
 CREATE TABLE IF NOT EXISTS services (
     id INTEGER PRIMARY KEY, binary TEXT NOT NULL, host TEXT NOT NULL, topic TEXT NOT NULL,
     disabled INTEGER NOT NULL DEFAULT 0, disabled_reason TEXT, last_seen_up REAL,
-    report_count INTEGER NOT NULL DEFAULT 0, object_version TEXT, UNIQUE (binary, host));
+    report_count INTEGER NOT NULL DEFAULT 0, object_version TEXT,
+    generation INTEGER NOT NULL DEFAULT 0, UNIQUE (binary, host));
 CREATE TABLE IF NOT EXISTS compute_nodes (
     host TEXT PRIMARY KEY, availability_zone TEXT NOT NULL, vcpus INTEGER NOT NULL,
     memory_mb INTEGER NOT NULL, local_gb INTEGER NOT NULL, vcpus_used INTEGER NOT NULL,
     memory_mb_used INTEGER NOT NULL, local_gb_used INTEGER NOT NULL,
     running_vms INTEGER NOT NULL, failed_builds INTEGER NOT NULL DEFAULT 0,
-    instances TEXT NOT NULL DEFAULT '[]', updated_at REAL NOT NULL);
+    instances TEXT NOT NULL DEFAULT '[]', updated_at REAL NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS migrations (
     id INTEGER PRIMARY KEY, instance_uuid TEXT NOT NULL, migration_type TEXT NOT NULL,
     source_compute TEXT, dest_compute TEXT, old_flavor TEXT NOT NULL,
@@ -58,7 +60,14 @@ CREATE TABLE IF NOT EXISTS migrations (
     created_at REAL NOT NULL, updated_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS instances_state ON instances (vm_state, deleted);
 CREATE INDEX IF NOT EXISTS events_instance ON instance_action_events (instance_uuid);
+CREATE INDEX IF NOT EXISTS services_generation ON services (generation);
+CREATE INDEX IF NOT EXISTS compute_nodes_generation ON compute_nodes (generation);
 """
+# Every write to services and compute_nodes stamps the row with the table's next
+# generation, under the write lock (BEGIN IMMEDIATE): generations are in commit order, so
+# a reader that has seen everything up to G and asks for rows above G misses nothing.
+# The scheduler reads only what changed since its last look (``*_since``).
+NEXT_GENERATION = "(SELECT COALESCE(MAX(generation), 0) + 1 FROM {table})"
 INSTANCE_COLUMNS = ("vm_state", "task_state", "host", "num_attempts", "launched_at",
                     "deleted", "availability_zone", "flavor", "image", "description")
 MIGRATION_TYPES = ("migration", "resize", "evacuation")
@@ -86,7 +95,16 @@ class Database:
         self.seed = seed
         self.conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        # Services start at once: the first sets WAL (persistent in the file) and the
+        # others may find the file locked meanwhile; the busy timeout does not cover it.
+        for attempt in range(100):
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
         self.conn.execute("PRAGMA synchronous=NORMAL")
         with self.transaction() as c:
             for statement in SCHEMA.split(";"):
@@ -386,36 +404,54 @@ class Database:
                        object_version: str | None = None) -> None:
         """A service's heartbeat (Nova's servicegroup DB driver): bump ``report_count``;
         a compute also says which object version it understands."""
-        self.conn.execute(
-            "INSERT INTO services (binary, host, topic, last_seen_up, report_count,"
-            " object_version) VALUES (?,?,?,?,1,?) ON CONFLICT(binary, host) DO UPDATE SET"
-            " last_seen_up=excluded.last_seen_up, report_count=report_count+1,"
-            " object_version=excluded.object_version",
-            (binary, host, topic, time.time(), object_version))
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO services (binary, host, topic, last_seen_up, report_count,"
+                " object_version, generation) VALUES (?,?,?,?,1,?,"
+                f"{NEXT_GENERATION.format(table='services')}) ON CONFLICT(binary, host) DO"
+                " UPDATE SET last_seen_up=excluded.last_seen_up, report_count=report_count"
+                "+1, object_version=excluded.object_version, generation=excluded.generation",
+                (binary, host, topic, time.time(), object_version))
 
     def set_service_disabled(self, binary: str, host: str, disabled: bool,
                              reason: str | None = None) -> None:
-        cur = self.conn.execute("UPDATE services SET disabled=?, disabled_reason=? WHERE"
-                                " binary=? AND host=?", (int(disabled), reason, binary, host))
+        with self.transaction() as c:
+            cur = c.execute("UPDATE services SET disabled=?, disabled_reason=?, generation="
+                            f"{NEXT_GENERATION.format(table='services')} WHERE binary=? AND"
+                            " host=?", (int(disabled), reason, binary, host))
         if cur.rowcount == 0:
             raise NotFound(f"Service {binary} on host {host} could not be found.")
 
     def services(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute("SELECT * FROM services ORDER BY id")]
 
+    def services_since(self, generation: int) -> list[dict[str, Any]]:
+        """The services written after ``generation`` (all of them for 0)."""
+        return [dict(r) for r in self.conn.execute(
+            "SELECT * FROM services WHERE generation > ? ORDER BY generation", (generation,))]
+
     def compute_node_update(self, host: str, resources: dict[str, Any]) -> None:
         keys = ("availability_zone", "vcpus", "memory_mb", "local_gb", "vcpus_used",
                 "memory_mb_used", "local_gb_used", "running_vms", "failed_builds")
         values = [resources[k] for k in keys]
         instances = json.dumps(sorted(resources.get("instances", [])))
-        self.conn.execute(
-            f"INSERT INTO compute_nodes (host, {', '.join(keys)}, instances, updated_at)"
-            f" VALUES (?, {', '.join('?' * len(keys))}, ?, ?) ON CONFLICT(host) DO UPDATE SET"
-            f" {', '.join(f'{k}=excluded.{k}' for k in keys)}, instances=excluded.instances,"
-            " updated_at=excluded.updated_at", (host, *values, instances, time.time()))
+        with self.transaction() as c:
+            c.execute(
+                f"INSERT INTO compute_nodes (host, {', '.join(keys)}, instances, updated_at,"
+                f" generation) VALUES (?, {', '.join('?' * len(keys))}, ?, ?,"
+                f" {NEXT_GENERATION.format(table='compute_nodes')}) ON CONFLICT(host) DO"
+                f" UPDATE SET {', '.join(f'{k}=excluded.{k}' for k in keys)},"
+                " instances=excluded.instances, updated_at=excluded.updated_at,"
+                " generation=excluded.generation", (host, *values, instances, time.time()))
 
     def compute_nodes(self) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM compute_nodes ORDER BY host")
+        return [{**dict(r), "instances": json.loads(r["instances"])} for r in rows]
+
+    def compute_nodes_since(self, generation: int) -> list[dict[str, Any]]:
+        """The compute nodes written after ``generation`` (all of them for 0)."""
+        rows = self.conn.execute("SELECT * FROM compute_nodes WHERE generation > ?"
+                                 " ORDER BY generation", (generation,))
         return [{**dict(r), "instances": json.loads(r["instances"])} for r in rows]
 
 

@@ -7,6 +7,8 @@ The computes' fanouts ``update_instance_info`` / ``delete_instance_info`` /
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from .weighers.base import normalize
 __all__ = ["SchedulerManager"]
 
 log = logging.getLogger("orchestrator.scheduler")
+TIMINGS_KEPT = 10_000
 
 
 class SchedulerManager(Manager):
@@ -39,6 +42,9 @@ class SchedulerManager(Manager):
         self.hosts = HostManager(self.db, self.config.timing("service_down_time"),
                                  claim_ttl=max(5.0, 3 * self.config.timing("report_interval")))
         self.last_decision: list[dict[str, Any]] = []
+        # What each select_destinations cost, by phase (the lab's scale lesson and
+        # ``bench scale`` read them with ``select_timings``).
+        self.timings: deque[dict[str, float]] = deque(maxlen=TIMINGS_KEPT)
         self.filter_classes = dict(FILTER_CLASSES)
         self.weigher_classes = dict(WEIGHER_CLASSES)
         for name in self.config.plugins:
@@ -64,13 +70,16 @@ class SchedulerManager(Manager):
         rebuild = bool(request_spec.get("rebuild"))
         # an instance scheduled again is not arriving anywhere else: its earlier claim
         # (a failed attempt, a reverted resize) must not weigh on this choice
+        started = time.perf_counter()
         self.hosts.forget(instance_uuids)
         states = [s for s in self.hosts.host_states() if s.host not in ignore
                   and (wanted is None or s.host == wanted)]
+        timing = {"hosts": len(states), "host_states_ms": _ms_since(started),
+                  "filter_ms": 0.0, "weigh_ms": 0.0}
         selections, decisions = [], []
         try:
             for uuid in instance_uuids:
-                ranked, rejected = self.rank(states, request_spec, rebuild)
+                ranked, rejected = self.rank(states, request_spec, rebuild, timing)
                 decisions.append({"instance_uuid": uuid, "ranked": [h.host for h in ranked],
                                   "rejected": rejected})
                 if not ranked:
@@ -85,13 +94,27 @@ class SchedulerManager(Manager):
             raise
         finally:
             self.last_decision = decisions
+            timing["total_ms"] = _ms_since(started)
+            timing["instances"] = len(instance_uuids)
+            self.timings.append(timing)
         return selections
 
-    def rank(self, states: list[HostState], spec: dict[str, Any],
-             rebuild: bool = False) -> tuple[list[HostState], dict[str, str]]:
+    def select_timings(self, ctx: dict[str, Any], clear: bool = False
+                       ) -> list[dict[str, float]]:
+        """What each select_destinations since the last ``clear`` cost (ms): reading
+        the host states, the filters, the weighers, in all; and how many hosts it saw."""
+        kept = list(self.timings)
+        if clear:
+            self.timings.clear()
+        return kept
+
+    def rank(self, states: list[HostState], spec: dict[str, Any], rebuild: bool = False,
+             timing: dict[str, float] | None = None
+             ) -> tuple[list[HostState], dict[str, str]]:
         """Hosts passing every enabled filter (on a rebuild, those that run on rebuild),
         heaviest first (ties by name), and for each rejected host the first filter it
-        failed."""
+        failed; ``timing`` adds what the filters and weighers took."""
+        started = time.perf_counter()
         filters = [self.filter_classes[name](self.config) for name in self.config.filters]
         if rebuild:
             filters = [f for f in filters if f.RUN_ON_REBUILD]
@@ -102,6 +125,9 @@ class SchedulerManager(Manager):
                 passed.append(state)
             else:
                 rejected[state.host] = type(failed).__name__
+        filtered = time.perf_counter()
+        if timing is not None:
+            timing["filter_ms"] += (filtered - started) * 1e3
         if not passed:
             return [], rejected
         totals = [0.0] * len(passed)
@@ -111,6 +137,8 @@ class SchedulerManager(Manager):
             for i, w in enumerate(normalize(raw)):
                 totals[i] += weigher.multiplier() * w
         order = sorted(range(len(passed)), key=lambda i: (-totals[i], passed[i].host))
+        if timing is not None:
+            timing["weigh_ms"] += _ms_since(filtered)
         return [passed[i] for i in order], rejected
 
     # -- the computes' fanouts (Nova's HostManager instance info) ---------------------------
@@ -231,3 +259,7 @@ class SchedulerManager(Manager):
 
 def _describe(rejected: dict[str, str]) -> str:
     return ", ".join(f"{h}: {f}" for h, f in sorted(rejected.items())) or "no compute nodes"
+
+
+def _ms_since(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1e3

@@ -238,3 +238,47 @@ def test_a_sync_that_differs_reads_the_host_again(cloud):
     b = place(cloud, "b", "compute1")            # its update_instance_info was lost
     assert hosts.sync_instance_info("compute1", [a, b]) is False
     assert hosts.instance_info["compute1"] == {a, b}
+
+
+def test_the_view_reads_only_rows_written_since_its_last_look(db, monkeypatch):
+    for i in range(1, 101):
+        db.compute_node_update(f"compute{i}", node())
+        db.service_update("compute", f"compute{i}", "compute")
+    hm = HostManager(db, DOWN_TIME, TTL)
+    first = hm.host_states()
+    assert [s.host for s in first] == sorted(f"compute{i}" for i in range(1, 101))
+    read = []
+    for name in ("compute_nodes_since", "services_since"):
+        real = getattr(db, name)
+        monkeypatch.setattr(db, name, lambda g, real=real: read.append(r := real(g)) or r)
+    db.compute_node_update("compute42", node(vcpus_used=3))
+    db.set_service_disabled("compute", "compute7", True, "maintenance")
+    states = {s.host: s for s in hm.host_states()}
+    assert [len(rows) for rows in read] == [1, 1]         # one row each, not 100
+    assert states["compute42"].vcpus_used == 3 and not states["compute42"].disabled
+    assert states["compute7"].disabled and states["compute7"].service_up
+    read.clear()
+    hm.host_states()
+    assert [len(rows) for rows in read] == [0, 0]         # nothing new: nothing read
+
+
+def test_generations_follow_commit_order(db):
+    db.compute_node_update("compute1", node())
+    db.compute_node_update("compute2", node())
+    db.compute_node_update("compute1", node(vcpus_used=1))
+    rows = db.compute_nodes_since(0)
+    assert [(r["host"], r["generation"]) for r in rows] == [("compute2", 2), ("compute1", 3)]
+    assert [r["host"] for r in db.compute_nodes_since(2)] == ["compute1"]
+    db.service_update("compute", "compute1", "compute")
+    db.service_update("compute", "compute1", "compute")
+    assert [r["generation"] for r in db.services_since(0)] == [2]
+
+
+def test_a_new_host_joins_the_view_in_name_order(db):
+    for host in ("compute2", "compute9"):
+        db.compute_node_update(host, node())
+        db.service_update("compute", host, "compute")
+    hm = HostManager(db, DOWN_TIME, TTL)
+    assert [s.host for s in hm.host_states()] == ["compute2", "compute9"]
+    db.compute_node_update("compute10", node())
+    assert [s.host for s in hm.host_states()] == ["compute10", "compute2", "compute9"]

@@ -65,6 +65,8 @@ class Lab(CloudClient):
             names = []
             for service in ("conductor", "scheduler", "api"):
                 names.append(self.cluster.spawn(service, SERVICE_HOSTS[service]).name)
+            for i in range(2, self.config.conductor_workers + 1):   # conductor2, ...
+                names.append(self.cluster.spawn("conductor", f"conductor{i}").name)
             for hosts in self.config.compute_processes():
                 self.cluster.spawn("compute", hosts[0], hosts=hosts)
                 names += [f"compute.{h}" for h in hosts]

@@ -145,6 +145,8 @@ class LabConfig:
     #                                      version (no backport call): Nova's upgrade_levels
     hosts_per_process: int = 1           # computes served by one process (scale labs):
     #                                      each still its own compute.HOST on the bus
+    conductor_workers: int = 1           # conductor processes sharing the conductor
+    #                                      topic (the bus round-robins it): Nova's workers
 
     def __post_init__(self) -> None:
         for key in ("filters", "weighers", "availability_zones", "plugins", "extra_computes"):  # JSON: lists
@@ -155,7 +157,7 @@ class LabConfig:
         if self.preset not in PRESETS:
             raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
         for name in ("computes", "vcpus", "memory_mb", "local_gb", "max_attempts",
-                     "hosts_per_process"):
+                     "hosts_per_process", "conductor_workers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, not {value!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -44,6 +45,11 @@ class Manager:
         async def loop() -> None:
             for _ in range(initial_rounds):
                 await asyncio.sleep(self.config.timing(timing))
+            # A big cloud's hosts start together: after the first round, spread their
+            # rounds over the interval (Nova's periodic_fuzzy_delay), not all in one
+            # burst; by host name, so the same lab spreads them the same way every run.
+            spread = zlib.crc32(f"{self.host}/{timing}".encode()) / 2 ** 32 \
+                if self.config.load_factor() > 1 else 0.0
             while True:
                 try:
                     result = job()
@@ -51,7 +57,8 @@ class Manager:
                         await result
                 except Exception:  # a periodic job must not die of one bad round
                     log.exception("periodic %s failed", getattr(job, "__name__", job))
-                await asyncio.sleep(self.config.timing(timing))
+                await asyncio.sleep((1 + spread) * self.config.timing(timing))
+                spread = 0.0
         self.transport.spawn(loop())
 
     def report_state(self) -> Awaitable[None] | None:

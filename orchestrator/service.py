@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import zmq
-import zmq.asyncio
 
 from . import rundir
 from .config import BusConfig, from_dict
@@ -54,7 +53,7 @@ async def _serve(run_dir: Path, topic: str, hosts: list[str],
     config = load_bus_config(run_dir)
     endpoint = rundir.wait_for(run_dir, "endpoints", "bus", timeout=30)
     secret = rundir.secret(run_dir)
-    context = zmq.asyncio.Context()
+    context = zmq.Context()
     context.set(zmq.MAX_SOCKETS, max(1024, 2 * len(hosts) + 64))
     transports, managers = [], []
     for host in hosts:

@@ -34,6 +34,9 @@ class RoutingTable:
         self.peers: dict[str, Peer] = {}
         self._rr: dict[str, int] = {}
         self._queues: dict[str, deque[tuple[float, Any]]] = {}
+        # live servers by topic, worked out again only when a peer comes or goes (every
+        # message to a bare topic asks; a cloud of 1,000 hosts has 1,000 peers)
+        self._live: dict[str, list[str]] = {}
 
     # -- liveness ---------------------------------------------------------------------
     def seen(self, identity: str, now: float) -> bool:
@@ -42,10 +45,12 @@ class RoutingTable:
         if peer is None:
             topic, server = split_identity(identity)
             self.peers[identity] = Peer(identity, topic, server, now, True, now)
+            self._live.clear()
             return True
         peer.last_seen = now
         if not peer.alive:
             peer.alive = True
+            self._live.clear()
             return True
         return False
 
@@ -60,10 +65,12 @@ class RoutingTable:
         if peer is None or not peer.alive:
             return False
         peer.alive = False
+        self._live.clear()
         return True
 
     def remove(self, identity: str) -> None:
         self.peers.pop(identity, None)
+        self._live.clear()
 
     def expire(self, now: float) -> list[str]:
         """Mark peers silent for ``dead_after`` as down; return the newly dead."""
@@ -72,6 +79,8 @@ class RoutingTable:
             if peer.alive and now - peer.last_seen > self.dead_after:
                 peer.alive = False
                 dead.append(peer.identity)
+        if dead:
+            self._live.clear()
         return dead
 
     def is_alive(self, identity: str) -> bool:
@@ -80,7 +89,11 @@ class RoutingTable:
 
     def live(self, topic: str) -> list[str]:
         """Live servers of ``topic``, sorted by name (a stable round-robin order)."""
-        return sorted(p.identity for p in self.peers.values() if p.alive and p.topic == topic)
+        live = self._live.get(topic)
+        if live is None:
+            live = self._live[topic] = sorted(p.identity for p in self.peers.values()
+                                              if p.alive and p.topic == topic)
+        return list(live)
 
     def pick(self, topic: str) -> str | None:
         """The next live server of ``topic`` in round-robin order, or None."""

@@ -20,7 +20,9 @@ from typing import Any
 
 from ..db import Database
 
-__all__ = ["HostState", "HostManager"]
+__all__ = ["HostState", "HostManager", "IN_FLIGHT_CHECK"]
+
+IN_FLIGHT_CHECK = 0.25   # seconds between two looks at in-flight claims' instances
 
 
 @dataclass
@@ -69,6 +71,7 @@ class HostManager:
         self._services: dict[str, dict[str, Any]] = {}   # compute services by host
         self._generations = {"nodes": 0, "services": 0}
         self._order: list[str] = []                      # the hosts, sorted
+        self._checked_at = 0.0             # when in-flight claims were last checked
 
     # -- instance info (the computes' fanouts) ------------------------------------------------
     def update_instance_info(self, host: str, uuids: list[str]) -> None:
@@ -137,7 +140,15 @@ class HostManager:
 
     def _apply_in_flight(self, states: list[HostState], now: float) -> None:
         by_host = {s.host: s for s in states}
-        rows = self.db.instance_states(list(self.in_flight))
+        # Whether a claimed instance went elsewhere (deleted, failed, moved) is read
+        # from the database at most every IN_FLIGHT_CHECK seconds: with hundreds of
+        # builds in flight, reading all their rows for every request cost the scheduler
+        # more than choosing hosts did. Until then such a claim weighs a little longer,
+        # as an unreported claim does.
+        rows: dict[str, dict[str, Any]] = {}
+        if now - self._checked_at >= IN_FLIGHT_CHECK or now < self._checked_at:
+            rows = self.db.instance_states(list(self.in_flight))
+            self._checked_at = now
         for uuid, claim in list(self.in_flight.items()):
             state = by_host.get(claim.host)
             if state is None or uuid in state.claimed or now - claim.made > self.claim_ttl \

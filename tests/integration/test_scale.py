@@ -71,3 +71,18 @@ def test_a_shared_process_stops_all_its_hosts_at_once(make_lab, pid_gone, wait_u
     wait_until(lambda: not any(p["alive"] for p in lab.bus().control("peers")
                                if p["identity"] in gone), 20, "the bus to see them gone")
     assert lab.is_up("compute.compute1")
+
+
+def test_conductor_workers_share_the_conductor_topic(make_lab, peers):
+    lab = make_lab(computes=2, conductor_workers=2)
+    table = peers(lab.cluster)
+    assert table["conductor.conductor1"]["alive"] and table["conductor.conductor2"]["alive"]
+    ids = [lab.boot(f"vm{i}", flavor="m1.tiny") for i in range(6)]
+    assert all(lab.wait(sid)["status"] == "ACTIVE" for sid in ids)
+    routed = lab.trace().routed()
+    builds = [e["dst"] for e in routed if e["method"] == "build_instances"]
+    assert sorted(set(builds)) == ["conductor.conductor1", "conductor.conductor2"]
+    # the computes' database-proxy calls go to either worker too
+    saves = {e["dst"] for e in routed if e["method"] == "instance_update"
+             and e["kind"] == "call"}
+    assert saves == {"conductor.conductor1", "conductor.conductor2"}

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from orchestrator.db import Database
-from orchestrator.scheduler.host_manager import HostManager, HostState
+from orchestrator.scheduler.host_manager import IN_FLIGHT_CHECK, HostManager, HostState
 
 SMALL = {"vcpus": 1, "memory_mb": 2048, "root_gb": 20}
 DOWN_TIME, TTL = 3.0, 5.0
@@ -183,11 +183,27 @@ def test_a_claim_whose_instance_will_never_arrive_is_dropped_before_the_ttl(clou
     """Boot-and-delete in a loop on one host must not fill it up for claim_ttl seconds."""
     _, _, [uuid] = cloud.create_instances(["vm"], "m1.small", "cirros", None)
     hosts = HostManager(cloud, DOWN_TIME, TTL)
-    hosts.claim(uuid, by_host(hosts.host_states())["compute2"], SMALL)
+    now = time.time()
+    hosts.claim(uuid, by_host(hosts.host_states(now=now))["compute2"], SMALL)
     cloud.conn.execute(f"UPDATE instances SET {', '.join(f'{k}=?' for k in change)} "
                        "WHERE uuid=?", (*change.values(), uuid))
-    used = by_host(hosts.host_states())["compute2"].memory_mb_used
+    # within IN_FLIGHT_CHECK of the last look the claim still weighs...
+    assert by_host(hosts.host_states(now=now + 0.01))["compute2"].memory_mb_used == 2048
+    # ...and the next look finds where the instance went
+    used = by_host(hosts.host_states(now=now + IN_FLIGHT_CHECK))["compute2"].memory_mb_used
     assert (uuid not in hosts.in_flight, used) == ((True, 0) if dropped else (False, 2048))
+
+
+def test_in_flight_claims_are_checked_at_most_every_interval(cloud, monkeypatch):
+    hosts = HostManager(cloud, DOWN_TIME, TTL)
+    for i in range(50):
+        hosts.claim(f"u{i}", by_host(hosts.host_states(now=1000.0))["compute1"], SMALL)
+    looks = []
+    real = cloud.instance_states
+    monkeypatch.setattr(cloud, "instance_states", lambda u: looks.append(len(u)) or real(u))
+    for step in range(10):                    # 10 requests in 0.1 s: one look
+        hosts.host_states(now=1000.0 + IN_FLIGHT_CHECK + step * 0.01)
+    assert looks == [50]
 
 
 # -- instance info: the computes' fanouts -------------------------------------------------------

@@ -111,7 +111,8 @@ LOAD_HOSTS = 50
 # What ``Lab.configure`` may change while the lab runs.
 RUNTIME_OPTIONS = ("flow", "local_mode", "alternates", "max_attempts", "filters",
                    "weighers", "ram_weight_multiplier", "build_failure_weight_multiplier",
-                   "preset", "speed", "plugins", "resize_via_conductor", "object_pinning")
+                   "preset", "speed", "plugins", "resize_via_conductor", "object_pinning",
+                   "max_placement_results")
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,8 @@ class LabConfig:
     #                                      version (no backport call): Nova's upgrade_levels
     hosts_per_process: int = 1           # computes served by one process (scale labs):
     #                                      each still its own compute.HOST on the bus
+    max_placement_results: int = 1000    # Nova's [scheduler] option: the scheduler's
+    #                                      filters see at most this many hosts with room
     conductor_workers: int = 1           # conductor processes sharing the conductor
     #                                      topic (the bus round-robins it): Nova's workers
 
@@ -157,7 +160,7 @@ class LabConfig:
         if self.preset not in PRESETS:
             raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
         for name in ("computes", "vcpus", "memory_mb", "local_gb", "max_attempts",
-                     "hosts_per_process", "conductor_workers"):
+                     "hosts_per_process", "conductor_workers", "max_placement_results"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, not {value!r}")

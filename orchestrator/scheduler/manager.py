@@ -76,6 +76,9 @@ class SchedulerManager(Manager):
                   and (wanted is None or s.host == wanted)]
         timing = {"hosts": len(states), "host_states_ms": _ms_since(started),
                   "filter_ms": 0.0, "weigh_ms": 0.0}
+        if not rebuild:
+            states = self.candidates(states, request_spec)
+        timing["candidates"] = len(states)
         selections, decisions = [], []
         try:
             for uuid in instance_uuids:
@@ -98,6 +101,28 @@ class SchedulerManager(Manager):
             timing["instances"] = len(instance_uuids)
             self.timings.append(timing)
         return selections
+
+    def candidates(self, states: list[HostState], spec: dict[str, Any]
+                   ) -> list[HostState]:
+        """What Placement would answer: the hosts with room for the flavor (vCPU, RAM
+        and disk, with the allocation ratios), at most ``max_placement_results`` of them,
+        in host order (as Placement's default, ``randomize_allocation_candidates=False``,
+        returns them). The filters and weighers then look at these alone; with more
+        hosts than that, the rest are never considered."""
+        limit, c = self.config.max_placement_results, self.config
+        if len(states) <= limit:
+            return states
+        out = []
+        for s in states:
+            if (s.vcpus * c.cpu_allocation_ratio - s.vcpus_used >= spec["vcpus"]
+                    and s.memory_mb * c.ram_allocation_ratio - s.memory_mb_used
+                    >= spec["memory_mb"]
+                    and s.local_gb * c.disk_allocation_ratio - s.local_gb_used
+                    >= spec["root_gb"]):
+                out.append(s)
+                if len(out) == limit:
+                    break
+        return out
 
     def select_timings(self, ctx: dict[str, Any], clear: bool = False
                        ) -> list[dict[str, float]]:

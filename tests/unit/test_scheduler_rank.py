@@ -342,3 +342,24 @@ def test_the_instance_info_fanouts_reach_the_host_states(make_scheduler):
     assert sm.hosts.instance_info["compute1"] == {"u2"}
     sm.sync_instance_info(CTX, "compute1", ["u2", "u3"])          # differs: from the db
     assert sm.hosts.instance_info["compute1"] == set()
+
+
+def test_placement_hands_the_filters_at_most_max_placement_results_hosts(make_scheduler):
+    sm = make_scheduler(computes=6, max_placement_results=3)
+    for i in range(1, 7):    # compute2 is full: placement skips it, as it has no room
+        add_compute(sm, f"compute{i}", memory_mb=16384 + 1024 * i,
+                    memory_mb_used=16384 + 1024 * i if i == 2 else 0)
+    [[host]] = sm.select_destinations(CTX, {**SMALL, "num_instances": 1}, ["u1"])
+    # RAMWeigher spreads to the most free RAM, but compute6 was never a candidate
+    assert host == "compute4"
+    [timing] = sm.select_timings(CTX)
+    assert (timing["hosts"], timing["candidates"]) == (6, 3)
+    assert sm.last_decision[0]["ranked"] == ["compute4", "compute3", "compute1"]
+
+
+def test_placement_changes_nothing_below_its_limit(make_scheduler):
+    sm = make_scheduler(computes=3)
+    for i in range(1, 4):
+        add_compute(sm, f"compute{i}", memory_mb=16384 + 1024 * i)
+    [[host]] = sm.select_destinations(CTX, {**SMALL, "num_instances": 1}, ["u1"])
+    assert host == "compute3" and sm.select_timings(CTX)[0]["candidates"] == 3

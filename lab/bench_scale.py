@@ -78,9 +78,10 @@ def measure_size(hosts: int, per_process: int, sequential: int, builds: int,
         lab.start(timeout=120)
         startup = time.perf_counter() - started
         say(f"{hosts} hosts: ready in {startup:.2f}s")
-        # idle traffic over a whole report cycle (longer in a big cloud: load_factor)
+        # idle traffic over a whole report cycle (longer in a big cloud: load_factor),
+        # once the second rounds, spread over a cycle after the first, have begun
         window = max(IDLE_SECONDS, lab.config.timing("report_interval"))
-        time.sleep(IDLE_SECONDS)              # let start-up traffic settle
+        time.sleep(IDLE_SECONDS + (window if lab.config.load_factor() > 1 else 0))
         mark = lab.mark()
         time.sleep(window)
         idle = sum(1 for e in lab.trace(since=mark) if e.get("phase") == "routed")

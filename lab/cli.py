@@ -44,7 +44,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Start a lab and keep it until Ctrl-C (services may be killed meanwhile: that is
     what lessons do; only losing the bus ends it)."""
     lab = Lab(computes=args.computes, seed=args.seed, preset=args.preset, flow=args.flow,
-              run_dir=args.run_dir, dashboard=not args.no_dashboard)
+              run_dir=args.run_dir, dashboard=not args.no_dashboard,
+              hosts_per_process=args.hosts_per_process,
+              conductor_workers=args.conductor_workers)
     try:
         lab.start()
         print(f"lab running in {lab.run_dir}", flush=True)
@@ -323,6 +325,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--preset", choices=["fast", "demo"], default="demo")
     up.add_argument("--flow", choices=["conductor", "legacy"], default="conductor")
     up.add_argument("--no-dashboard", action="store_true", help="skip the Bokeh dashboard")
+    up.add_argument("--hosts-per-process", type=_positive, default=1,
+                    help="compute hosts one process serves (a big cloud: 1000 hosts, 250)")
+    up.add_argument("--conductor-workers", type=_positive, default=1,
+                    help="conductor processes sharing the conductor topic")
     add("status", cmd_status, "services and instances of a running lab")
     boot = add("boot", cmd_boot, "boot instances in a running lab")
     boot.add_argument("count", type=_positive)

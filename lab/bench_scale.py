@@ -17,7 +17,12 @@ with its own claims, reports and heartbeats):
   and the filters' cost per host;
 - **under concurrent requests**: ``--builds`` boots from ``--clients`` API clients at
   once: builds/s, and the call's round trip as the conductor sees it (from the trace:
-  the call routed to its reply routed), which now includes waiting in line.
+  the call routed to its reply routed), which now includes waiting in line;
+- **the dashboard's model at the largest size**: a scripted trace of one build per host
+  (``lab.testing.scripted_trace``) fed to ``DashboardModel`` in batches of 100 events
+  (what the live feed hands it a tick at 1,000 events/s), with the grouped topology's
+  nodes and edges redrawn after each batch: events/s it ingests, and whether every
+  counter is exact (events, routed messages, builds started).
 
 Goals (this 2-core machine): 1,000 hosts in <= 4 GB in all; ``select_destinations``
 p50 <= 5 ms at 1,000 hosts. These are figures, never timed tests.
@@ -126,6 +131,30 @@ def measure_size(hosts: int, per_process: int, sequential: int, builds: int,
     }
 
 
+def dashboard_ingest(hosts: int, batch: int = 100) -> dict[str, Any]:
+    """How fast the dashboard's model takes a 1,000-host cloud's events, redrawing the
+    topology every batch as the live page does, and whether its counters are exact."""
+    from .dashboard.model import DashboardModel
+    from .testing import scripted_trace
+    events = scripted_trace(hosts)
+    names = sorted({n for e in events for n in (e["src"], e["dst"]) if "." in n})
+    model = DashboardModel(names)
+    t0 = time.perf_counter()
+    for i in range(0, len(events), batch):
+        model.ingest(events[i:i + batch])
+        model.nodes_data()
+        model.edges_data()
+    took = time.perf_counter() - t0
+    counters = model.counters()
+    routed = sum(e["phase"] == "routed" for e in events)
+    builds = len({e["instance_uuid"] for e in events if e["method"] == "build_instances"})
+    return {"hosts": hosts, "events": len(events), "batch": batch,
+            "events_per_s": len(events) / took,
+            "exact": counters["events"] == len(events) and counters["routed"] == routed
+            and counters["builds_started"] == builds,
+            "drawn_nodes": len(model.nodes_data()["name"])}
+
+
 def bench_scale(hosts: list[int], per_process: int = 250, sequential: int = 40,
                 builds: int = 300, clients: int = 8,
                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -136,6 +165,9 @@ def bench_scale(hosts: list[int], per_process: int = 250, sequential: int = 40,
         say(f"{s['hosts']} hosts: select p50 {s['select_destinations_p50_ms']:.2f} ms, "
             f"{s['rss_total_mb']:.0f} MB")
     top = sizes[-1]
+    dashboard = dashboard_ingest(top["hosts"])
+    say(f"dashboard model: {dashboard['events_per_s']:,.0f} events/s at {top['hosts']} "
+        f"hosts, counters {'exact' if dashboard['exact'] else 'WRONG'}")
     met = {}
     if top["hosts"] >= GOALS["at_hosts"]:
         met = {"rss_total_mb": top["rss_total_mb"] <= GOALS["rss_total_mb_max"],
@@ -145,7 +177,7 @@ def bench_scale(hosts: list[int], per_process: int = 250, sequential: int = 40,
             "select_destinations_p50_ms": top["select_destinations_p50_ms"],
             "rss_total_mb": top["rss_total_mb"], "startup_s": top["startup_s"],
             "builds_per_s": top["concurrent"]["builds_per_s"],
-            "goals": dict(GOALS), "met": met}
+            "dashboard": dashboard, "goals": dict(GOALS), "met": met}
 
 
 def format_scale(r: dict[str, Any]) -> str:
@@ -171,6 +203,12 @@ def format_scale(r: dict[str, Any]) -> str:
                             ("  call round trip p99 (ms)", "round_trip_p99_ms", "{:.1f}")):
         lines.append(f"{label:{width}}" + "".join(
             f"{fmt.format(s['concurrent'][key]):>10}" for s in r["sizes"]))
+    d = r.get("dashboard")
+    if d:
+        lines.append(f"dashboard model at {d['hosts']} hosts: {d['events_per_s']:,.0f} "
+                     f"events/s ingested, topology redrawn every {d['batch']} "
+                     f"({d['drawn_nodes']} nodes drawn); counters "
+                     f"{'exact' if d['exact'] else 'NOT EXACT'}")
     if r["met"]:
         g = r["goals"]
         lines.append(f"goals at {g['at_hosts']} hosts: RSS <= {g['rss_total_mb_max']:.0f} MB "

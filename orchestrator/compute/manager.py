@@ -100,7 +100,6 @@ class ComputeManager(Manager):
         self.failed_builds = 0
         self.building: set[str] = set()      # instances whose build runs here now
         self._reports = 0
-        self._reported: dict[str, Any] | None = None   # the node record last saved
         self._audit_extra: set[str] = set()     # what the last audit found different
         self._audit_missing: set[str] = set()
         self.rpc_endpoints = [self, MigrationManager(self)]
@@ -171,16 +170,9 @@ class ComputeManager(Manager):
             await self.audit_claims(ctx)
         await self.report_resources(ctx)
 
-    async def report_resources(self, ctx: dict[str, Any], changed_only: bool = False
-                               ) -> None:
-        """Save this node's record through the conductor; ``changed_only``: not when it
-        is what was last saved (Nova's resource tracker saves a compute node only when
-        it changed), as after a build that claimed at its start."""
-        report = self.tracker.report(self.failed_builds)
-        if changed_only and report == self._reported:
-            return
-        await self.conductor.compute_node_update(ctx, self.host, report)
-        self._reported = report
+    async def report_resources(self, ctx: dict[str, Any]) -> None:
+        await self.conductor.compute_node_update(ctx, self.host,
+                                                 self.tracker.report(self.failed_builds))
 
     # -- the lab's knobs ------------------------------------------------------------------------
     def set_failure(self, ctx: dict[str, Any], **settings: Any) -> dict[str, float]:
@@ -247,7 +239,7 @@ class ComputeManager(Manager):
             await self.conductor.action_event(ctx, instance_uuid,
                                               "compute_build_and_run_instance", self.host,
                                               "Success")
-            await self.report_resources(ctx, changed_only=True)
+            await self.report_resources(ctx)
 
     async def _build(self, ctx: dict[str, Any], uuid: str, attempt: int) -> None:
         verdict = decide(self.failure, self.config.seed, uuid, self.host, attempt)

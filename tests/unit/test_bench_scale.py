@@ -73,3 +73,10 @@ def test_the_scale_table_has_a_column_per_size_and_says_the_goals():
                          "met": {"rss_total_mb": True, "select_destinations_p50_ms": True}})
     assert "select p50 (ms)                   3.70      3.70" in text
     assert text.endswith("RSS <= 4096 MB met; select p50 <= 5 ms met")
+
+
+def test_the_dashboard_model_counts_a_big_cloud_exactly_while_it_groups_it():
+    from lab.bench_scale import dashboard_ingest
+    r = dashboard_ingest(40, batch=7)
+    assert r["exact"] and r["events"] > 40 * 5 and r["events_per_s"] > 0
+    assert r["drawn_nodes"] < 40       # grouped: fewer nodes drawn than hosts

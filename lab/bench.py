@@ -19,6 +19,7 @@ the median of the rounds is reported.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -43,6 +44,22 @@ __all__ = ["bench_bus", "main", "GOALS"]
 GOALS = {"call_p50_ratio_max": 1.25, "cast_throughput_ratio_min": 0.7}
 SUITES = {"builds": ".bench_builds", "startup": ".bench_startup", "scale": ".bench_scale",
           "classroom": ".bench_classroom"}
+
+
+def counts(option: str, most: int, example: str) -> Callable[[str], list[int]]:
+    """An argparse type for an option such as ``--hosts 10,100,1000``: distinct whole
+    numbers from 1 to ``most``, smallest first."""
+    def parse(text: str) -> list[int]:
+        try:
+            values = sorted({int(v) for v in text.split(",") if v.strip()})
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} takes numbers like {example}, "
+                                             f"not {text!r}") from None
+        if not values or values[0] < 1 or values[-1] > most:
+            raise argparse.ArgumentTypeError(f"{option}: each between 1 and {most}, "
+                                             f"not {text!r}")
+        return values
+    return parse
 
 
 class RawPeer:
@@ -211,7 +228,6 @@ def format_bus(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    import argparse
     if argv[:1] and argv[0] in SUITES:      # suites with their own options
         import importlib
         return importlib.import_module(SUITES[argv[0]], __package__).main(argv[1:])

@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterable
 
 from .bench_classroom_figures import (format_classroom, kernel_estimate, setup_figures,
                                       sizing_rule, summarize_side_by_side)
+from .bench import counts
 from .lab import Lab
 from .procstat import Sampler, cpu_seconds, descendants, memory_kb
 
@@ -364,14 +365,7 @@ def _one_student(browser: bool, preset: str, servers: int, lesson_seconds: float
     return {**student, "kernel_before_lab_mb": before}, setups, rounds
 
 
-def _labs(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list like 1,5,10") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: lab counts must be 1 or more")
-    return values
+_labs = counts("--labs", 1000, "1,5,10")
 
 
 def main(argv: list[str]) -> int:

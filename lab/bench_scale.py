@@ -37,6 +37,7 @@ import time
 from typing import Any, Callable
 
 from .bench_builds import boot_many, wait_at_rest
+from .bench import counts
 from .lab import Lab
 from .procstat import memory_kb
 
@@ -91,6 +92,7 @@ def measure_size(hosts: int, per_process: int, sequential: int, builds: int,
         time.sleep(window)
         idle = sum(1 for e in lab.trace(since=mark) if e.get("phase") == "routed")
         memory = lab_memory_mb(lab)
+        processes = len(lab.cluster.processes())
         bus = lab.bus()
         bus.call("scheduler", "select_timings", clear=True)
         for i in range(sequential):
@@ -111,7 +113,7 @@ def measure_size(hosts: int, per_process: int, sequential: int, builds: int,
                                                 "weigh_ms")}
     return {
         "hosts": hosts, "hosts_per_process": min(hosts, per_process),
-        "processes": math.ceil(hosts / per_process) + 4,
+        "processes": processes,
         "startup_s": startup, "stop_s": stop,
         "rss_total_mb": sum(memory.values()), "rss_mb": memory,
         "idle_messages_per_s": idle / window,
@@ -218,15 +220,7 @@ def format_scale(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = sorted({int(x) for x in text.split(",") if x.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--hosts takes numbers like 10,100,1000, "
-                                         f"not {text!r}") from None
-    if not sizes or sizes[0] < 1 or sizes[-1] > 5000:
-        raise argparse.ArgumentTypeError("--hosts: each size between 1 and 5000")
-    return sizes
+_sizes = counts("--hosts", 5000, "10,100,1000")
 
 
 def main(argv: list[str]) -> int:

@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from .bench import counts
 from .lab import Lab
 from .procstat import memory_kb
 
@@ -115,15 +116,7 @@ def format_startup(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = sorted({int(x) for x in text.split(",") if x.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--computes takes numbers like 8,32, "
-                                         f"not {text!r}") from None
-    if not sizes or sizes[0] < 1 or sizes[-1] > 500:
-        raise argparse.ArgumentTypeError("--computes: each between 1 and 500")
-    return sizes
+_sizes = counts("--computes", 500, "8,32")
 
 
 def main(argv: list[str]) -> int:

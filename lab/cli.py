@@ -386,7 +386,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
+    # `bench` hands all it is given to lab.bench, options first too (`bench --help`),
+    # which argparse's REMAINDER does not take
+    args = parser.parse_args(argv) if argv[:1] != ["bench"] else \
+        argparse.Namespace(func=cmd_bench, rest=argv[1:])
     try:
         return args.func(args)
     except BrokenPipeError:   # `python -m lab status | head`: the reader left; fine

@@ -45,6 +45,37 @@ def test_bench_json(tmp_path):
     assert result["baseline"]["call_p50_us"] > 0 and result["bus"]["casts_per_s"] > 0
 
 
+def test_bench_help_lists_every_suite(tmp_path):
+    out = run("-m", "lab", "bench", "--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for suite in ("bus", "builds", "startup", "scale", "moves", "classroom"):
+        assert suite in out.stdout
+
+
+def test_bench_builds_startup_and_scale_json(tmp_path):
+    out = run("-m", "lab", "bench", "builds", "--computes", "2", "--builds", "40",
+              "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    builds = json.loads(out.stdout)
+    assert builds["active"] == 40 and builds["builds_per_s"] > 0
+    assert builds["messages_per_build"] >= 17 and 0 < builds["efficiency"] < 1
+    out = run("-m", "lab", "bench", "startup", "--computes", "2", "--per-process", "2",
+              "--runs", "1", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["rows"]
+    assert [(r["hosts_per_process"], r["processes"]) for r in rows] == [(1, 6), (2, 5)]
+    assert all(r["ready_s"] > 0 and r["peak_rss_mb"]["compute"] > 0 for r in rows)
+    out = run("-m", "lab", "bench", "scale", "--hosts", "3,12", "--per-process", "6",
+              "--sequential", "3", "--builds", "12", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    scale = json.loads(out.stdout)
+    assert [s["hosts"] for s in scale["sizes"]] == [3, 12] and scale["hosts"] == 12
+    assert [s["processes"] for s in scale["sizes"]] == [5, 6]
+    assert scale["select_destinations_p50_ms"] > 0 and scale["rss_total_mb"] > 0
+    assert scale["sizes"][1]["concurrent"]["active"] == 12 and scale["dashboard"]["exact"]
+    assert scale["met"] == {}          # goals are judged at 1,000 hosts only
+
+
 def test_bench_moves_json_measures_every_mode_from_the_trace(tmp_path):
     out = run("-m", "lab", "bench", "moves", "--migrations", "2", "--builds", "2",
               "--rounds", "1", "--json", cwd=tmp_path)

@@ -11,8 +11,10 @@ from typing import Any
 from ..bench_builds import boot_many, wait_at_rest
 from ..bench_scale import lab_memory_mb, select_round_trips
 from ..lab import Lab
+from .why_conductor import show_inline    # BokehJS inlined: no CDN
 
-__all__ = ["scale_lab", "measure", "crowd", "plot_sizes", "plot_crowd", "table"]
+__all__ = ["scale_lab", "measure", "crowd", "plot_sizes", "plot_crowd", "table",
+           "show_inline"]
 
 PER_PROCESS = 250    # compute hosts a process serves (hosts_per_process)
 
@@ -99,7 +101,7 @@ def plot_sizes(rows: list[dict[str, Any]], capped: dict[str, Any] | None = None)
         fig.scatter([capped["hosts"]], [max(capped["filter_ms"], 1e-3)], marker="star",
                     size=16, color="#d62728",
                     legend_label=f"filters, capped at {capped['candidates']:.0f} candidates")
-    fig.legend.location = "top_left"
+    fig.legend.location = "bottom_right"
     return fig
 
 

@@ -40,10 +40,11 @@ class Lab(CloudClient):
         preset = os.environ.get("LAB_PRESET") or preset
         self.config = LabConfig(computes=computes, seed=seed, preset=preset, speed=speed,
                                 **options)
-        factor = self.config.load_factor()   # a big cloud beats less often (config.py)
-        bus = BusConfig(seed=seed, hop_delay=self.config.timing("hop_delay"),
-                        heartbeat_interval=0.5 * factor, dead_after=2.0 * factor,
-                        bus_timeout=10.0 * factor)
+        factor, usual = self.config.load_factor(), BusConfig()   # a big cloud beats less
+        bus = BusConfig(seed=seed, hop_delay=self.config.timing("hop_delay"),  # often
+                        heartbeat_interval=usual.heartbeat_interval * factor,
+                        dead_after=usual.dead_after * factor,
+                        bus_timeout=usual.bus_timeout * factor)
         self.cluster = Cluster(run_dir, bus=bus, config={"lab": self.config.to_dict()})
         if keep:    # never pruned: see lab.housekeeping
             housekeeping.keep(self.run_dir, why="Lab(keep=True)")

@@ -109,9 +109,12 @@ class HostManager:
 
     def refresh(self) -> None:
         """Read the compute nodes and services written since the last look."""
+        known = len(self._nodes)
         for row in self.db.compute_nodes_since(self._generations["nodes"]):
             self._nodes[row["host"]] = row
             self._generations["nodes"] = max(self._generations["nodes"], row["generation"])
+        if len(self._nodes) != known:          # a host joined: the order, once
+            self._order = sorted(self._nodes)
         for row in self.db.services_since(self._generations["services"]):
             if row["binary"] == "compute":
                 self._services[row["host"]] = row
@@ -123,8 +126,7 @@ class HostManager:
         now = time.time() if now is None else now
         self.refresh()
         states = []
-        for host in sorted(self._nodes) if len(self._nodes) != len(self._order) \
-                else self._order:
+        for host in self._order:
             node, service = self._nodes[host], self._services.get(host)
             up = bool(service and service["last_seen_up"]
                       and now - service["last_seen_up"] <= self.service_down_time)
@@ -134,7 +136,6 @@ class HostManager:
                 node["local_gb_used"], node["failed_builds"], up,
                 bool(service and service["disabled"]), node["instances"],
                 self._instances_on(host)))
-        self._order = [s.host for s in states]
         self._apply_in_flight(states, now)
         return states
 

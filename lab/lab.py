@@ -23,7 +23,7 @@ from orchestrator.objects import Instance, parse_version
 
 from .client import ApiClient
 from .cloud import FINAL_STATUSES, CloudClient
-from . import housekeeping
+from . import classroom, housekeeping
 from .cluster import Cluster, LabError
 from .dashboard import reach
 from .remote import SERVICE_HOSTS, child_name
@@ -32,10 +32,13 @@ from .trace import Trace
 __all__ = ["Lab", "FINAL_STATUSES"]
 
 
-class Lab(CloudClient):
+class Lab(classroom.Classroom, CloudClient):
     def __init__(self, computes: int = 3, seed: int = 0, preset: str = "fast",
                  speed: float = 1.0, run_dir: str | None = None, dashboard: bool = False,
-                 keep: bool = False, **options: Any):
+                 keep: bool = False, listen: str | None = None,
+                 class_keys: str | os.PathLike | None = None, **options: Any):
+        """``listen`` and ``class_keys``: a class's cloud across machines (students'
+        computes join with CURVE; ``lab.classroom``)."""
         # $LAB_PRESET overrides: CI runs lessons written for "demo" at "fast" speed.
         preset = os.environ.get("LAB_PRESET") or preset
         self.config = LabConfig(computes=computes, seed=seed, preset=preset, speed=speed,
@@ -45,7 +48,9 @@ class Lab(CloudClient):
                         heartbeat_interval=usual.heartbeat_interval * factor,
                         dead_after=usual.dead_after * factor,
                         bus_timeout=usual.bus_timeout * factor)
+        classroom.check(class_keys, listen)   # before anything is made
         self.cluster = Cluster(run_dir, bus=bus, config={"lab": self.config.to_dict()})
+        classroom.configure(self.run_dir, class_keys, listen)
         if keep:    # never pruned: see lab.housekeeping
             housekeeping.keep(self.run_dir, why="Lab(keep=True)")
         self.api: ApiClient | None = None

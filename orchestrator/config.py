@@ -221,7 +221,10 @@ class LabConfig:
         return [f"compute{i + 1}" for i in range(self.computes)] + list(self.extra_computes)
 
     def zone_of(self, host: str) -> str:
-        index = int(host.removeprefix("compute") or 1) - 1
+        """Zones go round by the number a host's name ends in (``compute3``, a
+        student's ``alice_3``); a name without one is in the first."""
+        digits = host[len(host.rstrip("0123456789")):]
+        index = int(digits or 1) - 1
         return self.availability_zones[index % len(self.availability_zones)]
 
     def replace(self, **changes: Any) -> "LabConfig":

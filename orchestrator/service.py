@@ -23,10 +23,13 @@ import zmq
 
 from . import rundir
 from .config import BusConfig, from_dict
+from .messaging import curve
 from .messaging.server import RPCServer
 from .messaging.transport import Transport
 
-__all__ = ["run_service", "load_bus_config", "configure_logging"]
+__all__ = ["run_service", "load_bus_config", "configure_logging", "credentials", "TICKET"]
+
+TICKET = "ticket"   # a student's run directory: their class ticket (0600), in place of a secret
 
 log = logging.getLogger("orchestrator.service")
 
@@ -42,6 +45,15 @@ def load_bus_config(run_dir: str | Path) -> BusConfig:
     return from_dict(BusConfig, rundir.read(run_dir).get("config", {}).get("bus"))
 
 
+def credentials(run_dir: str | Path) -> str | curve.ClientKeys | None:
+    """How this run directory's services prove themselves to the bus: the lab's secret
+    (PLAIN), or on a student's machine their class ticket's keys (CURVE)."""
+    secret = rundir.secret(run_dir)
+    if secret or not (Path(run_dir) / TICKET).exists():
+        return secret
+    return curve.client_keys(curve.load_ticket(Path(run_dir) / TICKET))
+
+
 def run_service(run_dir: str | Path, topic: str, host: str, factory: ManagerFactory,
                 hosts: Sequence[str] = ()) -> str:
     """Run one service (or one per name in ``hosts``) until it stops; returns why."""
@@ -52,7 +64,7 @@ async def _serve(run_dir: Path, topic: str, hosts: list[str],
                  factory: ManagerFactory) -> str:
     config = load_bus_config(run_dir)
     endpoint = rundir.wait_for(run_dir, "endpoints", "bus", timeout=30)
-    secret = rundir.secret(run_dir)
+    secret = credentials(run_dir)
     context = zmq.Context()
     context.set(zmq.MAX_SOCKETS, max(1024, 2 * len(hosts) + 64))
     transports, managers = [], []

@@ -11,7 +11,21 @@ from typing import Any
 from ..messaging.client import RPCClient
 from ..messaging.transport import Transport
 
-__all__ = ["ComputeAPI"]
+__all__ = ["ComputeAPI", "SENT_BY_COMPUTES"]
+
+# Everything a compute sends, by topic: in a class, all a student's computes may send
+# (the bus refuses the rest: ``messaging/curve.py``). tests/unit/test_curve.py reads the
+# compute package's calls and checks this table against them.
+SENT_BY_COMPUTES: dict[str, tuple[str, ...]] = {
+    "conductor": ("action_event", "build_instances", "compute_node_update",
+                  "evacuation_cleanup", "instance_destroy", "instance_fault_create",
+                  "instance_update", "instances_on_host", "migration_update",
+                  "object_backport_versions", "reschedule_migration", "service_update"),
+    "scheduler": ("delete_instance_info", "prep_resize", "run_instance",
+                  "sync_instance_info", "update_instance_info"),
+    "compute": ("finish_resize", "finish_revert_resize", "resize_instance",
+                "terminate_instance"),
+}
 
 
 class ComputeAPI:

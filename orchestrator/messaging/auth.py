@@ -23,10 +23,11 @@ import struct
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import zmq
 
+from . import curve
 from .protocol import (AUTH_MECHANISM, CONTROL_TOPIC, ZAP_DOMAIN_BUS, ZAP_DOMAIN_TRACE,
                        split_identity)
 
@@ -40,6 +41,7 @@ MAX_NAME_BYTES = 255                      # a routing id's limit in ZMTP
 CLAIM_CHARS = 64                          # of a refused name, kept for logs and the trace
 MAX_CONNECTIONS = 4096                    # connections Names remembers before forgetting
 MAX_REFUSALS = 10_000                     # refusals waiting for the bus to count them
+CLASS_DOMAINS = (curve.ZAP_DOMAIN_CLASS_BUS, curve.ZAP_DOMAIN_CLASS_TRACE)
 HANDSHAKE_FAILURES = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
 
@@ -93,6 +95,14 @@ def judge(domain: str, mechanism: str, username: bytes, password: bytes,
     return ""
 
 
+def name_of(routing_id: bytes, user_id: str) -> str:
+    """The name a connection speaks as: its User-Id (PLAIN), or for a class's student
+    (``student:NAME``, CURVE) the routing id it chose, which must be one of theirs."""
+    if user_id.startswith(curve.STUDENT_PREFIX):
+        return routing_id.decode("utf-8", "replace")
+    return user_id
+
+
 def identity_problem(routing_id: bytes, user_id: str) -> str:
     """"" if a connection's routing id agrees with its authenticated name, else
     ``identity_mismatch``. A routing id starting with a zero byte is libzmq's own (the
@@ -109,8 +119,10 @@ class ZapHandler:
     a PLAIN server with no handler accepts anyone. ``refusals`` is a thread-safe queue
     the bus drains to count, log and trace them (the handler never touches the bus)."""
 
-    def __init__(self, ctx: zmq.Context, secret: str):
+    def __init__(self, ctx: zmq.Context, secret: str,
+                 registry: curve.Registry | None = None):
         self.secret = secret
+        self.registry = registry     # a class's students (CURVE), if the lab has a class
         self.accepted = 0
         self.refusals: deque[Refusal] = deque(maxlen=MAX_REFUSALS)
         self._sock = ctx.socket(zmq.REP)
@@ -149,6 +161,8 @@ class ZapHandler:
             request_id = request[1] if len(request) > 1 else b""
             return [ZAP_VERSION, request_id, b"500", b"malformed ZAP request", b"", b""]
         _, request_id, domain, address, _identity, mechanism, *credentials = request
+        if domain.decode("utf-8", "replace") in CLASS_DOMAINS:
+            return self._answer_class(request_id, domain, address, mechanism, credentials)
         username, password = (credentials + [b"", b""])[:2] \
             if mechanism == AUTH_MECHANISM.encode() else (b"", b"")
         domain_s = domain.decode("utf-8", "replace")
@@ -162,6 +176,23 @@ class ZapHandler:
         self.accepted += 1
         return [ZAP_VERSION, request_id, b"200", b"OK", username, b""]
 
+    def _answer_class(self, request_id: bytes, domain: bytes, address: bytes,
+                      mechanism: bytes, credentials: list[bytes]) -> list[bytes]:
+        """A connection to the class's CURVE endpoints: its public key must be a
+        student's in the keys directory (User-Id ``student:NAME``)."""
+        if self.registry is None or mechanism != b"CURVE" or not credentials:
+            student, reason = "", "no_credentials"
+        else:
+            student, reason = self.registry.judge(credentials[0])
+        if reason:
+            self.refusals.append(Refusal(domain.decode("utf-8", "replace"),
+                                         student[:CLAIM_CHARS], reason,
+                                         address.decode("utf-8", "replace")))
+            return [ZAP_VERSION, request_id, b"400", reason.encode(), b"", b""]
+        self.accepted += 1
+        return [ZAP_VERSION, request_id, b"200", b"OK",
+                (curve.STUDENT_PREFIX + student).encode(), b""]
+
 
 class Names:
     """Who holds each name on an authenticated bus: the routing id of the newest
@@ -174,11 +205,14 @@ class Names:
         self._refused: set[bytes] = set()
 
     def admit(self, routing_id: bytes, user_id: str) -> str:
-        """"" if the frame may be processed as from ``user_id``; else why not:
-        ``identity_mismatch`` (the connection's first frame: a refusal), ``refused`` (a
-        refused connection's later frames) or ``superseded`` (a newer connection holds
-        the name). A new connection with the proof takes its name at once."""
-        if self.routes.get(user_id) == routing_id:
+        """"" if the frame may be processed as from ``user_id`` (for a class's student,
+        ``student:NAME``, as from the name its routing id gives); else why not:
+        ``identity_mismatch`` or ``not_your_name`` (the connection's first frame: a
+        refusal), ``refused`` (a refused connection's later frames) or ``superseded`` (a
+        newer connection holds the name). A new connection with the proof takes its name
+        at once."""
+        name = name_of(routing_id, user_id)
+        if self.routes.get(name) == routing_id:
             return ""                                  # the holder: the common case
         if self._seen.get(routing_id) == user_id:      # known connection, same proof
             return "refused" if routing_id in self._refused else "superseded"
@@ -186,12 +220,14 @@ class Names:
         if len(self._seen) >= MAX_CONNECTIONS:
             self._forget()
         self._seen[routing_id] = user_id
-        problem = identity_problem(routing_id, user_id)
+        problem = curve.name_problem(user_id[len(curve.STUDENT_PREFIX):], name) \
+            if user_id.startswith(curve.STUDENT_PREFIX) else \
+            identity_problem(routing_id, user_id)
         if problem:
             self._refused.add(routing_id)
             return problem
         self._refused.discard(routing_id)
-        self.routes[user_id] = routing_id
+        self.routes[name] = routing_id
         return ""
 
     def gone(self, name: str, routing_id: bytes) -> None:
@@ -214,10 +250,16 @@ class Gate:
     frames into the bus's ``stats``; the bus counts, logs and traces :meth:`refusals`."""
 
     def __init__(self, ctx: zmq.Context, secret: str, router: zmq.Socket, pub: zmq.Socket,
-                 stats: Counter[str]):
-        self.zap = ZapHandler(ctx, secret).start()   # first: PLAIN with no handler admits all
+                 stats: Counter[str], classroom: dict[str, Any] | None = None):
+        self.registry = curve.Registry(classroom["keys"]) if classroom else None
+        # first: PLAIN with no handler admits all
+        self.zap = ZapHandler(ctx, secret, self.registry).start()
         self.names = Names()
         self.stats = stats
+        self.classroom = classroom or {}
+        self.students: dict[str, str] = {}     # name on the bus -> its student
+        self.sends = {topic: frozenset(methods)
+                      for topic, methods in self.classroom.get("sends", {}).items()}
         self._mismatches: deque[Refusal] = deque(maxlen=MAX_REFUSALS)
         self._sockets = (router, pub)
         plain_server(router, ZAP_DOMAIN_BUS)
@@ -225,10 +267,26 @@ class Gate:
         self._monitors = [(router.get_monitor_socket(HANDSHAKE_FAILURES), ZAP_DOMAIN_BUS),
                           (pub.get_monitor_socket(HANDSHAKE_FAILURES), ZAP_DOMAIN_TRACE)]
 
+    def bind_class(self) -> dict[str, str]:
+        """Bind the class's CURVE endpoints (after the lab's own PLAIN ones: the mechanism
+        is fixed per bind): the bus on ``listen:port``, the trace on ``port + 1``."""
+        router, pub = self._sockets
+        listen, port = self.classroom["listen"], int(self.classroom["port"])
+        endpoints = {}
+        for key, sock, domain, at in (("class_bus", router, curve.ZAP_DOMAIN_CLASS_BUS, port),
+                                      ("class_trace", pub, curve.ZAP_DOMAIN_CLASS_TRACE,
+                                       port + 1)):
+            curve.curve_server(sock, self.registry.secret_key, domain)  # type: ignore
+            sock.bind(f"tcp://{listen}:{at}")
+            endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        return endpoints
+
     def admit(self, routing_id: bytes, frame: zmq.Frame) -> str | None:
-        """The sender of one ROUTER message (the User-Id of ``frame``'s connection), or
-        None when that connection may not speak for it: refused once if its routing id is
-        not its name, its later frames (or a superseded connection's) counted, dropped."""
+        """The sender of one ROUTER message (the User-Id of ``frame``'s connection, or
+        for a student the name they chose), or None when that connection may not speak
+        for it: refused once if its routing id is not its name (or not one of the
+        student's names), its later frames (or a superseded connection's, or a revoked
+        student's) counted, dropped."""
         try:
             user_id = frame.get("User-Id")
         except zmq.ZMQError:      # never on a PLAIN server; input never kills the bus
@@ -236,18 +294,56 @@ class Gate:
             return None
         problem = self.names.admit(routing_id, user_id)
         if not problem:
-            return user_id
-        if problem == "identity_mismatch":
+            name = name_of(routing_id, user_id)
+            if self.registry is None or not user_id.startswith(curve.STUDENT_PREFIX):
+                return name
+            student = user_id[len(curve.STUDENT_PREFIX):]
+            if student in self.registry.revoked:
+                self.stats["revoked_frames"] += 1
+                return None
+            self.students[name] = student
+            return name
+        if problem in ("identity_mismatch", "not_your_name"):
             try:
                 peer = describe_peer(frame.get("Peer-Address"))
             except zmq.ZMQError:
                 peer = "unknown peer"
+            how = f"PLAIN user {user_id!r}" if problem == "identity_mismatch" else \
+                f"CURVE {user_id!r}"
             self._mismatches.append(Refusal(
                 ZAP_DOMAIN_BUS, routing_id.decode("utf-8", "replace")[:CLAIM_CHARS], problem,
-                f"{peer}, PLAIN user {user_id!r}"))
+                f"{peer}, {how}"))
         else:
             self.stats[f"{problem}_frames"] += 1
         return None
+
+    def may_send(self, name: str, env: dict[str, Any]) -> bool:
+        """A student's computes send only what a compute sends (``class.sends``); a
+        student may drive their own computes (their knobs: ``set_failure``, ...) and ask
+        the bus only for :data:`curve.CLASS_CONTROLS`; anyone else, anything."""
+        student = self.students.get(name)
+        if student is None:
+            return True
+        kind, topic = env["kind"], env["topic"]
+        if kind == "control":
+            return env["method"] in curve.CLASS_CONTROLS
+        if topic == "compute" and env["server"] and kind in ("call", "cast") and \
+                not curve.name_problem(student, f"compute.{env['server']}"):
+            return True
+        if not name.startswith("compute."):
+            return False
+        return kind == "reply" or env["method"] in self.sends.get(topic, ())
+
+    def revoked(self) -> list[str]:
+        """Names held by students revoked since the last look (the keys directory
+        changed): the bus cuts them off."""
+        if self.registry is None or not self.registry.reload():
+            return []
+        gone = [name for name, student in self.students.items()
+                if student in self.registry.revoked]
+        for name in gone:
+            del self.students[name]
+        return gone
 
     def refusals(self) -> Iterator[Refusal]:
         """What was refused since the last call: by the ZAP handler, by the identity rule,
@@ -279,13 +375,17 @@ class Gate:
         self.zap.stop()
 
 
-def plain_client(sock: zmq.Socket, name: str, secret: str | None, *,
+def plain_client(sock: zmq.Socket, name: str, secret: str | curve.ClientKeys | None, *,
                  routing_id: bool = True) -> None:
     """Set a client socket's credentials (before ``connect``). With the lab's secret: PLAIN,
     username ``name``, password the secret, and no routing id of its own (libzmq assigns
-    one; the bus knows the peer by its username). Without one (a bus that does not
-    authenticate): routing id ``name`` if ``routing_id``, as before authentication."""
-    if secret:
+    one; the bus knows the peer by its username). With a student's keys (a class's
+    machine): CURVE, routing id ``name`` (``curve.curve_client``). Without either (a bus
+    that does not authenticate): routing id ``name`` if ``routing_id``, as before
+    authentication."""
+    if isinstance(secret, curve.ClientKeys):
+        curve.curve_client(sock, name, secret)
+    elif secret:
         sock.setsockopt(zmq.PLAIN_USERNAME, name.encode())
         sock.setsockopt(zmq.PLAIN_PASSWORD, secret.encode())
     elif routing_id:

@@ -18,7 +18,7 @@ from typing import Any
 
 import zmq
 
-from . import auth, protocol
+from . import auth, curve, protocol
 from .transport import REPLY_MAX_BYTES, result_of
 
 __all__ = ["BlockingClient"]
@@ -28,7 +28,7 @@ _counter = itertools.count(1)
 
 class BlockingClient:
     def __init__(self, endpoint: str, name: str | None = None, *, timeout: float = 10.0,
-                 secret: str | None = None):
+                 secret: str | curve.ClientKeys | None = None):
         self.identity = protocol.identity("lab", name or f"{os.getpid()}-{next(_counter)}"
                                           f"-{os.urandom(3).hex()}")
         self.timeout = timeout

@@ -80,8 +80,13 @@ class Bus:
             sock.setsockopt(zmq.LINGER, 0)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         secret = rundir.secret(self.run_dir)
+        classroom = rundir.read(self.run_dir).get("class")
+        if classroom and not secret:
+            raise RuntimeError("a class's bus needs the lab's secret: nothing listens "
+                               "beyond 127.0.0.1 without authentication")
         if secret:
-            self.gate = auth.Gate(self._ctx, secret, self.router, self.pub, self.stats)
+            self.gate = auth.Gate(self._ctx, secret, self.router, self.pub, self.stats,
+                                  classroom)
             self.names = self.gate.names
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
@@ -94,6 +99,8 @@ class Bus:
         self.pub.bind(before.get("trace", "tcp://127.0.0.1:0"))
         endpoints = {"bus": self.router.getsockopt_string(zmq.LAST_ENDPOINT),
                      "trace": self.pub.getsockopt_string(zmq.LAST_ENDPOINT)}
+        if classroom:      # the class's CURVE doors, after the lab's own PLAIN ones
+            endpoints.update(self.gate.bind_class())   # type: ignore[union-attr]
         self._seq = _last_seq(self.run_dir / TRACE_FILE)
         self._trace_file = open(self.run_dir / TRACE_FILE, "a", encoding="utf-8")
         if self._trace_file.tell() and not _ends_with_newline(self.run_dir / TRACE_FILE):
@@ -102,6 +109,9 @@ class Bus:
                       bus={"pid": os.getpid(), "started": time.time()})
         log.info("bus up: %s, trace tap %s (%s)", endpoints["bus"], endpoints["trace"],
                  "PLAIN, the lab's secret" if self.gate else "no authentication")
+        if classroom:
+            log.info("class bus %s, trace %s: CURVE, students' keys in %s",
+                     endpoints["class_bus"], endpoints["class_trace"], classroom["keys"])
         return endpoints
 
     def serve(self) -> None:
@@ -183,6 +193,10 @@ class Bus:
         src = ident.decode("utf-8", "replace") if sender is None else sender
         if env["src"] != src:
             return self._bad(who, "bad_envelope", f"src {env['src']!r} is not the sender")
+        if self.gate is not None and self.gate.students and \
+                not self.gate.may_send(src, env):
+            return self._bad(who, "not_allowed", f"a student's {src} may not send "
+                             f"{env['kind']} {env['topic']}.{env['method']}")
         if env["kind"] == "control" and env["method"] == "register":
             self.routes.register(src, time.time())   # a (re)started server: flush its queue
             self._on_alive(src)
@@ -232,6 +246,11 @@ class Bus:
         events = [e for e in self.history if e["seq"] > since][:max(0, min(limit, HISTORY_PAGE))]
         return {"events": events, "last_seq": self._seq,
                 "oldest_seq": self.history[0]["seq"] if self.history else self._seq + 1}
+
+    def control_class_config(self) -> dict[str, Any]:
+        """What a student's machine needs to run computes of this lab: its config."""
+        config = rundir.read(self.run_dir).get("config", {})
+        return {"lab": config.get("lab", {}), "bus": config.get("bus", {})}
 
     def control_stats(self) -> dict[str, Any]:
         return {"counters": dict(self.stats), "queued": self.routes.queued(),
@@ -381,6 +400,8 @@ class Bus:
         if self.gate is not None:
             for refusal in self.gate.refusals():
                 self._refused(refusal)
+            for name in self.gate.revoked():
+                self._cut_off(name)
         for identity in self.routes.expire(now):
             log.warning("%s missed heartbeats for %.1fs: down", identity, self.config.dead_after)
         beat = protocol.encode(protocol.envelope("control", BUS_IDENTITY, "", "heartbeat"))
@@ -407,6 +428,17 @@ class Bus:
             env = protocol.envelope("control", refusal.claimed, protocol.CONTROL_TOPIC,
                                     "connect")
             self._trace(env, "dropped", BUS_IDENTITY, 0, f"auth: {refusal.reason}")
+
+    def _cut_off(self, name: str) -> None:
+        """A revoked student's peer: no route to it, its later frames dropped."""
+        self.routes.remove(name)
+        routing_id = self.names.routes.get(name) if self.names else None
+        if routing_id is not None:
+            self.names.gone(name, routing_id)   # type: ignore[union-attr]
+        self.stats["auth.revoked"] += 1
+        log.warning("%s cut off: its student's key was revoked", name)
+        env = protocol.envelope("control", name, protocol.CONTROL_TOPIC, "connect")
+        self._trace(env, "dropped", BUS_IDENTITY, 0, "auth: revoked_key")
 
     # -- the tap ------------------------------------------------------------------------
     def _trace(self, env: dict[str, Any], phase: str, dst: str, size: int,

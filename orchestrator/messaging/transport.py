@@ -1,8 +1,9 @@
 """A service's connection to the bus (asyncio): one DEALER socket named ``topic.server``.
 
 With the lab's secret (``rundir.secret``) it proves that name with PLAIN (username the
-name, password the secret; libzmq picks the routing id); without one (a bus that does not
-authenticate) the name is its routing id. It registers, heartbeats every ``heartbeat_interval``, matches replies to waiting calls,
+name, password the secret; libzmq picks the routing id); on a student's machine, with
+their class keys, it proves it with CURVE (``curve.py``); without either (a bus that does
+not authenticate) the name is its routing id. It registers, heartbeats every ``heartbeat_interval``, matches replies to waiting calls,
 hands every request to the server's dispatcher, and ends its ``run()`` when the bus has
 been silent for ``bus_timeout`` or when the process that started it has died, so no
 service outlives its lab.
@@ -18,7 +19,7 @@ from typing import Any, Awaitable, Callable
 import zmq
 
 from ..config import BusConfig
-from . import auth, protocol
+from . import auth, curve, protocol
 
 FROZEN_AFTER = 4   # a watchdog tick this many intervals late: this process was frozen
 
@@ -36,7 +37,8 @@ Handler = Callable[[dict[str, Any]], Awaitable[None] | None]
 class Transport:
     def __init__(self, endpoint: str, topic: str, server: str,
                  config: BusConfig | None = None, *, watch_parent: bool = True,
-                 secret: str | None = None, context: zmq.Context | None = None):
+                 secret: str | curve.ClientKeys | None = None,
+                 context: zmq.Context | None = None):
         self.endpoint = endpoint
         self.topic, self.server = topic, server
         self.identity = protocol.identity(topic, server)

@@ -117,7 +117,7 @@ class Classroom:
         deadline = time.monotonic() + timeout
         while True:
             states = {s["host"]: s["state"] for s in self.services()   # type: ignore
-                      if s["binary"] == "compute"}
+                      if s["binary"].endswith("compute")}
             if all(states.get(h) == "down" for h in hosts):
                 return
             if time.monotonic() > deadline:

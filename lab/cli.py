@@ -13,6 +13,7 @@
     chaos     a seeded nemesis against a new lab, then the invariants (exit 1 if broken)
     replay FILE      play a saved trace back in the terminal (or --dashboard in the page)
     clean     remove old labs' run directories (--keep N newest stopped ones, --dry-run)
+    keys DIR / join TICKET / revoke NAME   a class's cloud across machines (up --class)
 
 Commands that act on a running lab find it by ``--run-dir``, ``$CONDUCTOR_LAB_RUN_DIR``
 or as the newest live lab. Bad arguments exit 2; a missing lab or a failed action, 1.
@@ -29,6 +30,7 @@ from typing import Callable
 
 from orchestrator.config import FLAVORS, ConfigError
 
+from . import cli_class
 from .chaos import add_arguments as add_chaos_arguments
 from .client import ApiError
 from .cluster import LabError
@@ -46,7 +48,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     lab = Lab(computes=args.computes, seed=args.seed, preset=args.preset, flow=args.flow,
               run_dir=args.run_dir, dashboard=not args.no_dashboard,
               hosts_per_process=args.hosts_per_process,
-              conductor_workers=args.conductor_workers)
+              conductor_workers=args.conductor_workers, **cli_class.class_lab_options(args))
     try:
         lab.start()
         print(f"lab running in {lab.run_dir}", flush=True)
@@ -54,13 +56,16 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"  dashboard  {lab.dashboard_url}   <- open this in a browser")
         print(f"  api     {lab.api_url}/v2.1   (X-Auth-Token: the lab's secret)")
         for name, endpoint in lab.cluster.endpoints.items():
-            print(f"  {name:7} {endpoint}")
+            print(f"  {name:7} {endpoint}" if not name.startswith("class") else
+                  f"  {name.replace('_', ' '):11} {endpoint}")
         print(f"  secret  {lab.run_dir}/secret   e.g. curl -H \"X-Auth-Token: "
               f"$(cat {lab.run_dir}/secret)\" {lab.api_url}/v2.1/servers")
         print(f"  openstack  eval \"$({sys.executable} -m lab env --run-dir {lab.run_dir})\"; "
               f"openstack server list")
         print(f"  {args.computes} computes, preset {args.preset}, flow {args.flow}, "
               f"seed {args.seed}")
+        if args.classroom:
+            cli_class.print_class(lab)
         print("Ctrl-C stops it.", flush=True)
         while lab.cluster.children["bus"].alive():
             time.sleep(0.5)
@@ -329,6 +334,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="compute hosts one process serves (a big cloud: 1000 hosts, 250)")
     up.add_argument("--conductor-workers", type=_positive, default=1,
                     help="conductor processes sharing the conductor topic")
+    cli_class.add_up_arguments(up)
     add("status", cmd_status, "services and instances of a running lab")
     boot = add("boot", cmd_boot, "boot instances in a running lab")
     boot.add_argument("count", type=_positive)
@@ -382,6 +388,7 @@ def _parser() -> argparse.ArgumentParser:
     chaos = add("chaos", cmd_chaos, "a seeded nemesis against a new lab while it builds; "
                 "then the invariants (exit 1 on any violation)", lab=False)
     add_chaos_arguments(chaos)
+    cli_class.add_commands(sub, add)
     return parser
 
 

@@ -11,6 +11,7 @@ from orchestrator import rundir
 from orchestrator.config import LabConfig, from_dict
 from orchestrator.messaging.blocking import BlockingClient
 
+from .classroom import Classroom
 from .client import ApiClient
 from .cloud import CloudClient
 from .cluster import LabError, labs_home
@@ -74,7 +75,7 @@ def child_name(service: str, computes: list[str]) -> str:
                    f"{', '.join(computes)}")
 
 
-class RemoteLab(CloudClient):
+class RemoteLab(Classroom, CloudClient):
     """A running lab seen from outside: API, bus knobs, signals to its processes."""
 
     def __init__(self, run_dir: str | Path | None = None):

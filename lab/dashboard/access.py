@@ -1,4 +1,6 @@
-"""Who may open the dashboard: whoever holds the lab's secret, and nobody else.
+"""Who may open the dashboard: whoever holds the lab's secret, and nobody else (in a
+class, also the students, with the read-only token their tickets carry: the dashboard
+shows the cloud and drives nothing, and the token opens nothing else).
 
 The dashboard listens on 127.0.0.1, where every user of a shared machine can connect; on a
 hub, jupyter-server-proxy lets any logged-in student reach any local port. So every page,
@@ -57,25 +59,31 @@ class DeniedHandler(RequestHandler):
 class LabAccess(AuthProvider):
     """Bokeh's authentication hook, checking the lab's secret."""
 
-    def __init__(self, secret: str, lab_id: str, cookie_path: str = "/"):
+    def __init__(self, secret: str, lab_id: str, cookie_path: str = "/",
+                 view_token: str | None = None):
         self.secret = secret
+        self.view_token = view_token    # a class's read-only link: the dashboard only
         self.cookie = cookie_name(lab_id)
         self.cookie_path = cookie_path or "/"
         self.refused = 0
         super().__init__()
 
+    def _known(self, token: str) -> bool:
+        return _same(token, self.secret) or \
+            self.view_token is not None and _same(token, self.view_token)
+
     def allowed(self, handler: RequestHandler) -> bool:
         given = handler.get_argument("token", None)
-        if given is not None and _same(given, self.secret):
+        if given is not None and self._known(given):
             if not isinstance(handler, WebSocketHandler):
-                handler.set_cookie(self.cookie, self.secret, path=self.cookie_path,
+                handler.set_cookie(self.cookie, given, path=self.cookie_path,
                                    httponly=True, samesite="Strict")
             return True
         header = handler.request.headers.get("Authorization", "")
-        if header.lower().startswith("token ") and _same(header[6:].strip(), self.secret):
+        if header.lower().startswith("token ") and self._known(header[6:].strip()):
             return True
         cookie = handler.get_cookie(self.cookie)
-        return cookie is not None and _same(cookie, self.secret)
+        return cookie is not None and self._known(cookie)
 
     def _get_user(self, handler: RequestHandler) -> str | None:
         if self.allowed(handler):

@@ -50,11 +50,16 @@ def serve(source: feed.LiveFeed | feed.ReplayFeed | feed.FollowFeed, run_dir: Pa
     (a fresh one when none is given: a replay's URL carries its own)."""
     feed.install(source)
     sockets, port = bind_sockets("127.0.0.1", port)
+    classroom = rundir.read(run_dir).get("class") if run_dir is not None else None
+    view_token = None
+    if classroom:   # the class's door: the read-only link in the students' tickets
+        view_token = (Path(classroom["keys"]) / "view-token").read_text().strip()
+        sockets += bind_sockets(classroom["listen"], int(classroom["port"]) + 2)[0]
     reach = reach or Reach("direct")
     secret = secret or secrets.token_urlsafe(32)
     prefix = reach.prefix(port)
     access = LabAccess(secret, run_dir.name if run_dir else f"replay-{port}",
-                       cookie_path=prefix or "/")
+                       cookie_path=prefix or "/", view_token=view_token)
     app = BokehTornado({PATH: Application(DirectoryHandler(filename=str(APP_DIR)))},
                        prefix=prefix, extra_websocket_origins=reach.origins(port),
                        auth_provider=access, exclude_cookies=[access.cookie],
@@ -69,6 +74,9 @@ def serve(source: feed.LiveFeed | feed.ReplayFeed | feed.FollowFeed, run_dir: Pa
         rundir.update(run_dir, endpoints={"dashboard": direct},
                       dashboard={"port": port, "pid": os.getpid()})
         print(f"dashboard at {direct} ({reach.how}: {reach.why})", flush=True)
+        if classroom:
+            print(f"class dashboard (read-only token) on {classroom['listen']}:"
+                  f"{int(classroom['port']) + 2}", flush=True)
     else:
         print(f"dashboard at {reach.browser_url(port, secret)}", flush=True)
     parent = os.getppid()

@@ -146,7 +146,7 @@ def write_keys(keys_dir: str | os.PathLike, students: list[str], address: str,
     if not 1 <= port <= 65533:
         raise KeysError(f"port {port}: the bus takes it, the trace the next, the "
                         f"dashboard the one after; choose 1-65533")
-    for sub in ("", "students", "revoked", "tickets", "private"):
+    for sub in ("", "students", "revoked", "tickets"):
         (keys_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(keys_dir, 0o700)
     zmq.auth.create_certificates(keys_dir, "server")
@@ -166,10 +166,12 @@ def add_student(keys_dir: str | os.PathLike, name: str) -> Path:
     student_names(1, name)
     if name in info["students"]:
         raise KeysError(f"{name} already has keys")
+    (keys_dir / "private").mkdir(mode=0o700, exist_ok=True)
     public_file, secret_file = zmq.auth.create_certificates(keys_dir / "private", name)
     public, secret = zmq.auth.load_certificate(secret_file)
     shutil.move(public_file, keys_dir / "students" / f"{name}.key")
     os.unlink(secret_file)   # the ticket is the only copy the student needs
+    (keys_dir / "private").rmdir()
     server_public, _ = zmq.auth.load_certificate(keys_dir / "server.key")
     address, port = info["address"], info["port"]
     view = (keys_dir / "view-token").read_text().strip()

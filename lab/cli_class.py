@@ -9,11 +9,11 @@
 from __future__ import annotations
 
 import argparse
-import select
+import queue
 import shlex
 import socket
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -114,26 +114,27 @@ def cmd_join(args: argparse.Namespace) -> int:
 
 def _supervise(student: Any, stdin: Any) -> int:
     """Keep the computes running (``Student.tend``) and obey the student's commands,
-    until ``quit``, Ctrl-C or the class refuses the key."""
-    reading = True
+    until ``quit``, Ctrl-C or the class refuses the key. Lines are read on a thread (a
+    buffered stdin and select() disagree about what is left to read)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in stdin:
+            lines.put(line)
+        lines.put("")           # stdin closed: supervise on until Ctrl-C
+    threading.Thread(target=read, name="join-stdin", daemon=True).start()
     while True:
         for host in student.tend():
             print(f"{host} exited (the class's bus went away?): started again", flush=True)
         if student.refused:
             print(f"error: {student.refused}", file=sys.stderr)
             return 1
-        if not reading:
-            time.sleep(0.5)
-            continue
-        ready, _, _ = select.select([stdin], [], [], 0.5)
-        if not ready:
-            continue
-        line = stdin.readline()
-        if not line:        # stdin closed: go on supervising until Ctrl-C
-            reading = False
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
             continue
         try:
-            if _obey(student, shlex.split(line)) == "quit":
+            if line and _obey(student, shlex.split(line)) == "quit":
                 return 0
         except (LabError, ValueError) as exc:
             print(f"error: {exc}", flush=True)

@@ -23,13 +23,13 @@ import struct
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import zmq
 
 from . import curve
 from .protocol import (AUTH_MECHANISM, CONTROL_TOPIC, ZAP_DOMAIN_BUS, ZAP_DOMAIN_TRACE,
-                       split_identity)
+                       ProtocolError, decode, split_identity)
 
 __all__ = ["ZAP_ENDPOINT", "Refusal", "describe_peer", "judge", "name_problem",
            "identity_problem", "ZapHandler", "Names", "Gate", "plain_client", "plain_server"]
@@ -93,14 +93,6 @@ def judge(domain: str, mechanism: str, username: bytes, password: bytes,
     if domain == ZAP_DOMAIN_BUS:
         return name_problem(username)
     return ""
-
-
-def name_of(routing_id: bytes, user_id: str) -> str:
-    """The name a connection speaks as: its User-Id (PLAIN), or for a class's student
-    (``student:NAME``, CURVE) the routing id it chose, which must be one of theirs."""
-    if user_id.startswith(curve.STUDENT_PREFIX):
-        return routing_id.decode("utf-8", "replace")
-    return user_id
 
 
 def identity_problem(routing_id: bytes, user_id: str) -> str:
@@ -201,34 +193,44 @@ class Names:
 
     def __init__(self) -> None:
         self.routes: dict[str, bytes] = {}   # name -> routing id holding it (send here)
-        self._seen: dict[bytes, str] = {}    # routing id -> the User-Id it came with
+        # routing id -> (the User-Id it came with, the name it speaks as)
+        self._seen: dict[bytes, tuple[str, str]] = {}
         self._refused: set[bytes] = set()
 
-    def admit(self, routing_id: bytes, user_id: str) -> str:
-        """"" if the frame may be processed as from ``user_id`` (for a class's student,
-        ``student:NAME``, as from the name its routing id gives); else why not:
-        ``identity_mismatch`` or ``not_your_name`` (the connection's first frame: a
-        refusal), ``refused`` (a refused connection's later frames) or ``superseded`` (a
-        newer connection holds the name). A new connection with the proof takes its name
-        at once."""
-        name = name_of(routing_id, user_id)
-        if self.routes.get(name) == routing_id:
-            return ""                                  # the holder: the common case
-        if self._seen.get(routing_id) == user_id:      # known connection, same proof
-            return "refused" if routing_id in self._refused else "superseded"
+    def admit(self, routing_id: bytes, user_id: str,
+              claim: Callable[[], str] | None = None) -> tuple[str, str]:
+        """(the name, "") if the frame may be processed as from that name; else (the
+        name, why not): ``identity_mismatch`` or ``not_your_name`` (the connection's first
+        frame: a refusal), ``refused`` (a refused connection's later frames) or
+        ``superseded`` (a newer connection holds the name). A new connection with the
+        proof takes its name at once. The name is the User-Id (PLAIN); for a class's
+        student (User-Id ``student:NAME``, CURVE) it is what ``claim()`` says the
+        connection's first frame claims (its envelope's ``src``), which must be one of
+        the student's names, and stays that connection's name."""
+        known = self._seen.get(routing_id)
+        if known is not None and known[0] == user_id:   # a known connection, same proof
+            name = known[1]
+            if self.routes.get(name) == routing_id:
+                return name, ""                          # the holder: the common case
+            return name, "refused" if routing_id in self._refused else "superseded"
         # a new connection (or a routing id libzmq handed over to another one)
+        student = user_id[len(curve.STUDENT_PREFIX):] \
+            if user_id.startswith(curve.STUDENT_PREFIX) else ""
+        name = (claim() if claim is not None else "") if student else user_id
         if len(self._seen) >= MAX_CONNECTIONS:
             self._forget()
-        self._seen[routing_id] = user_id
-        problem = curve.name_problem(user_id[len(curve.STUDENT_PREFIX):], name) \
-            if user_id.startswith(curve.STUDENT_PREFIX) else \
-            identity_problem(routing_id, user_id)
+        self._seen[routing_id] = (user_id, name)
+        if student:   # a student never names its connection: libzmq does (0 and 4 bytes)
+            problem = curve.name_problem(student, name) if routing_id[:1] == b"\x00" \
+                else "identity_mismatch"
+        else:
+            problem = identity_problem(routing_id, user_id)
         if problem:
             self._refused.add(routing_id)
-            return problem
+            return name, problem
         self._refused.discard(routing_id)
         self.routes[name] = routing_id
-        return ""
+        return name, ""
 
     def gone(self, name: str, routing_id: bytes) -> None:
         """The connection holding ``name`` is gone (a send found no route): free the name,
@@ -239,7 +241,8 @@ class Names:
 
     def _forget(self) -> None:
         """Keep only the holders (an ancient connection that speaks again is judged anew)."""
-        self._seen = {rid: name for name, rid in self.routes.items()}
+        self._seen = {rid: self._seen[rid] for rid in self.routes.values()
+                      if rid in self._seen}
         self._refused.clear()
 
 
@@ -261,6 +264,7 @@ class Gate:
         self.sends = {topic: frozenset(methods)
                       for topic, methods in self.classroom.get("sends", {}).items()}
         self._mismatches: deque[Refusal] = deque(maxlen=MAX_REFUSALS)
+        self._class_doors: dict[str, str] = {}    # a class endpoint -> its ZAP domain
         self._sockets = (router, pub)
         plain_server(router, ZAP_DOMAIN_BUS)
         plain_server(pub, ZAP_DOMAIN_TRACE)
@@ -279,22 +283,24 @@ class Gate:
             curve.curve_server(sock, self.registry.secret_key, domain)  # type: ignore
             sock.bind(f"tcp://{listen}:{at}")
             endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            self._class_doors[endpoints[key]] = domain
         return endpoints
 
-    def admit(self, routing_id: bytes, frame: zmq.Frame) -> str | None:
-        """The sender of one ROUTER message (the User-Id of ``frame``'s connection, or
-        for a student the name they chose), or None when that connection may not speak
-        for it: refused once if its routing id is not its name (or not one of the
-        student's names), its later frames (or a superseded connection's, or a revoked
-        student's) counted, dropped."""
+    def admit(self, routing_id: bytes, frame: zmq.Frame,
+              data: zmq.Frame | None = None) -> str | None:
+        """The sender of one ROUTER message (the User-Id of ``frame``'s connection; for a
+        student, the name their connection claimed in its first envelope, ``data``), or
+        None when that connection may not speak for it: refused once if its routing id is
+        not its name (or the name is not one of the student's), its later frames (or a
+        superseded connection's, or a revoked student's) counted, dropped."""
         try:
             user_id = frame.get("User-Id")
         except zmq.ZMQError:      # never on a PLAIN server; input never kills the bus
             self.stats["refused_frames"] += 1
             return None
-        problem = self.names.admit(routing_id, user_id)
+        name, problem = self.names.admit(routing_id, user_id,
+                                         lambda: _claimed(data or frame))
         if not problem:
-            name = name_of(routing_id, user_id)
             if self.registry is None or not user_id.startswith(curve.STUDENT_PREFIX):
                 return name
             student = user_id[len(curve.STUDENT_PREFIX):]
@@ -308,11 +314,12 @@ class Gate:
                 peer = describe_peer(frame.get("Peer-Address"))
             except zmq.ZMQError:
                 peer = "unknown peer"
-            how = f"PLAIN user {user_id!r}" if problem == "identity_mismatch" else \
-                f"CURVE {user_id!r}"
-            self._mismatches.append(Refusal(
-                ZAP_DOMAIN_BUS, routing_id.decode("utf-8", "replace")[:CLAIM_CHARS], problem,
-                f"{peer}, {how}"))
+            how = f"PLAIN user {user_id!r}" if not user_id.startswith(curve.STUDENT_PREFIX) \
+                else f"CURVE {user_id!r}"
+            claimed = name if user_id.startswith(curve.STUDENT_PREFIX) else \
+                routing_id.decode("utf-8", "replace")
+            self._mismatches.append(Refusal(ZAP_DOMAIN_BUS, claimed[:CLAIM_CHARS], problem,
+                                            f"{peer}, {how}"))
         else:
             self.stats[f"{problem}_frames"] += 1
         return None
@@ -362,8 +369,10 @@ class Gate:
                 kind, value = struct.unpack("=HI", event[:6])
                 mismatch = kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and \
                     value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
-                yield Refusal(domain, "", "no_credentials" if mismatch else "bad_handshake",
-                              f"{endpoint.decode('utf-8', 'replace')}: no name claimed")
+                where = endpoint.decode("utf-8", "replace")
+                yield Refusal(self._class_doors.get(where, domain), "",
+                              "no_credentials" if mismatch else "bad_handshake",
+                              f"{where}: no name claimed")
 
     def close(self) -> None:
         """Monitors off, handler stopped: before the bus closes its sockets and terminates
@@ -375,6 +384,14 @@ class Gate:
         self.zap.stop()
 
 
+def _claimed(frame: zmq.Frame) -> str:
+    """The ``src`` a student's first envelope claims ("" if it is not an envelope)."""
+    try:
+        return decode(frame.bytes)["src"]
+    except ProtocolError:   # not an envelope: no claim, refused as not_your_name
+        return ""
+
+
 def plain_client(sock: zmq.Socket, name: str, secret: str | curve.ClientKeys | None, *,
                  routing_id: bool = True) -> None:
     """Set a client socket's credentials (before ``connect``). With the lab's secret: PLAIN,
@@ -384,7 +401,7 @@ def plain_client(sock: zmq.Socket, name: str, secret: str | curve.ClientKeys | N
     that does not authenticate): routing id ``name`` if ``routing_id``, as before
     authentication."""
     if isinstance(secret, curve.ClientKeys):
-        curve.curve_client(sock, name, secret)
+        curve.curve_client(sock, secret)
     elif secret:
         sock.setsockopt(zmq.PLAIN_USERNAME, name.encode())
         sock.setsockopt(zmq.PLAIN_PASSWORD, secret.encode())

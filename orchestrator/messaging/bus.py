@@ -174,7 +174,7 @@ class Bus:
     def process_authenticated(self, frames: list[Any]) -> None:
         """One message on an authenticated ROUTER (``[routing id, frame, ...]``): from the
         User-Id the ZAP handler gave its connection, if the gate lets it speak for it."""
-        sender = self.gate.admit(frames[0], frames[-1])   # type: ignore[union-attr]
+        sender = self.gate.admit(frames[0], frames[-1], frames[1])  # type: ignore[union-attr]
         if sender is not None:
             self.process_frame([frames[0], *(f.bytes for f in frames[1:])], sender)
 

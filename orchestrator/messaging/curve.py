@@ -18,8 +18,9 @@ The **keys directory** (``python -m lab keys DIR``) is the class's registry; pyz
   (address, the server's public key, their own key pair, the read-only dashboard link);
 - ``view-token``: the read-only dashboard token the tickets carry.
 
-A student is admitted with the User-Id ``student:NAME``, and may hold only their own
-names on the bus: ``compute.NAME_N`` (their computes) and ``lab.NAME_...`` (their tools);
+A student is admitted with the User-Id ``student:NAME``; each of their connections takes
+the name its first envelope claims, which must be one of theirs: ``compute.NAME_N``
+(their computes) or ``lab.NAME_...`` (their tools), and keeps it;
 and send only what a compute sends (the lab's table, ``class.sends`` in ``lab.json``):
 never a lab owner's verb (``set_config``, ``set_failure``, the bus's knobs).
 """
@@ -68,13 +69,14 @@ class ClientKeys:
     student: str
 
 
-def curve_client(sock: zmq.Socket, name: str, keys: ClientKeys) -> None:
-    """Make ``sock`` a CURVE client of the class bus, named ``name`` (its routing id:
-    the bus checks it is one of the student's names). Before ``connect``."""
+def curve_client(sock: zmq.Socket, keys: ClientKeys) -> None:
+    """Make ``sock`` a CURVE client of the class bus (before ``connect``). It sets no
+    routing id: libzmq gives each connection its own, so no student can take over
+    another's (ROUTER_HANDOVER hands a routing id to whoever claims it last); the bus
+    learns the connection's name from its first envelope and holds it to that."""
     sock.setsockopt(zmq.CURVE_SERVERKEY, keys.server_key.encode())
     sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public_key.encode())
     sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret_key.encode())
-    sock.setsockopt(zmq.ROUTING_ID, name.encode())
 
 
 def curve_server(sock: zmq.Socket, secret_key: bytes, domain: str) -> None:

@@ -105,13 +105,13 @@ def test_a_malformed_request_is_answered_not_crashed_on(handler):
 # -- the bus's handover of names -----------------------------------------------------------
 def test_a_new_connection_with_the_proof_takes_its_name_at_once():
     names = Names()
-    assert names.admit(b"\x00\x00\x00\x00\x01", "compute.compute1") == ""
+    assert names.admit(b"\x00\x00\x00\x00\x01", "compute.compute1")[1] == ""
     assert names.routes == {"compute.compute1": b"\x00\x00\x00\x00\x01"}
     # restarted: the old connection is not known dead yet; the new one takes the name
-    assert names.admit(b"\x00\x00\x00\x00\x02", "compute.compute1") == ""
+    assert names.admit(b"\x00\x00\x00\x00\x02", "compute.compute1")[1] == ""
     assert names.routes == {"compute.compute1": b"\x00\x00\x00\x00\x02"}
-    assert names.admit(b"\x00\x00\x00\x00\x01", "compute.compute1") == "superseded"
-    assert names.admit(b"\x00\x00\x00\x00\x02", "compute.compute1") == ""
+    assert names.admit(b"\x00\x00\x00\x00\x01", "compute.compute1")[1] == "superseded"
+    assert names.admit(b"\x00\x00\x00\x00\x02", "compute.compute1")[1] == ""
 
 
 def test_a_connection_gone_frees_its_name_and_only_its_own():
@@ -121,36 +121,36 @@ def test_a_connection_gone_frees_its_name_and_only_its_own():
     assert names.routes == {"api.api": b"\x00\x00\x00\x00\x01"}
     names.gone("api.api", b"\x00\x00\x00\x00\x01")
     assert names.routes == {}
-    assert names.admit(b"\x00\x00\x00\x00\x02", "api.api") == ""
+    assert names.admit(b"\x00\x00\x00\x00\x02", "api.api")[1] == ""
     # a peer that chose its routing id reconnects with it after its connection was lost
-    assert names.admit(b"raw.garbage", "raw.garbage") == ""
+    assert names.admit(b"raw.garbage", "raw.garbage")[1] == ""
     names.gone("raw.garbage", b"raw.garbage")
-    assert names.admit(b"raw.garbage", "raw.garbage") == ""
+    assert names.admit(b"raw.garbage", "raw.garbage")[1] == ""
     assert names.routes["raw.garbage"] == b"raw.garbage"
 
 
 def test_a_connection_whose_routing_id_is_not_its_name_holds_nothing():
     names = Names()
     names.admit(b"\x00\x00\x00\x00\x01", "api.api")
-    assert names.admit(b"api.api", "lab.student") == "identity_mismatch"
-    assert names.admit(b"api.api", "lab.student") == "refused"     # counted once
+    assert names.admit(b"api.api", "lab.student")[1] == "identity_mismatch"
+    assert names.admit(b"api.api", "lab.student")[1] == "refused"     # counted once
     assert names.routes == {"api.api": b"\x00\x00\x00\x00\x01"}
     # libzmq hands the routing id over to a connection that does prove it
-    assert names.admit(b"api.api", "api.api") == ""
+    assert names.admit(b"api.api", "api.api")[1] == ""
     assert names.routes == {"api.api": b"api.api"}
 
 
 def test_names_forget_old_connections_but_never_a_holder(monkeypatch):
     monkeypatch.setattr(auth, "MAX_CONNECTIONS", 4)
     names = Names()
-    assert names.admit(b"\x00\x00\x00\x00\xff", "api.api") == ""
+    assert names.admit(b"\x00\x00\x00\x00\xff", "api.api")[1] == ""
     for i in range(10):              # one client reconnecting: each connection supersedes
         assert names.admit(bytes([0, 0, 0, 0, i]), "lab.c") == ""
     assert len(names._seen) <= 4
     assert names.routes == {"api.api": b"\x00\x00\x00\x00\xff",
                             "lab.c": b"\x00\x00\x00\x00\x09"}
-    assert names.admit(b"\x00\x00\x00\x00\xff", "api.api") == ""
-    assert names.admit(b"\x00\x00\x00\x00\x09", "lab.c") == ""
+    assert names.admit(b"\x00\x00\x00\x00\xff", "api.api")[1] == ""
+    assert names.admit(b"\x00\x00\x00\x00\x09", "lab.c")[1] == ""
 
 
 # -- over real libzmq sockets ---------------------------------------------------------------

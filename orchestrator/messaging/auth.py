@@ -254,37 +254,19 @@ class Gate:
 
     def __init__(self, ctx: zmq.Context, secret: str, router: zmq.Socket, pub: zmq.Socket,
                  stats: Counter[str], classroom: dict[str, Any] | None = None):
-        self.registry = curve.Registry(classroom["keys"]) if classroom else None
+        """``classroom``: ``lab.json``'s ``class`` section (a class's CURVE door, bound by
+        ``door.bind`` after the lab's own endpoints), or None."""
+        self.door = curve.ClassDoor(classroom) if classroom else None
         # first: PLAIN with no handler admits all
-        self.zap = ZapHandler(ctx, secret, self.registry).start()
+        self.zap = ZapHandler(ctx, secret, self.door.registry if self.door else None).start()
         self.names = Names()
         self.stats = stats
-        self.classroom = classroom or {}
-        self.students: dict[str, str] = {}     # name on the bus -> its student
-        self.sends = {topic: frozenset(methods)
-                      for topic, methods in self.classroom.get("sends", {}).items()}
         self._mismatches: deque[Refusal] = deque(maxlen=MAX_REFUSALS)
-        self._class_doors: dict[str, str] = {}    # a class endpoint -> its ZAP domain
         self._sockets = (router, pub)
         plain_server(router, ZAP_DOMAIN_BUS)
         plain_server(pub, ZAP_DOMAIN_TRACE)
         self._monitors = [(router.get_monitor_socket(HANDSHAKE_FAILURES), ZAP_DOMAIN_BUS),
                           (pub.get_monitor_socket(HANDSHAKE_FAILURES), ZAP_DOMAIN_TRACE)]
-
-    def bind_class(self) -> dict[str, str]:
-        """Bind the class's CURVE endpoints (after the lab's own PLAIN ones: the mechanism
-        is fixed per bind): the bus on ``listen:port``, the trace on ``port + 1``."""
-        router, pub = self._sockets
-        listen, port = self.classroom["listen"], int(self.classroom["port"])
-        endpoints = {}
-        for key, sock, domain, at in (("class_bus", router, curve.ZAP_DOMAIN_CLASS_BUS, port),
-                                      ("class_trace", pub, curve.ZAP_DOMAIN_CLASS_TRACE,
-                                       port + 1)):
-            curve.curve_server(sock, self.registry.secret_key, domain)  # type: ignore
-            sock.bind(f"tcp://{listen}:{at}")
-            endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-            self._class_doors[endpoints[key]] = domain
-        return endpoints
 
     def admit(self, routing_id: bytes, frame: zmq.Frame,
               data: zmq.Frame | None = None) -> str | None:
@@ -301,14 +283,12 @@ class Gate:
         name, problem = self.names.admit(routing_id, user_id,
                                          lambda: _claimed(data or frame))
         if not problem:
-            if self.registry is None or not user_id.startswith(curve.STUDENT_PREFIX):
+            if self.door is None or not user_id.startswith(curve.STUDENT_PREFIX):
                 return name
-            student = user_id[len(curve.STUDENT_PREFIX):]
-            if student in self.registry.revoked:
-                self.stats["revoked_frames"] += 1
-                return None
-            self.students[name] = student
-            return name
+            if self.door.admit(name, user_id):
+                return name
+            self.stats["revoked_frames"] += 1
+            return None
         if problem in ("identity_mismatch", "not_your_name"):
             try:
                 peer = describe_peer(frame.get("Peer-Address"))
@@ -323,34 +303,6 @@ class Gate:
         else:
             self.stats[f"{problem}_frames"] += 1
         return None
-
-    def may_send(self, name: str, env: dict[str, Any]) -> bool:
-        """A student's computes send only what a compute sends (``class.sends``); a
-        student may drive their own computes (their knobs: ``set_failure``, ...) and ask
-        the bus only for :data:`curve.CLASS_CONTROLS`; anyone else, anything."""
-        student = self.students.get(name)
-        if student is None:
-            return True
-        kind, topic = env["kind"], env["topic"]
-        if kind == "control":
-            return env["method"] in curve.CLASS_CONTROLS
-        if topic == "compute" and env["server"] and kind in ("call", "cast") and \
-                not curve.name_problem(student, f"compute.{env['server']}"):
-            return True
-        if not name.startswith("compute."):
-            return False
-        return kind == "reply" or env["method"] in self.sends.get(topic, ())
-
-    def revoked(self) -> list[str]:
-        """Names held by students revoked since the last look (the keys directory
-        changed): the bus cuts them off."""
-        if self.registry is None or not self.registry.reload():
-            return []
-        gone = [name for name, student in self.students.items()
-                if student in self.registry.revoked]
-        for name in gone:
-            del self.students[name]
-        return gone
 
     def refusals(self) -> Iterator[Refusal]:
         """What was refused since the last call: by the ZAP handler, by the identity rule,
@@ -370,7 +322,7 @@ class Gate:
                 mismatch = kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and \
                     value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
                 where = endpoint.decode("utf-8", "replace")
-                yield Refusal(self._class_doors.get(where, domain), "",
+                yield Refusal(self.door.domain_of(where, domain) if self.door else domain, "",
                               "no_credentials" if mismatch else "bad_handshake",
                               f"{where}: no name claimed")
 

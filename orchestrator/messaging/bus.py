@@ -32,7 +32,7 @@ import zmq
 
 from .. import rundir
 from ..config import BusConfig
-from . import auth, protocol
+from . import auth, curve, protocol
 from .faults import FaultError, FaultTable
 from .routing import RoutingTable
 
@@ -71,6 +71,7 @@ class Bus:
         self._trace_file: Any = None
         self.gate: auth.Gate | None = None         # set by start() when there is a secret
         self.names: auth.Names | None = None       # the gate's, at hand for the hot path
+        self.door: curve.ClassDoor | None = None   # the gate's class door, if any
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> dict[str, str]:
@@ -88,6 +89,7 @@ class Bus:
             self.gate = auth.Gate(self._ctx, secret, self.router, self.pub, self.stats,
                                   classroom)
             self.names = self.gate.names
+            self.door = self.gate.door
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.router.setsockopt(zmq.MAXMSGSIZE, 16 * self.config.max_message_bytes)
@@ -100,7 +102,7 @@ class Bus:
         endpoints = {"bus": self.router.getsockopt_string(zmq.LAST_ENDPOINT),
                      "trace": self.pub.getsockopt_string(zmq.LAST_ENDPOINT)}
         if classroom:      # the class's CURVE doors, after the lab's own PLAIN ones
-            endpoints.update(self.gate.bind_class())   # type: ignore[union-attr]
+            endpoints.update(self.gate.door.bind(self.router, self.pub))  # type: ignore
         self._seq = _last_seq(self.run_dir / TRACE_FILE)
         self._trace_file = open(self.run_dir / TRACE_FILE, "a", encoding="utf-8")
         if self._trace_file.tell() and not _ends_with_newline(self.run_dir / TRACE_FILE):
@@ -193,8 +195,7 @@ class Bus:
         src = ident.decode("utf-8", "replace") if sender is None else sender
         if env["src"] != src:
             return self._bad(who, "bad_envelope", f"src {env['src']!r} is not the sender")
-        if self.gate is not None and self.gate.students and \
-                not self.gate.may_send(src, env):
+        if self.door is not None and self.door.students and not self.door.may_send(src, env):
             return self._bad(who, "not_allowed", f"a student's {src} may not send "
                              f"{env['kind']} {env['topic']}.{env['method']}")
         if env["kind"] == "control" and env["method"] == "register":
@@ -400,7 +401,7 @@ class Bus:
         if self.gate is not None:
             for refusal in self.gate.refusals():
                 self._refused(refusal)
-            for name in self.gate.revoked():
+            for name in self.door.revoked() if self.door else ():
                 self._cut_off(name)
         for identity in self.routes.expire(now):
             log.warning("%s missed heartbeats for %.1fs: down", identity, self.config.dead_after)

@@ -39,7 +39,7 @@ import zmq
 import zmq.auth
 from zmq.utils import z85
 
-__all__ = ["ClientKeys", "Registry", "STUDENT_PREFIX", "NAME_RE", "ZAP_DOMAIN_CLASS_BUS",
+__all__ = ["ClientKeys", "Registry", "ClassDoor", "STUDENT_PREFIX", "NAME_RE", "ZAP_DOMAIN_CLASS_BUS",
            "ZAP_DOMAIN_CLASS_TRACE", "write_keys", "add_student", "revoke", "reinstate",
            "read_class", "load_ticket", "client_keys", "name_problem", "student_names",
            "curve_client", "curve_server", "CLASS_CONTROLS", "KeysError"]
@@ -282,3 +282,70 @@ class Registry:
         if text in self.revoked_keys:
             return self.revoked_keys[text], "revoked_key"
         return "key " + text.decode("ascii", "replace"), "unknown_key"
+
+
+class ClassDoor:
+    """The bus's side of a class (``lab.json``'s ``class`` section): the CURVE endpoints,
+    the registry the ZAP handler asks, which student holds which name on the bus, and
+    what a student's peer may send. Used from the bus's thread (``auth.Gate`` holds it)."""
+
+    def __init__(self, section: dict[str, Any]):
+        self.section = section
+        self.registry = Registry(section["keys"])
+        self.students: dict[str, str] = {}     # name on the bus -> its student
+        self.sends = {topic: frozenset(methods)
+                      for topic, methods in section.get("sends", {}).items()}
+        self._domains: dict[str, str] = {}     # a class endpoint -> its ZAP domain
+
+    def bind(self, router: zmq.Socket, pub: zmq.Socket) -> dict[str, str]:
+        """Bind the class's CURVE endpoints (after the lab's own PLAIN ones: the mechanism
+        is fixed per bind): the bus on ``listen:port``, the trace on ``port + 1``."""
+        listen, port = self.section["listen"], int(self.section["port"])
+        endpoints = {}
+        for key, sock, domain, at in (("class_bus", router, ZAP_DOMAIN_CLASS_BUS, port),
+                                      ("class_trace", pub, ZAP_DOMAIN_CLASS_TRACE, port + 1)):
+            curve_server(sock, self.registry.secret_key, domain)
+            sock.bind(f"tcp://{listen}:{at}")
+            endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            self._domains[endpoints[key]] = domain
+        return endpoints
+
+    def domain_of(self, endpoint: str, default: str) -> str:
+        return self._domains.get(endpoint, default)
+
+    def admit(self, name: str, user_id: str) -> bool:
+        """A student's frame under ``name`` (its connection proved it): False if their
+        key has been revoked (drop it)."""
+        student = user_id[len(STUDENT_PREFIX):]
+        if student in self.registry.revoked:
+            return False
+        self.students[name] = student
+        return True
+
+    def may_send(self, name: str, env: dict[str, Any]) -> bool:
+        """A student's computes send only what a compute sends (``sends``); a student
+        may drive their own computes (their knobs: ``set_failure``, ...) and ask the bus
+        only for :data:`CLASS_CONTROLS`; anyone else, anything."""
+        student = self.students.get(name)
+        if student is None:
+            return True
+        kind, topic = env["kind"], env["topic"]
+        if kind == "control":
+            return env["method"] in CLASS_CONTROLS
+        if topic == "compute" and env["server"] and kind in ("call", "cast") and \
+                not name_problem(student, f"compute.{env['server']}"):
+            return True
+        if not name.startswith("compute."):
+            return False
+        return kind == "reply" or env["method"] in self.sends.get(topic, ())
+
+    def revoked(self) -> list[str]:
+        """Names held by students revoked since the last look (the keys directory
+        changed): the bus cuts them off."""
+        if not self.registry.reload():
+            return []
+        gone = [name for name, student in self.students.items()
+                if student in self.registry.revoked]
+        for name in gone:
+            del self.students[name]
+        return gone

@@ -113,6 +113,21 @@ message of that connection, or ``400`` and the connection never gets past its ha
 - No ``secret`` in the run directory (a bare ``Bus(run_dir)`` in unit tests): no
   authentication; clients then connect without PLAIN and set routing id = name.
 
+A class's cloud (``class`` in ``lab.json``; ``curve.py``): the same ROUTER and PUB also
+bind TCP endpoints on the class's address, and there the mechanism is CURVE (ZAP domains
+``curve.ZAP_DOMAIN_CLASS_BUS`` / ``_TRACE``). The ZAP handler admits a client whose public
+key is a student's in the keys directory, with User-Id ``student:NAME``; an unknown key is
+refused as ``unknown_key`` (logged with the key, in z85), a revoked one as ``revoked_key``
+(with the student's name), and a client with no or PLAIN credentials fails the handshake
+(``no_credentials``). A student's connection sets no routing id (one that does is refused:
+``identity_mismatch``): it is named by the ``src`` of its first envelope, which must be
+one of the student's names (``compute.NAME_N``, ``lab.NAME_x``; else ``not_your_name``),
+and keeps that name. A student's peer may send only what a compute sends (``class.sends``)
+and drive only its own computes; anything else is dropped and counted as
+``bad.not_allowed``. A revoke (the key moved to ``revoked/``) is seen within a heartbeat:
+the student's names lose their routes and their later frames are dropped
+(``revoked_frames``), traced once per name as ``auth: revoked_key``.
+
 Only :func:`encode` and :func:`decode` touch bytes; nothing else builds frames by hand.
 """
 from __future__ import annotations
@@ -142,7 +157,8 @@ AUTH_MECHANISM = "PLAIN"
 ZAP_DOMAIN_BUS = "conductor-lab.bus"      # the ROUTER: username = name, password = secret
 ZAP_DOMAIN_TRACE = "conductor-lab.trace"  # the PUB: password = secret
 AUTH_REFUSALS = ("wrong_secret", "bad_username", "unknown_domain", "identity_mismatch",
-                 "no_credentials", "bad_handshake")
+                 "no_credentials", "bad_handshake", "unknown_key", "revoked_key",
+                 "not_your_name")
 
 ENVELOPE_FIELDS: dict[str, frozenset[type]] = {
     "v": frozenset({int}), "kind": frozenset({str}), "msg_id": frozenset({str}),

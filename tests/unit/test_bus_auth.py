@@ -145,7 +145,7 @@ def test_names_forget_old_connections_but_never_a_holder(monkeypatch):
     names = Names()
     assert names.admit(b"\x00\x00\x00\x00\xff", "api.api")[1] == ""
     for i in range(10):              # one client reconnecting: each connection supersedes
-        assert names.admit(bytes([0, 0, 0, 0, i]), "lab.c") == ""
+        assert names.admit(bytes([0, 0, 0, 0, i]), "lab.c")[1] == ""
     assert len(names._seen) <= 4
     assert names.routes == {"api.api": b"\x00\x00\x00\x00\xff",
                             "lab.c": b"\x00\x00\x00\x00\x09"}

@@ -43,7 +43,7 @@ __all__ = ["bench_bus", "main", "GOALS"]
 
 GOALS = {"call_p50_ratio_max": 1.25, "cast_throughput_ratio_min": 0.7}
 SUITES = {"builds": ".bench_builds", "startup": ".bench_startup", "scale": ".bench_scale",
-          "classroom": ".bench_classroom"}
+          "classroom": ".bench_classroom", "curve": ".bench_curve"}
 
 
 def counts(option: str, most: int, example: str) -> Callable[[str], list[int]]:

@@ -9,7 +9,7 @@
     move SERVER ACTION   migrate, resize, confirm, revert, rebuild or evacuate a server
     trace     a running (or stopped) lab's trace: summary, or --export jsonl|chrome|shiviz
     demo      the seed's story in a minute
-    bench     benchmarks (python -m lab bench bus | builds | startup | scale | moves | classroom)
+    bench     benchmarks (python -m lab bench bus | builds | startup | scale | moves | classroom | curve)
     chaos     a seeded nemesis against a new lab, then the invariants (exit 1 if broken)
     replay FILE      play a saved trace back in the terminal (or --dashboard in the page)
     clean     remove old labs' run directories (--keep N newest stopped ones, --dry-run)

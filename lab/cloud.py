@@ -254,7 +254,10 @@ class CloudClient:
                               weighers=[w for w in self.config.weighers if w != name])
 
     def _compute(self, host: str) -> str:
-        if host not in self.config.compute_names():
+        """``host`` if it is one of the lab's computes or one that joined it (a class's
+        student's, known by its hypervisor record)."""
+        if host not in self.config.compute_names() and \
+                host not in {h["hypervisor_hostname"] for h in self.hypervisors()}:
             raise LabError(f"no compute {host!r}; computes: "
                            f"{', '.join(self.config.compute_names())}")
         return host

@@ -56,12 +56,19 @@ class ControlModel:
         return bool(self.lab.running)
 
     def computes(self) -> list[dict[str, Any]]:
+        """The lab's computes, then any that joined from elsewhere (a class's students'
+        ``NAME_N``: no process here, so up is what the bus hears)."""
         nodes = {h["hypervisor_hostname"]: h for h in self.lab.hypervisors()}
+        names = self.lab.config.compute_names()
+        joined = sorted(set(nodes) - set(names))
+        peers = {p["identity"]: p["alive"] for p in self.lab.bus().control("peers")} \
+            if joined else {}
         out = []
-        for host in self.lab.config.compute_names():
+        for host in [*names, *joined]:
             node = nodes.get(host, {})
             failure = self.lab.failures(host)
-            state = self.lab.service_state(host)
+            state = self.lab.service_state(host) if host in names else \
+                "up" if peers.get(f"compute.{host}") else "down"
             if state == "up" and (failure["reschedule"] or failure["fatal"] or failure["crash"]):
                 state = "failing"
             out.append({"host": host, "state": state,

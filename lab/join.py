@@ -193,12 +193,13 @@ class Student:
 
     def set_failure(self, which: int | str, **settings: float) -> dict[str, float]:
         """My compute's failure injection (``reschedule``, ``fatal``, ``crash``
-        probabilities; ``slow``: its builds take that many times longer)."""
+        probabilities; ``slow``: its builds take that many times longer); nothing given:
+        what it has now (the instructor may have set some too). Returns them all."""
         host = self.host(which)
-        saved = rundir.read(self.run_dir).get("failures", {}).get(host, {})
-        merged = FailureSettings(**{**saved, **settings}).to_dict()   # validated
-        rundir.update(self.run_dir, failures={host: merged})   # a restart keeps them
-        return self.bus().call("compute", "set_failure", server=host, **merged)
+        FailureSettings(**settings)                          # checked here first
+        now = self.bus().call("compute", "set_failure", server=host, **settings)
+        rundir.update(self.run_dir, failures={host: now})    # a restart keeps them
+        return now
 
     def status(self) -> dict[str, str]:
         """Each compute: ``running``, ``killed`` (by me), ``restarting`` or ``exited``."""

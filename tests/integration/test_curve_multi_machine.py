@@ -23,6 +23,7 @@ import pytest
 import zmq
 
 from lab.cluster import LabError
+from lab.controls import ControlModel
 from lab.join import JoinError, Student, probe
 from lab.lessons import build_flows as bf
 from lab import Lab
@@ -89,7 +90,8 @@ def on_hosts(records, hosts) -> list:
     return [r for r in records if r["OS-EXT-SRV-ATTR:host"] in hosts]
 
 
-def test_curve_a_joined_compute_takes_builds_moves_and_its_owners_knobs(class_lab, join):
+def test_curve_a_joined_compute_takes_builds_moves_and_its_owners_knobs(class_lab, join,
+                                                                        wait_until):
     lab = class_lab()
     alice = join("alice", computes=2)
     lab.wait_computes_up(alice.hosts, timeout=30)
@@ -111,6 +113,17 @@ def test_curve_a_joined_compute_takes_builds_moves_and_its_owners_knobs(class_la
     assert alice.set_failure(1, reschedule=1.0)["reschedule"] == 1.0
     assert lab.bus().call("compute", "set_failure", server=alice.hosts[0]) \
         ["reschedule"] == 1.0, "the instructor sees the knob the student set"
+    # the instructor's control panel: alice's computes, under her name, up; its knobs
+    # reach them too (the lab's owner may drive every compute of the class)
+    panel = ControlModel(lab)
+    rows = {c["host"]: c for c in panel.computes()}
+    assert list(rows) == ["compute1", *alice.hosts]
+    assert {rows[h]["state"] for h in alice.hosts} == {"up"}
+    panel.set_failure(alice.hosts[1], fatal=0.25)
+    assert alice.set_failure(2)["fatal"] == 0.25, "the student sees the instructor's knob"
+    alice.kill(2)
+    wait_until(lambda: {c["host"]: c["state"] for c in panel.computes()}[alice.hosts[1]]
+               == "down", 20, "the panel shows alice's killed compute down")
     stats = counters(lab)
     assert stats.get("bad.not_allowed", 0) == 0, stats   # a compute's traffic, all allowed
     assert stats.get("auth_refused", 0) == 0, stats
@@ -411,14 +424,8 @@ def test_curve_nothing_listens_beyond_localhost_without_keys_and_the_class_doors
         Lab(listen="0.0.0.0", run_dir=str(tmp_path / "open"))
     lab = make_lab(computes=1, listen="0.0.0.0", class_keys=str(keys), dashboard=True)
     port = json.loads((keys / "class.json").read_text())["port"]
-    pids = {str(c.pid) for c in lab.cluster.processes()}
-    listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
-    wide = set()
-    for line in listening.splitlines():
-        local = line.split()[3]
-        owner = re.findall(r"pid=(\d+)", line)
-        if owner and owner[0] in pids and not local.startswith(("127.0.0.1:", "[::1]:")):
-            wide.add(int(local.rsplit(":", 1)[1]))
+    listening = listening_sockets([c.pid for c in lab.cluster.processes()])
+    wide = {at for address, at in listening if address not in ("127.0.0.1", "::1")}
     assert wide == {port, port + 1, port + 2}, listening
     # the dashboard's class door: the students' read-only token opens the dashboard...
     view = (keys / "view-token").read_text().strip()
@@ -436,6 +443,58 @@ def test_curve_nothing_listens_beyond_localhost_without_keys_and_the_class_doors
     refused.value.close()
     assert refused.value.code == 401
     assert lab.student_dashboard_url().endswith(f":{port + 2}/dashboard?token={view}")
+
+
+def listening_sockets(pids: list[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket listening in these processes (from /proc)."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = set()
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in inodes:
+                continue
+            hex_address, hex_port = local.split(":")
+            raw = bytes.fromhex(hex_address)
+            if width == 8:
+                address = socket.inet_ntop(socket.AF_INET, raw[::-1])
+            else:   # four little-endian words
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                address = socket.inet_ntop(socket.AF_INET6, words)
+            found.add((address, int(hex_port, 16)))
+    return found
+
+
+def test_curve_a_ticket_for_another_bus_or_an_unreachable_one_says_so(class_lab, keys):
+    lab = class_lab()
+    ticket = curve.load_ticket(keys / "tickets" / "alice.ticket")
+    mine = curve.client_keys(ticket)
+    other_bus = curve.ClientKeys(zmq.curve_keypair()[0].decode(), mine.public_key,
+                                 mine.secret_key, "alice")
+    assert "the server there is not this class's bus" in probe(ticket["bus"], other_bus, 10)
+    nowhere = f"tcp://127.0.0.1:{free_port()}"
+    assert f"cannot reach the class's bus at {nowhere} within 1s" in probe(nowhere, mine, 1)
+    assert probe(ticket["bus"], mine, 10) == ""
+    assert lab.students()["alice"] == [], "a knock is not a join"
+
+
+def test_curve_the_class_door_benchmark_runs_and_reports_what_it_measured():
+    from lab.bench_curve import bench_curve, format_curve
+    result = bench_curve(calls=20, builds=2, rounds=1)
+    assert result["call_ms"]["curve_p50"] > 0 and result["call_ms"]["plain_p50"] > 0
+    assert result["call_ratio"] == pytest.approx(result["call_ms"]["curve_p50"] /
+                                                 result["call_ms"]["plain_p50"])
+    assert result["builds_per_s"]["student"] > 0 and result["join_s"] > 0
+    assert "CURVE tcp" in format_curve(result)
 
 
 def test_curve_join_from_the_command_line_obeys_its_student_and_stops_clean(

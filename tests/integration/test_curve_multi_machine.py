@@ -595,3 +595,56 @@ def test_multi_machine_a_student_in_their_own_network_namespace(make_lab, tmp_pa
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         subprocess.run(["ip", "link", "del", a], capture_output=True)
+
+
+def test_curve_the_instructors_commands_keys_up_class_and_revoke(tmp_path, reap_pids,
+                                                                 pid_gone, wait_until):
+    env = {**os.environ, "CONDUCTOR_LAB_HOME": str(tmp_path / "home")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path, env=env)
+    port = free_port()
+    made = cli("keys", "k", "--names", "ada,ben", "--address", "127.0.0.1", "--port",
+               str(port))
+    assert made.returncode == 0 and "2 students" in made.stdout, made.stderr
+    again = cli("keys", "k", "--names", "zed")
+    assert again.returncode == 1 and "already holds a class's keys" in again.stderr
+    assert "must be lower-case" in cli("keys", "k2", "--names", "Zed").stderr
+    up = subprocess.Popen([sys.executable, "-m", "lab", "up", "--class", "--keys", "k",
+                           "--listen", "127.0.0.1", "--computes", "1", "--preset", "fast",
+                           "--no-dashboard"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    reap_pids.append(up.pid)
+    try:
+        lines = [up.stdout.readline()]
+        while lines[-1] and "Ctrl-C stops it" not in lines[-1]:
+            lines.append(up.stdout.readline())
+        text = "".join(lines)
+        assert f"students join at tcp://127.0.0.1:{port}" in text, text
+        run_dir = lines[0].split(" in ", 1)[1].strip()
+        reap_pids.extend(json.loads(Path(run_dir, "lab.json").read_text())["pids"].values())
+        ada = Student(tmp_path / "k" / "tickets" / "ada.ticket", 1,
+                      run_dir=tmp_path / "ada").start()
+        try:
+            status = cli("status", "--run-dir", run_dir)
+            wait_until(lambda: "ada_1" in cli("status", "--run-dir", run_dir).stdout, 30,
+                       "ada's compute in the instructor's status")
+            revoked = cli("revoke", "ada", "--run-dir", run_dir, "--no-evacuate")
+            assert revoked.returncode == 0, revoked.stderr
+            assert "ada revoked" in revoked.stdout and "ada_1" in revoked.stdout
+            assert "not revoked" in cli("revoke", "ben", "--reinstate", "--run-dir",
+                                        run_dir).stderr
+            assert cli("revoke", "ada", "--reinstate", "--run-dir", run_dir).returncode == 0
+        finally:
+            ada.stop()
+        assert status.returncode == 0
+        up.send_signal(signal.SIGINT)
+        assert up.wait(30) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+        up.stdout.close()
+        up.stderr.close()
+    pids = json.loads(Path(run_dir, "lab.json").read_text())["pids"].values()
+    wait_until(lambda: all(pid_gone(p) for p in pids), 10, "every process of the class gone")

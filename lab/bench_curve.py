@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import sys
 import tempfile
@@ -32,27 +31,13 @@ from typing import Any, Callable
 from orchestrator.messaging import curve
 from orchestrator.messaging.blocking import BlockingClient
 
+from .classroom import free_class_port
 from .join import Student
 from .lab import Lab
 
 __all__ = ["bench_curve", "format_curve", "main", "GOALS"]
 
 GOALS = {"call_ratio_max": 1.5, "build_ratio_min": 0.8, "join_s_max": 2.0}
-
-
-def _free_port() -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            for p in (port + 1, port + 2):
-                with socket.socket() as t:
-                    t.bind(("127.0.0.1", p))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no three free ports in a row")
 
 
 def _p(samples: list[float], q: float) -> float:
@@ -95,7 +80,7 @@ def bench_curve(calls: int = 500, builds: int = 12, rounds: int = 3,
     say = progress or (lambda _m: None)
     with tempfile.TemporaryDirectory(prefix="bench-curve-") as tmp:
         keys = Path(tmp) / "keys"
-        curve.write_keys(keys, ["ada"], "127.0.0.1", _free_port())
+        curve.write_keys(keys, ["ada"], "127.0.0.1", free_class_port())
         with Lab(computes=2, seed=1, preset="fast", listen="127.0.0.1",
                  class_keys=str(keys), run_dir=str(Path(tmp) / "lab")) as lab:
             t0 = time.perf_counter()

@@ -9,6 +9,7 @@ the class's keys (and so CURVE) are there.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,26 @@ from orchestrator.messaging import curve
 
 from .cluster import LabError
 
-__all__ = ["check", "configure", "Classroom", "LOCAL"]
+__all__ = ["check", "configure", "Classroom", "LOCAL", "free_class_port"]
 
 LOCAL = ("127.0.0.1", "localhost", "", None)
+
+
+def free_class_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` now whose next two are free too (the class's bus, its
+    trace, its dashboard): for tests and benchmarks that make keys of their own."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        try:
+            for other in (port + 1, port + 2):
+                with socket.socket() as t:
+                    t.bind((host, other))
+            return port
+        except OSError:
+            continue
+    raise LabError(f"no three free ports in a row on {host}")
 
 
 def check(keys_dir: str | os.PathLike | None, listen: str | None) -> dict[str, Any] | None:

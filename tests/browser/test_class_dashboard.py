@@ -4,35 +4,19 @@ the students' computes as they join and build, and loads BokehJS from the lab, n
 CDN; without the token it is a 403 page in words."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 
+from lab.classroom import free_class_port
 from lab.join import Student
 from orchestrator.messaging import curve
 
 pytestmark = pytest.mark.timeout(150)
 
 
-def three_free_ports() -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            for p in (port + 1, port + 2):
-                with socket.socket() as t:
-                    t.bind(("127.0.0.1", p))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no three free ports in a row")
-
-
 def test_curve_the_students_read_only_dashboard_shows_their_computes(
         make_lab, tmp_path, bokeh_page, model_data, wait_for, screenshot, browser):
     keys = tmp_path / "keys"
-    curve.write_keys(keys, ["ada", "ben"], "127.0.0.1", three_free_ports())
+    curve.write_keys(keys, ["ada", "ben"], "127.0.0.1", free_class_port())
     lab = make_lab(computes=1, listen="127.0.0.1", class_keys=str(keys), dashboard=True)
     students = [Student(keys / "tickets" / f"{n}.ticket", 1, run_dir=tmp_path / n).start()
                 for n in ("ada", "ben")]

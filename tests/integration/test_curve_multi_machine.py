@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 import zmq
 
+from lab.classroom import free_class_port
 from lab.cluster import LabError
 from lab.controls import ControlModel
 from lab.join import JoinError, Student, probe
@@ -33,27 +33,10 @@ from orchestrator.messaging.blocking import BlockingClient
 pytestmark = pytest.mark.timeout(180)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port with the next two free too (the bus, its trace, the class's dashboard)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if port > 65000:
-            continue
-        try:
-            for p in (port + 1, port + 2):
-                with socket.socket() as t:
-                    t.bind((host, p))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no three free ports in a row")
-
-
 @pytest.fixture
 def keys(tmp_path) -> Path:
-    curve.write_keys(tmp_path / "keys", ["alice", "bob", "carol"], "127.0.0.1", free_port())
+    curve.write_keys(tmp_path / "keys", ["alice", "bob", "carol"], "127.0.0.1",
+                     free_class_port())
     return tmp_path / "keys"
 
 
@@ -481,7 +464,7 @@ def test_curve_a_ticket_for_another_bus_or_an_unreachable_one_says_so(class_lab,
     other_bus = curve.ClientKeys(zmq.curve_keypair()[0].decode(), mine.public_key,
                                  mine.secret_key, "alice")
     assert "the server there is not this class's bus" in probe(ticket["bus"], other_bus, 10)
-    nowhere = f"tcp://127.0.0.1:{free_port()}"
+    nowhere = f"tcp://127.0.0.1:{free_class_port()}"
     assert f"cannot reach the class's bus at {nowhere} within 1s" in probe(nowhere, mine, 1)
     assert probe(ticket["bus"], mine, 10) == ""
     assert lab.students()["alice"] == [], "a knock is not a join"
@@ -560,7 +543,7 @@ def test_multi_machine_a_student_in_their_own_network_namespace(make_lab, tmp_pa
             if subprocess.run(cmd, capture_output=True).returncode:
                 pytest.skip(f"cannot make a network namespace here: {' '.join(cmd)}")
         keys = tmp_path / "keys"
-        curve.write_keys(keys, ["dora", "eve"], f"{net}.1", free_port())
+        curve.write_keys(keys, ["dora", "eve"], f"{net}.1", free_class_port())
         lab = make_lab(computes=1, listen=f"{net}.1", class_keys=str(keys))
         forged = json.loads((keys / "tickets" / "eve.ticket").read_text())
         forged["public_key"], forged["secret_key"] = \
@@ -604,7 +587,7 @@ def test_curve_the_instructors_commands_keys_up_class_and_revoke(tmp_path, reap_
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True,
                               text=True, timeout=120, cwd=tmp_path, env=env)
-    port = free_port()
+    port = free_class_port()
     made = cli("keys", "k", "--names", "ada,ben", "--address", "127.0.0.1", "--port",
                str(port))
     assert made.returncode == 0 and "2 students" in made.stdout, made.stderr

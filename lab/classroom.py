@@ -88,8 +88,8 @@ class Classroom:
         peers = self.bus().control("peers")   # type: ignore[attr-defined]
         out: dict[str, list[dict[str, Any]]] = {name: [] for name in info["students"]}
         for peer in peers:
-            student, _, n = peer["server"].partition("_")
-            if peer["topic"] == "compute" and student in out and n.isdigit():
+            student = curve.student_of(peer["server"])
+            if peer["topic"] == "compute" and student in out:
                 out[student].append({"host": peer["server"], "alive": peer["alive"]})
         return out
 

@@ -34,7 +34,7 @@ __all__ = ["Cluster", "Child", "LabError", "labs_home", "socket_endpoints"]
 
 STOP_GRACE = 3.0      # seconds a child gets after SIGTERM before SIGKILL
 IPC_PATH_MAX = 100    # bytes of a Unix socket path we allow (sun_path holds 107 + NUL)
-SINGLETONS = ("bus", "dashboard")            # children named without a host
+SINGLETONS = ("bus", "dashboard", "door")    # children named without a host
 LAB_PROCESSES = {"dashboard": "lab.dashboard"}  # children that are the lab's, not the cloud's
 _live: "weakref.WeakSet[Cluster]" = weakref.WeakSet()
 _lingering: "weakref.WeakSet[Cluster]" = weakref.WeakSet()   # stopped, dashboard replaying

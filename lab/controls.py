@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import FILTERS, FLAVORS, PRESETS, WEIGHERS
+from orchestrator.messaging.curve import student_of
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -56,11 +57,11 @@ class ControlModel:
         return bool(self.lab.running)
 
     def computes(self) -> list[dict[str, Any]]:
-        """The lab's computes, then any that joined from elsewhere (a class's students'
-        ``NAME_N``: no process here, so up is what the bus hears)."""
+        """The lab's computes, then any a class's students joined from their machines
+        (``NAME_N``: no process here, so up is what the bus hears)."""
         nodes = {h["hypervisor_hostname"]: h for h in self.lab.hypervisors()}
         names = self.lab.config.compute_names()
-        joined = sorted(set(nodes) - set(names))
+        joined = sorted(h for h in set(nodes) - set(names) if student_of(h))
         peers = {p["identity"]: p["alive"] for p in self.lab.bus().control("peers")} \
             if joined else {}
         out = []

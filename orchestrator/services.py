@@ -25,6 +25,11 @@ def _bus(run_dir: Path, host: str) -> object:
     return bus.run(str(run_dir), load_bus_config(run_dir))
 
 
+def _door(run_dir: Path, host: str) -> object:
+    from .messaging import door
+    return door.run(str(run_dir))
+
+
 def _echo(run_dir: Path, host: str) -> object:
     from .echo import EchoManager
     from .service import run_service
@@ -50,6 +55,7 @@ SERVICES: dict[str, ServiceSpec] = {spec.name: spec for spec in (
                 _manager("scheduler", ".scheduler.manager", "SchedulerManager")),
     ServiceSpec("compute", "compute", "build_and_run_instance on a simulated hypervisor",
                 _manager("compute", ".compute.manager", "ComputeManager")),
+    ServiceSpec("door", "door", "a class's door: students' machines in, over CURVE", _door),
     ServiceSpec("echo", "echo", "a test double: echo, fail, sleep, record", _echo),
 )}
 

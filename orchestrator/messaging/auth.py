@@ -29,7 +29,7 @@ import zmq
 
 from . import curve
 from .protocol import (AUTH_MECHANISM, CONTROL_TOPIC, ZAP_DOMAIN_BUS, ZAP_DOMAIN_TRACE,
-                       ProtocolError, decode, split_identity)
+                       split_identity)
 
 __all__ = ["ZAP_ENDPOINT", "Refusal", "describe_peer", "judge", "name_problem",
            "identity_problem", "ZapHandler", "Names", "Gate", "plain_client", "plain_server"]
@@ -139,7 +139,14 @@ class ZapHandler:
         try:
             while not self._stop.is_set():
                 if self._sock.poll(100):
-                    self._sock.send_multipart(self.answer(self._sock.recv_multipart()))
+                    request = self._sock.recv_multipart()
+                    try:
+                        reply = self.answer(request)
+                    except Exception:   # noqa: BLE001 - refuse, log, keep answering
+                        log.exception("ZAP request failed: refused")
+                        reply = [ZAP_VERSION, request[1] if len(request) > 1 else b"",
+                                 b"500", b"internal error", b"", b""]
+                    self._sock.send_multipart(reply)
         except zmq.ZMQError as exc:   # the context went away under us: nothing to answer
             log.warning("ZAP handler stopped: %s", exc)
         finally:
@@ -253,12 +260,8 @@ class Gate:
     frames into the bus's ``stats``; the bus counts, logs and traces :meth:`refusals`."""
 
     def __init__(self, ctx: zmq.Context, secret: str, router: zmq.Socket, pub: zmq.Socket,
-                 stats: Counter[str], classroom: dict[str, Any] | None = None):
-        """``classroom``: ``lab.json``'s ``class`` section (a class's CURVE door, bound by
-        ``door.bind`` after the lab's own endpoints), or None."""
-        self.door = curve.ClassDoor(classroom) if classroom else None
-        # first: PLAIN with no handler admits all
-        self.zap = ZapHandler(ctx, secret, self.door.registry if self.door else None).start()
+                 stats: Counter[str]):
+        self.zap = ZapHandler(ctx, secret).start()   # first: PLAIN with no handler admits all
         self.names = Names()
         self.stats = stats
         self._mismatches: deque[Refusal] = deque(maxlen=MAX_REFUSALS)
@@ -268,38 +271,26 @@ class Gate:
         self._monitors = [(router.get_monitor_socket(HANDSHAKE_FAILURES), ZAP_DOMAIN_BUS),
                           (pub.get_monitor_socket(HANDSHAKE_FAILURES), ZAP_DOMAIN_TRACE)]
 
-    def admit(self, routing_id: bytes, frame: zmq.Frame,
-              data: zmq.Frame | None = None) -> str | None:
-        """The sender of one ROUTER message (the User-Id of ``frame``'s connection; for a
-        student, the name their connection claimed in its first envelope, ``data``), or
+    def admit(self, routing_id: bytes, frame: zmq.Frame) -> str | None:
+        """The sender of one ROUTER message (the User-Id of ``frame``'s connection), or
         None when that connection may not speak for it: refused once if its routing id is
-        not its name (or the name is not one of the student's), its later frames (or a
-        superseded connection's, or a revoked student's) counted, dropped."""
+        not its name, its later frames (or a superseded connection's) counted, dropped."""
         try:
             user_id = frame.get("User-Id")
         except zmq.ZMQError:      # never on a PLAIN server; input never kills the bus
             self.stats["refused_frames"] += 1
             return None
-        name, problem = self.names.admit(routing_id, user_id,
-                                         lambda: _claimed(data or frame))
+        name, problem = self.names.admit(routing_id, user_id)
         if not problem:
-            if self.door is None or not user_id.startswith(curve.STUDENT_PREFIX):
-                return name
-            if self.door.admit(name, user_id):
-                return name
-            self.stats["revoked_frames"] += 1
-            return None
-        if problem in ("identity_mismatch", "not_your_name"):
+            return name
+        if problem == "identity_mismatch":
             try:
                 peer = describe_peer(frame.get("Peer-Address"))
             except zmq.ZMQError:
                 peer = "unknown peer"
-            how = f"PLAIN user {user_id!r}" if not user_id.startswith(curve.STUDENT_PREFIX) \
-                else f"CURVE {user_id!r}"
-            claimed = name if user_id.startswith(curve.STUDENT_PREFIX) else \
-                routing_id.decode("utf-8", "replace")
-            self._mismatches.append(Refusal(ZAP_DOMAIN_BUS, claimed[:CLAIM_CHARS], problem,
-                                            f"{peer}, {how}"))
+            self._mismatches.append(Refusal(
+                ZAP_DOMAIN_BUS, routing_id.decode("utf-8", "replace")[:CLAIM_CHARS], problem,
+                f"{peer}, PLAIN user {user_id!r}"))
         else:
             self.stats[f"{problem}_frames"] += 1
         return None
@@ -321,10 +312,8 @@ class Gate:
                 kind, value = struct.unpack("=HI", event[:6])
                 mismatch = kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and \
                     value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
-                where = endpoint.decode("utf-8", "replace")
-                yield Refusal(self.door.domain_of(where, domain) if self.door else domain, "",
-                              "no_credentials" if mismatch else "bad_handshake",
-                              f"{where}: no name claimed")
+                yield Refusal(domain, "", "no_credentials" if mismatch else "bad_handshake",
+                              f"{endpoint.decode('utf-8', 'replace')}: no name claimed")
 
     def close(self) -> None:
         """Monitors off, handler stopped: before the bus closes its sockets and terminates
@@ -334,14 +323,6 @@ class Gate:
         for monitor, _ in self._monitors:
             monitor.close(0)
         self.zap.stop()
-
-
-def _claimed(frame: zmq.Frame) -> str:
-    """The ``src`` a student's first envelope claims ("" if it is not an envelope)."""
-    try:
-        return decode(frame.bytes)["src"]
-    except ProtocolError:   # not an envelope: no claim, refused as not_your_name
-        return ""
 
 
 def plain_client(sock: zmq.Socket, name: str, secret: str | curve.ClientKeys | None, *,
@@ -366,3 +347,4 @@ def plain_server(sock: zmq.Socket, domain: str) -> None:
     ``bind``)."""
     sock.setsockopt(zmq.PLAIN_SERVER, 1)
     sock.setsockopt(zmq.ZAP_DOMAIN, domain.encode())
+    sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)   # no ZAP handler: nobody, not everybody

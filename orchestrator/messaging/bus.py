@@ -32,14 +32,15 @@ import zmq
 
 from .. import rundir
 from ..config import BusConfig
-from . import auth, curve, protocol
+from . import auth, protocol
 from .faults import FaultError, FaultTable
 from .routing import RoutingTable
 
-__all__ = ["Bus", "BUS_IDENTITY", "TRACE_FILE"]
+__all__ = ["Bus", "BUS_IDENTITY", "DOOR_IDENTITY", "TRACE_FILE"]
 
 log = logging.getLogger("orchestrator.bus")
 BUS_IDENTITY = "bus.bus"
+DOOR_IDENTITY = "door.door"   # a class's door (door.py): its reports, and only its
 TRACE_FILE = "trace.jsonl"
 FLUSH_INTERVAL = 0.2          # trace.jsonl is flushed this often
 DRAIN_BATCH = 256             # frames handled per poll wake-up before timers run
@@ -71,7 +72,7 @@ class Bus:
         self._trace_file: Any = None
         self.gate: auth.Gate | None = None         # set by start() when there is a secret
         self.names: auth.Names | None = None       # the gate's, at hand for the hot path
-        self.door: curve.ClassDoor | None = None   # the gate's class door, if any
+        self.door_counters: dict[str, int] = {}    # a class's door's (door.py), reported
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> dict[str, str]:
@@ -81,15 +82,9 @@ class Bus:
             sock.setsockopt(zmq.LINGER, 0)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         secret = rundir.secret(self.run_dir)
-        classroom = rundir.read(self.run_dir).get("class")
-        if classroom and not secret:
-            raise RuntimeError("a class's bus needs the lab's secret: nothing listens "
-                               "beyond 127.0.0.1 without authentication")
         if secret:
-            self.gate = auth.Gate(self._ctx, secret, self.router, self.pub, self.stats,
-                                  classroom)
+            self.gate = auth.Gate(self._ctx, secret, self.router, self.pub, self.stats)
             self.names = self.gate.names
-            self.door = self.gate.door
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.router.setsockopt(zmq.MAXMSGSIZE, 16 * self.config.max_message_bytes)
@@ -101,8 +96,6 @@ class Bus:
         self.pub.bind(before.get("trace", "tcp://127.0.0.1:0"))
         endpoints = {"bus": self.router.getsockopt_string(zmq.LAST_ENDPOINT),
                      "trace": self.pub.getsockopt_string(zmq.LAST_ENDPOINT)}
-        if classroom:      # the class's CURVE doors, after the lab's own PLAIN ones
-            endpoints.update(self.gate.door.bind(self.router, self.pub))  # type: ignore
         self._seq = _last_seq(self.run_dir / TRACE_FILE)
         self._trace_file = open(self.run_dir / TRACE_FILE, "a", encoding="utf-8")
         if self._trace_file.tell() and not _ends_with_newline(self.run_dir / TRACE_FILE):
@@ -111,9 +104,7 @@ class Bus:
                       bus={"pid": os.getpid(), "started": time.time()})
         log.info("bus up: %s, trace tap %s (%s)", endpoints["bus"], endpoints["trace"],
                  "PLAIN, the lab's secret" if self.gate else "no authentication")
-        if classroom:
-            log.info("class bus %s, trace %s: CURVE, students' keys in %s",
-                     endpoints["class_bus"], endpoints["class_trace"], classroom["keys"])
+
         return endpoints
 
     def serve(self) -> None:
@@ -176,7 +167,7 @@ class Bus:
     def process_authenticated(self, frames: list[Any]) -> None:
         """One message on an authenticated ROUTER (``[routing id, frame, ...]``): from the
         User-Id the ZAP handler gave its connection, if the gate lets it speak for it."""
-        sender = self.gate.admit(frames[0], frames[-1], frames[1])  # type: ignore[union-attr]
+        sender = self.gate.admit(frames[0], frames[-1])   # type: ignore[union-attr]
         if sender is not None:
             self.process_frame([frames[0], *(f.bytes for f in frames[1:])], sender)
 
@@ -195,9 +186,6 @@ class Bus:
         src = ident.decode("utf-8", "replace") if sender is None else sender
         if env["src"] != src:
             return self._bad(who, "bad_envelope", f"src {env['src']!r} is not the sender")
-        if self.door is not None and self.door.students and not self.door.may_send(src, env):
-            return self._bad(who, "not_allowed", f"a student's {src} may not send "
-                             f"{env['kind']} {env['topic']}.{env['method']}")
         if env["kind"] == "control" and env["method"] == "register":
             self.routes.register(src, time.time())   # a (re)started server: flush its queue
             self._on_alive(src)
@@ -222,6 +210,10 @@ class Bus:
             return
         if method == "unregister":
             self.routes.remove(env["src"])
+            return
+        if method == "door_report":   # one-way, from a class's door only (door.py)
+            if env["src"] == DOOR_IDENTITY and self.gate is not None:
+                self._door_report(**args)
             return
         if method == "expired":  # one-way: a caller's notice, answered with nothing
             try:
@@ -248,13 +240,9 @@ class Bus:
         return {"events": events, "last_seq": self._seq,
                 "oldest_seq": self.history[0]["seq"] if self.history else self._seq + 1}
 
-    def control_class_config(self) -> dict[str, Any]:
-        """What a student's machine needs to run computes of this lab: its config."""
-        config = rundir.read(self.run_dir).get("config", {})
-        return {"lab": config.get("lab", {}), "bus": config.get("bus", {})}
-
     def control_stats(self) -> dict[str, Any]:
-        return {"counters": dict(self.stats), "queued": self.routes.queued(),
+        counters = {**self.stats, **{f"door.{k}": v for k, v in self.door_counters.items()}}
+        return {"counters": counters, "queued": self.routes.queued(),
                 "held": len(self._held), "delayed": len(self._delayed), "seq": self._seq}
 
     def control_peers(self) -> list[dict[str, Any]]:
@@ -401,8 +389,6 @@ class Bus:
         if self.gate is not None:
             for refusal in self.gate.refusals():
                 self._refused(refusal)
-            for name in self.door.revoked() if self.door else ():
-                self._cut_off(name)
         for identity in self.routes.expire(now):
             log.warning("%s missed heartbeats for %.1fs: down", identity, self.config.dead_after)
         beat = protocol.encode(protocol.envelope("control", BUS_IDENTITY, "", "heartbeat"))
@@ -430,12 +416,25 @@ class Bus:
                                     "connect")
             self._trace(env, "dropped", BUS_IDENTITY, 0, f"auth: {refusal.reason}")
 
+    def _door_report(self, refusals: list[dict[str, str]] = (),   # type: ignore[assignment]
+                     cut_off: list[str] = (), counters: dict[str, int] | None = None,
+                     **_: Any) -> None:
+        """What a class's door refused and cut off since its last report, and its
+        counters: counted, logged and traced here as the bus's own refusals."""
+        for refusal in refusals:
+            try:
+                self._refused(auth.Refusal(str(refusal["domain"]), str(refusal["claimed"]),
+                                           str(refusal["reason"]), str(refusal["peer"])))
+            except (KeyError, TypeError):
+                self.stats["bad.door_report"] += 1
+        for name in cut_off:
+            self._cut_off(str(name))
+        if isinstance(counters, dict):
+            self.door_counters = counters
+
     def _cut_off(self, name: str) -> None:
-        """A revoked student's peer: no route to it, its later frames dropped."""
+        """A revoked student's peer: no route to it (the door closed its uplink)."""
         self.routes.remove(name)
-        routing_id = self.names.routes.get(name) if self.names else None
-        if routing_id is not None:
-            self.names.gone(name, routing_id)   # type: ignore[union-attr]
         self.stats["auth.revoked"] += 1
         log.warning("%s cut off: its student's key was revoked", name)
         env = protocol.envelope("control", name, protocol.CONTROL_TOPIC, "connect")

@@ -27,10 +27,12 @@ never a lab owner's verb (``set_config``, ``set_failure``, the bus's knobs).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-import shutil
 import secrets
+import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,9 +43,10 @@ from zmq.utils import z85
 
 __all__ = ["ClientKeys", "Registry", "ClassDoor", "STUDENT_PREFIX", "NAME_RE", "ZAP_DOMAIN_CLASS_BUS",
            "ZAP_DOMAIN_CLASS_TRACE", "write_keys", "add_student", "revoke", "reinstate",
-           "read_class", "load_ticket", "client_keys", "name_problem", "student_names",
+           "read_class", "load_ticket", "client_keys", "name_problem", "student_names", "student_of",
            "curve_client", "curve_server", "CLASS_CONTROLS", "KeysError"]
 
+log = logging.getLogger("orchestrator.curve")
 STUDENT_PREFIX = "student:"          # a CURVE connection's User-Id
 ZAP_DOMAIN_CLASS_BUS = "conductor-lab.class-bus"
 ZAP_DOMAIN_CLASS_TRACE = "conductor-lab.class-trace"
@@ -80,12 +83,12 @@ def curve_client(sock: zmq.Socket, keys: ClientKeys) -> None:
 
 
 def curve_server(sock: zmq.Socket, secret_key: bytes, domain: str) -> None:
-    """Make ``sock``'s next binds CURVE, judged by the ZAP handler under ``domain``. The
-    mechanism is fixed per bind: endpoints bound before keep theirs (PLAIN on ipc)."""
-    sock.setsockopt(zmq.PLAIN_SERVER, 0)
+    """Make ``sock`` a CURVE server judged by the ZAP handler under ``domain`` (before
+    ``bind``)."""
     sock.setsockopt(zmq.CURVE_SERVER, 1)
     sock.setsockopt(zmq.CURVE_SECRETKEY, secret_key)
     sock.setsockopt(zmq.ZAP_DOMAIN, domain.encode())
+    sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)   # no ZAP handler: nobody, not everybody
 
 
 def name_problem(student: str, name: str) -> str:
@@ -100,6 +103,12 @@ def name_problem(student: str, name: str) -> str:
     if topic == "lab" and tail.replace("-", "").isalnum() and tail.isascii():
         return ""
     return "not_your_name"
+
+
+def student_of(host: str) -> str:
+    """The student a compute host belongs to (``alice_2`` -> ``alice``), or ""."""
+    head, sep, tail = host.partition("_")
+    return head if sep and NAME_RE.match(head) and tail.isdigit() and tail.isascii() else ""
 
 
 def student_names(count: int, names: str = "") -> list[str]:
@@ -245,6 +254,7 @@ class Registry:
         self.revoked_keys: dict[bytes, str] = {}
         self.revoked: frozenset[str] = frozenset()
         self._stamp: tuple[int, ...] = ()
+        self._lock = threading.Lock()            # the ZAP handler's thread and the door's
         self.secret_key = zmq.auth.load_certificate(
             self.keys_dir / "server.key_secret")[1]
         self.reload()
@@ -260,16 +270,26 @@ class Registry:
         return found
 
     def reload(self) -> bool:
-        """Re-read the directory if it changed; True if it did."""
-        stamp = tuple(os.stat(self.keys_dir / sub).st_mtime_ns
-                      for sub in ("students", "revoked"))
-        if stamp == self._stamp:
-            return False
-        self._stamp = stamp
-        self.admitted = self._read("students")
-        self.revoked_keys = self._read("revoked")
-        self.revoked = frozenset(self.revoked_keys.values()) - set(self.admitted.values())
-        return True
+        """Re-read the directory if it changed; True if it did. A directory that cannot
+        be read (moved, its permissions changed) keeps the last students read, and says
+        so in the log: it never stops the door."""
+        with self._lock:
+            try:
+                stamp = tuple(os.stat(self.keys_dir / sub).st_mtime_ns
+                              for sub in ("students", "revoked"))
+                if stamp == self._stamp:
+                    return False
+                admitted, revoked_keys = self._read("students"), self._read("revoked")
+            except OSError as exc:
+                if self._stamp != ("unreadable",):
+                    log.error("cannot read the class's keys in %s (%s): keeping the "
+                              "students read before", self.keys_dir, exc)
+                    self._stamp = ("unreadable",)   # type: ignore[assignment]
+                return False
+            self.admitted, self.revoked_keys = admitted, revoked_keys
+            self.revoked = frozenset(revoked_keys.values()) - set(admitted.values())
+            self._stamp = stamp
+            return True
 
     def judge(self, public_key: bytes) -> tuple[str, str]:
         """A CURVE client's 32-byte public key -> (student, "") if admitted, else
@@ -285,9 +305,9 @@ class Registry:
 
 
 class ClassDoor:
-    """The bus's side of a class (``lab.json``'s ``class`` section): the CURVE endpoints,
-    the registry the ZAP handler asks, which student holds which name on the bus, and
-    what a student's peer may send. Used from the bus's thread (``auth.Gate`` holds it)."""
+    """The rules of a class's door (``door.py``; ``lab.json``'s ``class`` section): the
+    registry the ZAP handler asks, which student holds which name, and what a student's
+    peer may send."""
 
     def __init__(self, section: dict[str, Any]):
         self.section = section
@@ -295,23 +315,6 @@ class ClassDoor:
         self.students: dict[str, str] = {}     # name on the bus -> its student
         self.sends = {topic: frozenset(methods)
                       for topic, methods in section.get("sends", {}).items()}
-        self._domains: dict[str, str] = {}     # a class endpoint -> its ZAP domain
-
-    def bind(self, router: zmq.Socket, pub: zmq.Socket) -> dict[str, str]:
-        """Bind the class's CURVE endpoints (after the lab's own PLAIN ones: the mechanism
-        is fixed per bind): the bus on ``listen:port``, the trace on ``port + 1``."""
-        listen, port = self.section["listen"], int(self.section["port"])
-        endpoints = {}
-        for key, sock, domain, at in (("class_bus", router, ZAP_DOMAIN_CLASS_BUS, port),
-                                      ("class_trace", pub, ZAP_DOMAIN_CLASS_TRACE, port + 1)):
-            curve_server(sock, self.registry.secret_key, domain)
-            sock.bind(f"tcp://{listen}:{at}")
-            endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-            self._domains[endpoints[key]] = domain
-        return endpoints
-
-    def domain_of(self, endpoint: str, default: str) -> str:
-        return self._domains.get(endpoint, default)
 
     def admit(self, name: str, user_id: str) -> bool:
         """A student's frame under ``name`` (its connection proved it): False if their
@@ -340,10 +343,9 @@ class ClassDoor:
         return kind == "reply" or env["method"] in self.sends.get(topic, ())
 
     def revoked(self) -> list[str]:
-        """Names held by students revoked since the last look (the keys directory
-        changed): the bus cuts them off."""
-        if not self.registry.reload():
-            return []
+        """Names held by students now revoked (the keys directory re-read if it changed,
+        by this thread or the ZAP handler's): the door cuts them off, once."""
+        self.registry.reload()
         gone = [name for name, student in self.students.items()
                 if student in self.registry.revoked]
         for name in gone:

@@ -44,6 +44,7 @@ class Transport:
         self.identity = protocol.identity(topic, server)
         self.config = config or BusConfig()
         self.orphan_replies = 0
+        self.unsent = 0            # envelopes dropped: no connection to the bus at all
         self.handler: Handler | None = None
         self._pending: dict[str, asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -68,8 +69,15 @@ class Transport:
 
     # -- sending ------------------------------------------------------------------------
     def send(self, env: dict[str, Any]) -> None:
-        """Send an envelope now; never blocks (the bus queues for absent receivers)."""
-        self._sock.send(protocol.encode(env), zmq.NOBLOCK)
+        """Send an envelope now; never blocks (the bus queues for absent receivers). With
+        no way to the bus at all (it refused this peer's proof, so libzmq dropped the
+        connection) the envelope is dropped and counted: a call then times out, and the
+        silence ends ``run()`` after ``bus_timeout``."""
+        try:
+            self._sock.send(protocol.encode(env), zmq.NOBLOCK)
+        except zmq.Again:
+            self.unsent += 1
+            return
         # ZeroMQ's FD is edge-triggered and a send may take the edge a message that
         # arrived meanwhile would have raised: look, so the receiver is not left asleep.
         if self._sock.get(zmq.EVENTS) & zmq.POLLIN:

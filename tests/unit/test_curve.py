@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import stat
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,8 @@ from lab.cluster import LabError
 from orchestrator.compute.rpcapi import SENT_BY_COMPUTES
 from orchestrator.config import LabConfig
 from orchestrator.messaging import auth, curve, protocol
+from orchestrator.messaging import door as door_module
+from orchestrator.messaging.door import Door
 
 
 @pytest.fixture
@@ -148,60 +149,97 @@ class _Frame:
     """A received frame's metadata (what libzmq attaches) and bytes."""
 
     def __init__(self, user_id: str, data: bytes = b""):
-        self.user_id, self.bytes = user_id, data
+        self.user_id, self.bytes, self.more = user_id, data, False
 
     def get(self, key: str) -> str:
         return {"User-Id": self.user_id, "Peer-Address": "192.0.2.9"}[key]
 
 
+def _env(kind: str, src: str, topic: str, method: str, server: str = "", **kw) -> dict:
+    return protocol.envelope(kind, src, topic, method, server=server, **kw)
+
+
 @pytest.fixture
-def gate(keys):
-    ctx = zmq.Context()
-    router, pub = ctx.socket(zmq.ROUTER), ctx.socket(zmq.PUB)
-    section = {"keys": str(keys), "listen": "127.0.0.1", "port": 0,
-               "sends": {t: list(m) for t, m in SENT_BY_COMPUTES.items()}}
-    g = auth.Gate(ctx, "s3cret", router, pub, Counter(), section)
-    yield g
-    g.close()
-    router.close(0)
-    pub.close(0)
-    ctx.term()
+def door(keys, tmp_path):
+    """A class's door on its own run directory (its bus need not be there: what it
+    would send up queues in its uplinks)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "secret").write_text("s3cret")
+    classroom.configure(run, keys, "127.0.0.1")
+    section = json.loads((run / "lab.json").read_text())["class"]
+    section["port"] = classroom.free_class_port()
+    (run / "lab.json").write_text(json.dumps({
+        "class": section, "endpoints": {"bus": f"ipc://{run}/bus.sock",
+                                        "trace": f"ipc://{run}/trace.sock"}}))
+    d = Door(run)
+    yield d
+    d.close()
 
 
-def _env(kind: str, src: str, topic: str, method: str, server: str = "") -> dict:
-    return protocol.envelope(kind, src, topic, method, server=server)
+def _send(door, rid: bytes, student: str, env: dict) -> None:
+    door.admit([rid, _Frame(f"student:{student}", protocol.encode(env))])
 
 
-def test_the_gate_names_a_students_connection_by_its_first_envelope(gate):
-    first = protocol.encode(_env("control", "compute.alice_1", "bus", "register"))
+def test_the_door_names_a_students_connection_by_its_first_envelope(door):
     rid = b"\x00\x00\x00\x00\x05"
-    assert gate.admit(rid, _Frame("student:alice"), _Frame("", first)) == "compute.alice_1"
-    assert gate.door.students == {"compute.alice_1": "alice"}
-    # later frames keep that name, whatever they claim (the bus then checks src)
-    later = protocol.encode(_env("cast", "compute.bob_1", "conductor", "instance_update"))
-    assert gate.admit(rid, _Frame("student:alice"), _Frame("", later)) == "compute.alice_1"
-    # bob's name with alice's key, or a routing id of the student's choosing: refused
-    stolen = protocol.encode(_env("control", "compute.bob_1", "bus", "register"))
-    assert gate.admit(b"\x00\x00\x00\x00\x06", _Frame("student:alice"),
-                      _Frame("", stolen)) is None
-    assert gate.admit(b"compute.alice_1", _Frame("student:alice"), _Frame("", first)) is None
-    assert gate.admit(b"\x00\x00\x00\x00\x07", _Frame("student:alice"),
-                      _Frame("", b"garbage")) is None
-    assert [(r.claimed, r.reason) for r in gate.refusals()] == [
+    _send(door, rid, "alice", _env("control", "compute.alice_1", "bus", "register"))
+    assert door.names.routes == {"compute.alice_1": rid}
+    assert door.door.students == {"compute.alice_1": "alice"}
+    assert set(door.uplinks) == {"compute.alice_1"}
+    # later frames keep that name: one claiming another is dropped as a bad envelope
+    _send(door, rid, "alice", _env("cast", "compute.bob_1", "conductor", "instance_update"))
+    assert door.stats["bad.bad_envelope"] == 1
+    # bob's name with alice's key, a routing id of the student's choosing, garbage
+    _send(door, b"\x00\x00\x00\x00\x06", "alice",
+          _env("control", "compute.bob_1", "bus", "register"))
+    _send(door, b"compute.alice_1", "alice",
+          _env("control", "compute.alice_1", "bus", "register"))
+    door.admit([b"\x00\x00\x00\x00\x07", _Frame("student:alice", b"garbage")])
+    assert [(r["claimed"], r["reason"]) for r in door._report["refusals"]] == [
         ("compute.bob_1", "not_your_name"), ("compute.alice_1", "identity_mismatch"),
         ("", "not_your_name")]
+    assert set(door.uplinks) == {"compute.alice_1"}, "nothing refused went up"
 
 
-def test_the_gate_lets_a_student_send_what_a_compute_sends_and_drive_only_their_own(gate):
+def test_a_student_holds_at_most_max_names(door):
+    for i in range(door_module.MAX_NAMES + 3):
+        _send(door, bytes([0, 0, 0, 1, i]), "alice",
+              _env("control", f"compute.alice_{i}", "bus", "register"))
+    assert len(door.uplinks) == door_module.MAX_NAMES
+    reasons = [r["reason"] for r in door._report["refusals"]]
+    assert reasons == ["too_many_names"] * 3
+
+
+def test_a_student_answers_only_calls_made_to_them_and_only_to_their_caller(door):
     rid = b"\x00\x00\x00\x00\x05"
-    for name in ("compute.alice_1", "lab.alice_ctl"):
-        first = protocol.encode(_env("control", name, "bus", "register"))
-        gate.admit(rid + name[:1].encode(), _Frame("student:alice"), _Frame("", first))
-    may = gate.door.may_send
-    assert may("compute.alice_1", _env("cast", "compute.alice_1", "conductor", "build_instances"))
-    assert may("compute.alice_1", _env("reply", "compute.alice_1", "conductor", "x"))
-    assert may("compute.alice_1", _env("cast", "compute.alice_1", "compute", "finish_resize",
-                                       server="bob_1"))
+    _send(door, rid, "alice", _env("control", "compute.alice_1", "bus", "register"))
+    door.pending["compute.alice_1"] = {"m1": "conductor.conductor1"}
+    forged = protocol.reply_to(_env("call", "scheduler.scheduler1", "conductor",
+                                    "select_destinations"), "compute.alice_1", result={})
+    _send(door, rid, "alice", forged)          # a call to someone else: refused
+    assert door.stats["bad.not_allowed"] == 1
+    wrong_caller = protocol.reply_to(_env("call", "api.api", "compute", "x"),
+                                     "compute.alice_1", result={})
+    wrong_caller["reply_to"] = "m1"
+    _send(door, rid, "alice", wrong_caller)   # the right call, to the wrong caller
+    assert door.stats["bad.not_allowed"] == 2
+    door.pending["compute.alice_1"] = {"m1": "conductor.conductor1"}
+    right = protocol.reply_to(_env("call", "conductor.conductor1", "compute", "x",
+                                   msg_id="m1"), "compute.alice_1", result={})
+    _send(door, rid, "alice", right)
+    assert door.stats["bad.not_allowed"] == 2 and door.pending["compute.alice_1"] == {}
+
+
+def test_a_student_may_send_what_a_compute_sends_and_drive_only_their_own(door):
+    for i, name in enumerate(("compute.alice_1", "lab.alice_ctl")):
+        _send(door, bytes([0, 0, 0, 2, i]), "alice", _env("control", name, "bus",
+                                                           "register"))
+    may = door.door.may_send
+    assert may("compute.alice_1", _env("cast", "compute.alice_1", "conductor",
+                                       "build_instances"))
+    assert may("compute.alice_1", _env("cast", "compute.alice_1", "compute",
+                                       "finish_resize", server="bob_1"))
     assert not may("compute.alice_1", _env("call", "compute.alice_1", "scheduler",
                                            "set_config"))
     assert not may("compute.alice_1", _env("cast", "compute.alice_1", "conductor",
@@ -220,16 +258,38 @@ def test_the_gate_lets_a_student_send_what_a_compute_sends_and_drive_only_their_
                                             "set_config", server="bob_1"))   # not a student
 
 
-def test_a_revoked_student_is_cut_off_and_their_frames_dropped(gate, keys):
-    first = protocol.encode(_env("control", "compute.alice_1", "bus", "register"))
+def test_a_revoked_student_is_cut_off_even_when_the_zap_thread_read_the_revoke_first(
+        door, keys):
+    sent, report = [], door._send_report
+
+    def record() -> None:
+        sent.append({k: list(v) for k, v in door._report.items()})
+        report()
+    door._send_report = record
     rid = b"\x00\x00\x00\x00\x05"
-    assert gate.admit(rid, _Frame("student:alice"), _Frame("", first)) == "compute.alice_1"
-    assert gate.door.revoked() == []
+    _send(door, rid, "alice", _env("control", "compute.alice_1", "bus", "register"))
+    _send(door, b"\x00\x00\x00\x00\x06", "bob",
+          _env("control", "compute.bob_1", "bus", "register"))
+    door.tick()
+    assert sent[-1] == {"refusals": [], "cut_off": []}
     curve.revoke(keys, "alice")
-    assert gate.door.revoked() == ["compute.alice_1"]
-    assert gate.door.revoked() == [], "cut off once"
-    assert gate.admit(rid, _Frame("student:alice"), _Frame("", first)) is None
-    assert gate.stats["revoked_frames"] == 1
+    door.door.registry.reload()     # as the ZAP handler would, judging a handshake
+    door.tick()
+    assert sent[-1] == {"refusals": [], "cut_off": ["compute.alice_1"]}
+    assert set(door.uplinks) == {"compute.bob_1"}
+    assert door.names.routes == {}, "the class's door reopened: everyone proves again"
+    _send(door, rid, "alice", _env("control", "compute.alice_1", "bus", "register"))
+    assert door.stats["revoked_frames"] == 1 and set(door.uplinks) == {"compute.bob_1"}
+
+
+def test_the_door_refuses_and_keeps_its_students_when_the_keys_cannot_be_read(door, keys):
+    registry = door.door.registry
+    (keys / "students").rename(keys / "elsewhere")
+    assert registry.reload() is False
+    assert "alice" in registry.admitted.values(), "the students read before stay"
+    handler_reply = door.zap.answer([b"1.0", b"1", curve.ZAP_DOMAIN_CLASS_BUS.encode(),
+                                     b"192.0.2.9", b"", b"CURVE", b"x" * 32])
+    assert handler_reply[2] == b"400"
 
 
 def test_the_table_of_what_a_compute_sends_is_what_the_compute_package_calls():

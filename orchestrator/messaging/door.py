@@ -1,0 +1,430 @@
+"""The class's door: the one process that faces the students' machines.
+
+``python -m orchestrator door`` (started by the lab after its bus when it has a class)
+binds the class's CURVE endpoints (``curve.py``) and stands between them and the lab's
+bus, so nothing a student sends reaches the bus unchecked, and no bug a student can
+trigger in libzmq can take the bus down:
+
+- the ZAP handler admits students' keys (re-reading the keys directory);
+- each connection is named by its first envelope, one of the student's names, at most
+  :data:`MAX_NAMES` of them (``curve.ClassDoor``, ``auth.Names``), and keeps it;
+- what a student's peer may send (``ClassDoor.may_send``), and replies only to calls the
+  door delivered to that name, to their caller;
+- each admitted name gets its own uplink, a DEALER to the lab's bus over ``ipc://`` with
+  PLAIN and the lab's secret, so the bus sees ``compute.alice_1`` as any other peer;
+- the bus's trace is relayed to the class's trace endpoint;
+- a revoke (the keys directory changed) closes the revoked student's uplinks and
+  re-opens the class's endpoints: every student connects again and proves their key
+  again (ZeroMQ reconnects by itself), so a revoked one is refused, trace included.
+
+Why a process of its own: libzmq's ROUTER lets a peer choose its routing id, and one
+that chooses the id the ROUTER would give the next connection makes libzmq abort the
+whole process (an assertion in ``add_out_pipe``) when that connection comes. The door
+seeds the ids it gives at random (libzmq's ``rand()`` is otherwise never seeded:
+``00 6b8b4567`` first, every run), turns ROUTER_HANDOVER off (a chosen id equal to a
+live one is ignored, never handed over), and if a student still brings it down, the
+door is started again (:func:`run`) while the lab's bus, and every lab service, go on.
+
+What it refuses it reports to the bus (a ``door_report`` control), which counts, logs
+and traces it as it does its own refusals; its counters join the bus's ``stats``.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import struct
+import time
+from collections import Counter, OrderedDict
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from .. import rundir
+from . import auth, curve, protocol
+
+__all__ = ["Door", "run", "MAX_NAMES", "DOOR_IDENTITY"]
+
+log = logging.getLogger("orchestrator.door")
+DOOR_IDENTITY = "door.door"
+MAX_NAMES = 24              # names one student may hold (their computes and tools)
+MAX_PENDING = 4096          # calls awaiting a student's reply, per name
+REPORT_EVERY = 0.25         # seconds between reports to the bus
+BATCH = 256
+NOBLOCK = int(zmq.NOBLOCK)
+
+
+def seed_routing_ids() -> None:
+    """Seed libc's ``rand()``, from which libzmq's ROUTER draws the first routing id it
+    gives: unseeded, every ROUTER's first id is ``00 6b8b4567``, which a student could
+    claim in advance."""
+    try:
+        ctypes.CDLL(None).srand(int.from_bytes(os.urandom(4), "little"))
+    except (OSError, AttributeError):       # no libc by that name: libzmq's own default
+        log.warning("could not seed routing ids")
+
+
+class Door:
+    def __init__(self, run_dir: str | os.PathLike, *, lab_pid: int | None = None):
+        """``lab_pid``: the lab's process; the door stops when it, or the process that
+        started the door, is gone."""
+        self.run_dir = Path(run_dir)
+        data = rundir.read(self.run_dir)
+        self.section = data["class"]
+        self.secret = rundir.secret(self.run_dir) or ""
+        if not self.secret:
+            raise RuntimeError("a class's door needs the lab's secret")
+        self.bus_endpoint = data["endpoints"]["bus"]
+        self.trace_endpoint = data["endpoints"]["trace"]
+        self.stats: Counter[str] = Counter()
+        self.door = curve.ClassDoor(self.section)
+        seed_routing_ids()
+        self.ctx = zmq.Context()
+        self.zap = auth.ZapHandler(self.ctx, self.secret, self.door.registry).start()
+        self.names = auth.Names()
+        self.uplinks: dict[str, zmq.Socket] = {}
+        self._uplink_of: dict[zmq.Socket, str] = {}
+        self.pending: dict[str, OrderedDict[str, str]] = {}
+        self._report: dict[str, list] = {"refusals": [], "cut_off": []}
+        self._parent, self._lab = os.getppid(), lab_pid
+        self._running = False
+        self.control = self._dealer(DOOR_IDENTITY)
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        auth.plain_client(self.sub, "lab.door-tap", self.secret, routing_id=False)
+        self.sub.connect(self.trace_endpoint)
+        self.router: zmq.Socket | None = None
+        self.pub: zmq.Socket | None = None
+        self.endpoints = self._open()
+
+    # -- the class's endpoints ----------------------------------------------------------------
+    def _open(self) -> dict[str, str]:
+        """Bind the class's ROUTER (``port``) and trace PUB (``port + 1``), CURVE."""
+        listen, port = self.section["listen"], int(self.section["port"])
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.pub = self.ctx.socket(zmq.PUB)
+        endpoints = {}
+        for key, sock, domain, at in (
+                ("class_bus", self.router, curve.ZAP_DOMAIN_CLASS_BUS, port),
+                ("class_trace", self.pub, curve.ZAP_DOMAIN_CLASS_TRACE, port + 1)):
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SNDHWM, 100_000)
+            curve.curve_server(sock, self.door.registry.secret_key, domain)
+            for attempt in range(50):     # a port just closed (a reopen) may linger
+                try:
+                    sock.bind(f"tcp://{listen}:{at}")
+                    break
+                except zmq.ZMQError:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
+            endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.setsockopt(zmq.MAXMSGSIZE, 1 << 22)
+        self._monitors = [
+            (self.router.get_monitor_socket(auth.HANDSHAKE_FAILURES),
+             curve.ZAP_DOMAIN_CLASS_BUS),
+            (self.pub.get_monitor_socket(auth.HANDSHAKE_FAILURES),
+             curve.ZAP_DOMAIN_CLASS_TRACE)]
+        return endpoints
+
+    def _close_class(self) -> None:
+        for sock in (self.router, self.pub):
+            if sock is not None:
+                sock.disable_monitor()
+                sock.close(0)
+        for monitor, _ in self._monitors:
+            monitor.close(0)
+
+    def reopen(self) -> None:
+        """Every student connects and proves their key again (after a revoke)."""
+        self._close_class()
+        self.names = auth.Names()
+        self.door.students.clear()
+        self.pending.clear()
+        self._open()
+
+    def _dealer(self, name: str) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 100_000)
+        auth.plain_client(sock, name, self.secret)
+        sock.connect(self.bus_endpoint)
+        return sock
+
+    def uplink(self, name: str) -> zmq.Socket:
+        """The name's own connection to the lab's bus (made on its first message)."""
+        sock = self.uplinks.get(name)
+        if sock is None:
+            sock = self.uplinks[name] = self._dealer(name)
+            self._uplink_of[sock] = name
+        return sock
+
+    # -- the loop -----------------------------------------------------------------------------
+    def serve(self) -> None:
+        self._running = True
+        rundir.update(self.run_dir, endpoints=self.endpoints,
+                      door={"pid": os.getpid(), "started": time.time()})
+        log.info("class door on %s, trace %s: CURVE, students' keys in %s",
+                 self.endpoints["class_bus"], self.endpoints["class_trace"],
+                 self.section["keys"])
+        next_report = time.monotonic()
+        while self._running:
+            poller = zmq.Poller()
+            for sock in (self.router, self.sub, self.control, *self.uplinks.values()):
+                poller.register(sock, zmq.POLLIN)
+            ready = dict(poller.poll(100))
+            if self.router in ready:
+                self._from_students()
+            if self.sub in ready:
+                self._relay_trace()
+            for sock in ready:
+                name = self._uplink_of.get(sock)
+                if name is not None:
+                    self._from_bus(name, sock)
+            if self.control in ready:       # the bus's heartbeats: nothing to do
+                while self.control.poll(0):
+                    self.control.recv(NOBLOCK)
+            if time.monotonic() >= next_report:
+                next_report = time.monotonic() + REPORT_EVERY
+                self.tick()
+        self.close()
+
+    def stop(self, *_: Any) -> None:
+        self._running = False
+
+    def close(self) -> None:
+        self._close_class()
+        for sock in (self.control, self.sub, *self.uplinks.values()):
+            sock.close(0)
+        self.zap.stop()
+        self.ctx.term()
+
+    def _from_students(self) -> None:
+        for _ in range(BATCH):
+            try:
+                frames = [self.router.recv(NOBLOCK)]
+                frame = self.router.recv(NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            frames.append(frame)
+            while frame.more:
+                frame = self.router.recv(NOBLOCK, copy=False)
+                frames.append(frame)
+            self.admit(frames)
+
+    def admit(self, frames: list[Any]) -> None:
+        """One message from a student's machine: who sent it, may they, then up it goes."""
+        self.stats["received"] += 1
+        rid, first = frames[0], frames[1]
+        try:
+            user_id = first.get("User-Id")
+        except zmq.ZMQError:
+            self.stats["refused_frames"] += 1
+            return
+        name, problem = self.names.admit(rid, user_id, lambda: _claimed(first))
+        student = user_id[len(curve.STUDENT_PREFIX):]
+        if not problem and name not in self.door.students and \
+                sum(1 for s in self.door.students.values() if s == student) >= MAX_NAMES:
+            problem = "too_many_names"
+            self.names.gone(name, rid)
+        if problem:
+            if problem in ("identity_mismatch", "not_your_name", "too_many_names"):
+                self._refuse(name, problem, f"{_peer(first)}, CURVE {user_id!r}")
+            else:
+                self.stats[f"{problem}_frames"] += 1
+            return
+        if not self.door.admit(name, user_id):
+            self.stats["revoked_frames"] += 1
+            return
+        if len(frames) != 2:
+            return self._bad(name, "bad_frames")
+        data = first.bytes
+        try:
+            env = protocol.decode(data)
+        except protocol.ProtocolError as exc:
+            return self._bad(name, exc.reason)
+        if env["src"] != name:
+            return self._bad(name, "bad_envelope")
+        if not self.door.may_send(name, env) or not self._answers_a_call(name, env):
+            return self._bad(name, "not_allowed",
+                             f"{env['kind']} {env['topic']}.{env['method']}")
+        if env["kind"] == "control" and env["method"] == "class_config":
+            return self._reply(rid, env, self.class_config())
+        try:
+            self.uplink(name).send(data, NOBLOCK)
+        except zmq.Again:
+            self.stats["uplink_full"] += 1
+
+    def _answers_a_call(self, name: str, env: dict[str, Any]) -> bool:
+        """A reply must answer a call the door delivered to ``name``, to its caller."""
+        if env["kind"] != "reply":
+            return True
+        caller = self.pending.get(name, {}).pop(env["reply_to"], None)
+        return caller is not None and caller == protocol.identity(env["topic"], env["server"])
+
+    def _from_bus(self, name: str, sock: zmq.Socket) -> None:
+        """What the bus sends ``name``: down to the student's connection holding it."""
+        for _ in range(BATCH):
+            try:
+                data = sock.recv(NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                env = protocol.decode(data, 64 << 20)
+            except protocol.ProtocolError:
+                continue
+            if env["kind"] == "call":
+                calls = self.pending.setdefault(name, OrderedDict())
+                calls[env["msg_id"]] = env["src"]
+                if len(calls) > MAX_PENDING:
+                    calls.popitem(last=False)
+            rid = self.names.routes.get(name)
+            if rid is None:
+                self.stats["undeliverable"] += 1
+                continue
+            try:
+                self.router.send_multipart([rid, data], NOBLOCK)
+            except zmq.ZMQError:      # gone (EHOSTUNREACH) or full: its caller times out
+                self.names.gone(name, rid)
+                self.stats["undeliverable"] += 1
+
+    def _relay_trace(self) -> None:
+        for _ in range(BATCH):
+            try:
+                self.pub.send(self.sub.recv(NOBLOCK), NOBLOCK)
+            except zmq.Again:
+                return
+
+    def _reply(self, rid: bytes, env: dict[str, Any], result: Any) -> None:
+        reply = protocol.reply_to(env, "bus.bus", result=result)
+        try:
+            self.router.send_multipart([rid, protocol.encode(reply)], NOBLOCK)
+        except zmq.ZMQError:
+            pass
+
+    def class_config(self) -> dict[str, Any]:
+        """What a student's machine needs to run computes of this lab: its config."""
+        config = rundir.read(self.run_dir).get("config", {})
+        return {"lab": config.get("lab", {}), "bus": config.get("bus", {})}
+
+    # -- refusals, revocations, reports ----------------------------------------------------------
+    def _bad(self, name: str, reason: str, detail: str = "") -> None:
+        self.stats["bad_frames"] += 1
+        self.stats[f"bad.{reason}"] += 1
+        n = self.stats[f"bad.{reason}"]
+        if n <= 10 or n % 100 == 0:
+            log.warning("dropped %s from %s (#%d): %s", reason, name, n, detail)
+
+    def _refuse(self, claimed: str, reason: str, peer: str) -> None:
+        self._report["refusals"].append(
+            {"domain": curve.ZAP_DOMAIN_CLASS_BUS, "claimed": claimed[:auth.CLAIM_CHARS],
+             "reason": reason, "peer": peer})
+
+    def tick(self) -> None:
+        for refusal in self.zap.refusals:
+            self._refuse(refusal.claimed, refusal.reason, refusal.peer)
+        self.zap.refusals.clear()
+        for monitor, domain in self._monitors:
+            while True:
+                try:
+                    event, endpoint = monitor.recv_multipart(NOBLOCK)
+                except zmq.Again:
+                    break
+                kind, value = struct.unpack("=HI", event[:6])
+                mismatch = kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and \
+                    value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+                self._report["refusals"].append(
+                    {"domain": domain, "claimed": "",
+                     "reason": "no_credentials" if mismatch else "bad_handshake",
+                     "peer": f"{endpoint.decode('utf-8', 'replace')}: no name claimed"})
+        gone = self.door.revoked()
+        if gone:
+            for name in gone:
+                sock = self.uplinks.pop(name, None)
+                if sock is not None:
+                    del self._uplink_of[sock]
+                    sock.close(0)
+                log.warning("%s cut off: its student's key was revoked", name)
+            self._report["cut_off"] += gone
+            self.reopen()
+        self._send_report()
+        if os.getppid() != self._parent or not _alive(self._lab):
+            log.warning("the lab's process is gone: stopping")
+            self.stop()
+
+    def _send_report(self) -> None:
+        report = {**self._report, "counters": dict(self.stats)}
+        self._report = {"refusals": [], "cut_off": []}
+        env = protocol.envelope("control", DOOR_IDENTITY, protocol.CONTROL_TOPIC,
+                                "door_report", args=report)
+        try:
+            self.control.send(protocol.encode(env), NOBLOCK)
+        except zmq.Again:   # the bus is away: what was refused meanwhile is lost, counted
+            self.stats["reports_lost"] += 1
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claimed(frame: Any) -> str:
+    """The ``src`` a student's first envelope claims ("" if it is not an envelope)."""
+    try:
+        return protocol.decode(frame.bytes)["src"]
+    except protocol.ProtocolError:
+        return ""
+
+
+def _peer(frame: Any) -> str:
+    try:
+        return frame.get("Peer-Address")
+    except zmq.ZMQError:
+        return "unknown peer"
+
+
+def run(run_dir: str) -> int:
+    """Entry point of ``python -m orchestrator door``: serve the class's door in a child
+    process, and start it again if it dies of anything but a stop (a libzmq abort a
+    student caused), so the class's machines can join again; the lab's bus never
+    notices. Stops with SIGTERM, or when the lab's process is gone."""
+    lab, child = os.getppid(), {"pid": 0}
+    stopping: list[bool] = []
+
+    def on_term(*_: Any) -> None:
+        stopping.append(True)
+        if child["pid"]:
+            try:
+                os.kill(child["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while not stopping and os.getppid() == lab:
+        pid = os.fork()
+        if pid == 0:                               # the door itself
+            door = Door(run_dir, lab_pid=lab)
+            signal.signal(signal.SIGTERM, door.stop)
+            door.serve()
+            os._exit(0)
+        child["pid"] = pid
+        _, status = os.waitpid(pid, 0)
+        child["pid"] = 0
+        code = os.waitstatus_to_exitcode(status)
+        if stopping or code == 0:
+            break
+        log.error("the class's door died (%s): starting it again",
+                  f"signal {-code}" if code < 0 else f"exit {code}")
+        time.sleep(1.0)
+    return 0

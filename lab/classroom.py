@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import rundir
-from orchestrator.compute.rpcapi import SENT_BY_COMPUTES
+from orchestrator.compute.rpcapi import OWN_HOST_ARGS, SENT_BY_COMPUTES
 from orchestrator.messaging import curve
 
 from .cluster import LabError
@@ -65,7 +65,8 @@ def configure(run_dir: str | os.PathLike, keys_dir: str | os.PathLike | None,
         return None
     section = {"keys": str(Path(keys_dir).resolve()), "listen": listen or "0.0.0.0",
                "address": info["address"], "port": int(info["port"]),
-               "sends": {topic: list(methods) for topic, methods in SENT_BY_COMPUTES.items()}}
+               "sends": {topic: list(methods) for topic, methods in SENT_BY_COMPUTES.items()},
+               "own_host_args": OWN_HOST_ARGS}
     rundir.update(run_dir, **{"class": section})
     return section
 
@@ -142,8 +143,9 @@ class Classroom:
                 raise LabError(f"{', '.join(hosts)} still up {timeout}s after the revoke")
             time.sleep(0.2)
 
-    def student_dashboard_url(self) -> str:
-        """The read-only dashboard link the tickets carry."""
+    def student_dashboard_url(self, student: str) -> str:
+        """The read-only dashboard link ``student``'s ticket carries (theirs alone:
+        revoking them closes it, and only it)."""
         section = self.classroom
-        token = (Path(section["keys"]) / "view-token").read_text().strip()
+        token = curve.view_token(section["keys"], student)
         return f"http://{section['address']}:{section['port'] + 2}/dashboard?token={token}"

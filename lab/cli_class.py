@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from orchestrator.messaging import curve
+from orchestrator.messaging import curve, protocol
 
 from .cluster import LabError
 
@@ -90,7 +90,8 @@ def print_class(lab: Any) -> None:
           f"(CURVE; listening on {section['listen']})")
     print(f"          tickets in {section['keys']}/tickets; a student runs "
           f"python -m lab join NAME.ticket")
-    print(f"          students' dashboard (read-only): {lab.student_dashboard_url()}")
+    print(f"          students' dashboard (read-only): each ticket has its own link, e.g. "
+          f"{lab.student_dashboard_url(curve.read_class(section['keys'])['students'][0])}")
     print(f"          revoke one: python -m lab revoke NAME --run-dir {lab.run_dir}")
 
 
@@ -136,7 +137,8 @@ def _supervise(student: Any, stdin: Any) -> int:
         try:
             if line and _obey(student, shlex.split(line)) == "quit":
                 return 0
-        except (LabError, ValueError) as exc:
+        except (LabError, ValueError, protocol.MessagingTimeout,
+                protocol.RemoteError) as exc:   # the class is away: say so, go on
             print(f"error: {exc}", flush=True)
 
 

@@ -114,6 +114,15 @@ class Student:
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> Student:
+        """Knock, fetch the class's config, start the computes and wait until they
+        serve; on any failure nothing is left running."""
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> Student:
         problem = probe(self.ticket["bus"], self.keys, timeout=min(timeout, 10.0))
         if problem:
             raise JoinError(problem)
@@ -141,7 +150,8 @@ class Student:
         return self._client
 
     def stop(self) -> None:
-        """Stop every compute (SIGTERM, then SIGKILL after a grace) and reap them."""
+        """Stop every compute (SIGTERM, then SIGKILL after a grace) and reap them; the
+        run directory's copy of the ticket (a secret key) goes too, the logs stay."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)
@@ -156,6 +166,7 @@ class Student:
         if self._client is not None:
             self._client.close()
             self._client = None
+        (self.run_dir / TICKET).unlink(missing_ok=True)
 
     # -- one compute ------------------------------------------------------------------------
     def host(self, which: int | str) -> str:
@@ -181,8 +192,11 @@ class Student:
         rundir.update(self.run_dir, pids={f"compute.{host}": self.procs[host].pid})
 
     def kill(self, which: int | str, sig: int = signal.SIGKILL) -> None:
-        """Kill one of my computes (SIGKILL: as if the machine lost power). The class sees
-        it go down; it stays down until :meth:`start_compute`."""
+        """Kill one of my computes (SIGKILL: as if the machine lost power; or SIGTERM).
+        The class sees it go down; it stays down until :meth:`start_compute`."""
+        if sig not in (signal.SIGKILL, signal.SIGTERM):
+            raise JoinError("kill takes SIGKILL or SIGTERM (freezing a compute is "
+                            "slow=100 with set_failure)")
         host = self.host(which)
         proc = self.procs.get(host)
         self.killed.add(host)

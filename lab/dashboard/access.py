@@ -25,7 +25,7 @@ import hmac
 import logging
 import re
 import urllib.parse
-from typing import Any
+from typing import Any, Callable
 
 from bokeh.server.auth_provider import AuthProvider
 from bokeh.server.views.ws import WSHandler
@@ -60,17 +60,19 @@ class LabAccess(AuthProvider):
     """Bokeh's authentication hook, checking the lab's secret."""
 
     def __init__(self, secret: str, lab_id: str, cookie_path: str = "/",
-                 view_token: str | None = None):
+                 viewers: Callable[[], frozenset[str]] | None = None):
         self.secret = secret
-        self.view_token = view_token    # a class's read-only link: the dashboard only
+        self.viewers = viewers    # a class's students' read-only tokens: the dashboard only
         self.cookie = cookie_name(lab_id)
         self.cookie_path = cookie_path or "/"
         self.refused = 0
         super().__init__()
 
     def _known(self, token: str) -> bool:
-        return _same(token, self.secret) or \
-            self.view_token is not None and _same(token, self.view_token)
+        if _same(token, self.secret):
+            return True
+        return self.viewers is not None and \
+            any(_same(token, view) for view in self.viewers())
 
     def allowed(self, handler: RequestHandler) -> bool:
         given = handler.get_argument("token", None)

@@ -31,6 +31,7 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from orchestrator import rundir
+from orchestrator.messaging.curve import ViewTokens
 
 from . import feed
 from .access import LabAccess, install_origin_check
@@ -51,15 +52,15 @@ def serve(source: feed.LiveFeed | feed.ReplayFeed | feed.FollowFeed, run_dir: Pa
     feed.install(source)
     sockets, port = bind_sockets("127.0.0.1", port)
     classroom = rundir.read(run_dir).get("class") if run_dir is not None else None
-    view_token = None
-    if classroom:   # the class's door: the read-only link in the students' tickets
-        view_token = (Path(classroom["keys"]) / "view-token").read_text().strip()
+    viewers = None
+    if classroom:   # the class's door: the read-only links in the students' tickets
+        viewers = ViewTokens(classroom["keys"]).current
         sockets += bind_sockets(classroom["listen"], int(classroom["port"]) + 2)[0]
     reach = reach or Reach("direct")
     secret = secret or secrets.token_urlsafe(32)
     prefix = reach.prefix(port)
     access = LabAccess(secret, run_dir.name if run_dir else f"replay-{port}",
-                       cookie_path=prefix or "/", view_token=view_token)
+                       cookie_path=prefix or "/", viewers=viewers)
     app = BokehTornado({PATH: Application(DirectoryHandler(filename=str(APP_DIR)))},
                        prefix=prefix, extra_websocket_origins=reach.origins(port),
                        auth_provider=access, exclude_cookies=[access.cookie],

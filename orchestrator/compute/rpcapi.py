@@ -11,7 +11,7 @@ from typing import Any
 from ..messaging.client import RPCClient
 from ..messaging.transport import Transport
 
-__all__ = ["ComputeAPI", "SENT_BY_COMPUTES"]
+__all__ = ["ComputeAPI", "SENT_BY_COMPUTES", "OWN_HOST_ARGS"]
 
 # Everything a compute sends, by topic: in a class, all a student's computes may send
 # (the bus refuses the rest: ``messaging/curve.py``). tests/unit/test_curve.py reads the
@@ -26,6 +26,12 @@ SENT_BY_COMPUTES: dict[str, tuple[str, ...]] = {
     "compute": ("finish_resize", "finish_revert_resize", "resize_instance",
                 "terminate_instance"),
 }
+# Of those, the ones that speak for a host, and the argument naming it: a compute speaks
+# only for itself (a student's may not report another's service or resources).
+OWN_HOST_ARGS: dict[str, str] = {
+    "service_update": "host", "compute_node_update": "host", "instances_on_host": "host",
+    "evacuation_cleanup": "host", "update_instance_info": "host_name",
+    "delete_instance_info": "host_name", "sync_instance_info": "host_name"}
 
 
 class ComputeAPI:

@@ -16,16 +16,20 @@ The **keys directory** (``python -m lab keys DIR``) is the class's registry; pyz
 - ``revoked/NAME.key``: a revoked student's public key (``revoke`` moves it here);
 - ``tickets/NAME.ticket``: one file per student with everything their machine needs
   (address, the server's public key, their own key pair, the read-only dashboard link);
-- ``view-token``: the read-only dashboard token the tickets carry.
+- ``view-token``: the secret each student's read-only dashboard token is made from
+  (:func:`view_token`), so that a revoked student's link stops working and no other's.
 
-A student is admitted with the User-Id ``student:NAME``; each of their connections takes
-the name its first envelope claims, which must be one of theirs: ``compute.NAME_N``
-(their computes) or ``lab.NAME_...`` (their tools), and keeps it;
-and send only what a compute sends (the lab's table, ``class.sends`` in ``lab.json``):
-never a lab owner's verb (``set_config``, ``set_failure``, the bus's knobs).
+A student is admitted (by the door's ZAP handler: ``door.py``) with the User-Id
+``student:NAME``; each of their connections takes the name its first envelope claims,
+which must be one of theirs: ``compute.NAME_N`` (their computes) or ``lab.NAME_...``
+(their tools), and keeps it. They may send only what a compute sends (the lab's table,
+``class.sends`` in ``lab.json``), speaking for no host but their own; turn the knobs
+(``set_failure``, ``set_config``) only of their own computes; never the bus's knobs.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -43,7 +47,7 @@ from zmq.utils import z85
 
 __all__ = ["ClientKeys", "Registry", "ClassDoor", "STUDENT_PREFIX", "NAME_RE", "ZAP_DOMAIN_CLASS_BUS",
            "ZAP_DOMAIN_CLASS_TRACE", "write_keys", "add_student", "revoke", "reinstate",
-           "read_class", "load_ticket", "client_keys", "name_problem", "student_names", "student_of",
+           "read_class", "load_ticket", "view_token", "ViewTokens", "client_keys", "name_problem", "student_names", "student_of",
            "curve_client", "curve_server", "CLASS_CONTROLS", "KeysError"]
 
 log = logging.getLogger("orchestrator.curve")
@@ -185,7 +189,7 @@ def add_student(keys_dir: str | os.PathLike, name: str) -> Path:
     (keys_dir / "private").rmdir()
     server_public, _ = zmq.auth.load_certificate(keys_dir / "server.key")
     address, port = info["address"], info["port"]
-    view = (keys_dir / "view-token").read_text().strip()
+    view = view_token(keys_dir, name)
     ticket = {"student": name, "bus": f"tcp://{address}:{port}",
               "trace": f"tcp://{address}:{port + 1}",
               "dashboard": f"http://{address}:{port + 2}/dashboard?token={view}",
@@ -196,6 +200,33 @@ def add_student(keys_dir: str | os.PathLike, name: str) -> Path:
     info["students"].append(name)
     _private_file(keys_dir / CLASS_JSON, json.dumps(info, indent=1))
     return path
+
+
+def view_token(keys_dir: str | os.PathLike, name: str) -> str:
+    """Student ``name``'s read-only dashboard token (in their ticket's link)."""
+    secret = (Path(keys_dir) / "view-token").read_bytes().strip()
+    return hmac.new(secret, name.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class ViewTokens:
+    """The dashboard tokens of the students admitted now (re-read when ``students/``
+    changes): a revoked student's link is refused from their next page load."""
+
+    def __init__(self, keys_dir: str | os.PathLike):
+        self.keys_dir = Path(keys_dir)
+        self._stamp = -1
+        self.tokens: frozenset[str] = frozenset()
+
+    def current(self) -> frozenset[str]:
+        try:
+            stamp = os.stat(self.keys_dir / "students").st_mtime_ns
+            if stamp != self._stamp:
+                names = [p.stem for p in (self.keys_dir / "students").glob("*.key")]
+                self.tokens = frozenset(view_token(self.keys_dir, n) for n in names)
+                self._stamp = stamp
+        except OSError:
+            pass                    # unreadable now: the tokens read before
+        return self.tokens
 
 
 def revoke(keys_dir: str | os.PathLike, name: str) -> None:
@@ -315,6 +346,7 @@ class ClassDoor:
         self.students: dict[str, str] = {}     # name on the bus -> its student
         self.sends = {topic: frozenset(methods)
                       for topic, methods in section.get("sends", {}).items()}
+        self.own_host_args: dict[str, str] = section.get("own_host_args", {})
 
     def admit(self, name: str, user_id: str) -> bool:
         """A student's frame under ``name`` (its connection proved it): False if their
@@ -326,9 +358,11 @@ class ClassDoor:
         return True
 
     def may_send(self, name: str, env: dict[str, Any]) -> bool:
-        """A student's computes send only what a compute sends (``sends``); a student
-        may drive their own computes (their knobs: ``set_failure``, ...) and ask the bus
-        only for :data:`CLASS_CONTROLS`; anyone else, anything."""
+        """A student's computes send only what a compute sends (``sends``), speaking for
+        no host but their own (``own_host_args``); a student may drive their own
+        computes (their knobs: ``set_failure``, ...) and ask the bus only for
+        :data:`CLASS_CONTROLS`; anyone else, anything. Not checked: which instances a
+        compute's messages are about (a Nova compute is trusted with those too)."""
         student = self.students.get(name)
         if student is None:
             return True
@@ -340,7 +374,12 @@ class ClassDoor:
             return True
         if not name.startswith("compute."):
             return False
-        return kind == "reply" or env["method"] in self.sends.get(topic, ())
+        if kind == "reply":
+            return True
+        if env["method"] not in self.sends.get(topic, ()):
+            return False
+        arg = self.own_host_args.get(env["method"])     # it speaks for a host: its own
+        return arg is None or env["args"].get(arg) == name.partition(".")[2]
 
     def revoked(self) -> list[str]:
         """Names held by students now revoked (the keys directory re-read if it changed,

@@ -18,10 +18,13 @@ def test_curve_the_students_read_only_dashboard_shows_their_computes(
     keys = tmp_path / "keys"
     curve.write_keys(keys, ["ada", "ben"], "127.0.0.1", free_class_port())
     lab = make_lab(computes=1, listen="127.0.0.1", class_keys=str(keys), dashboard=True)
-    students = [Student(keys / "tickets" / f"{n}.ticket", 1, run_dir=tmp_path / n).start()
-                for n in ("ada", "ben")]
+    students = []
     try:
-        url = lab.student_dashboard_url()
+        for name in ("ada", "ben"):
+            students.append(Student(keys / "tickets" / f"{name}.ticket", 1,
+                                    run_dir=tmp_path / name))
+            students[-1].start()
+        url = lab.student_dashboard_url("ada")
         assert url == curve.load_ticket(keys / "tickets" / "ada.ticket")["dashboard"]
         page = bokeh_page(url)
         scripts = browser.execute_script(
@@ -40,6 +43,12 @@ def test_curve_the_students_read_only_dashboard_shows_their_computes(
         page.delete_all_cookies()      # the token's cookie: a browser without the link
         page.get(url.split("?")[0])
         assert "needs its lab's token" in page.page_source
+        # ada revoked: her link no longer opens the page; ben's still does
+        curve.revoke(keys, "ada")
+        page.get(url)
+        assert "needs its lab's token" in page.page_source
+        page.delete_all_cookies()
+        bokeh_page(lab.student_dashboard_url("ben"))
     finally:
         for student in students:
             student.stop()

@@ -176,18 +176,23 @@ def test_curve_a_student_holds_only_their_names_and_sends_only_what_a_compute_se
 
     # alice's own client: the lab owner's verbs, another's compute, the bus's knobs
     with BlockingClient(endpoint, "alice_x", timeout=2, secret=alice_keys) as mine:
-        for topic, method, server in (("scheduler", "set_config", ""),
-                                      ("compute", "set_failure", "bob_1"),
-                                      ("conductor", "build_instances", "")):
+        for topic, method, server, args in (
+                ("scheduler", "set_config", "", {"max_attempts": 1}),
+                ("compute", "set_failure", "bob_1", {"reschedule": 1.0}),
+                ("conductor", "build_instances", "", {}),
+                ("conductor", "service_update", "", {"binary": "nova-compute",
+                                                     "host": "compute1"})):
             with pytest.raises(protocol.MessagingTimeout):
-                mine.call(topic, method, server=server, timeout=1)
+                mine.call(topic, method, server=server, timeout=1, **args)
         with pytest.raises(protocol.MessagingTimeout):
             mine.control("set_faults", timeout=1, drop=1.0)
         assert mine.call("compute", "set_failure", server="alice_1", slow=2.0)["slow"] == 2.0
         assert mine.control("class_config")["lab"]["seed"] == lab.config.seed
-    assert stats()["door.bad.not_allowed"] >= 4
+    assert stats()["door.bad.not_allowed"] >= 5
     assert lab.bus().control("get_faults") == faults_before
-    assert lab.failures("bob_1")["reschedule"] == 0.0
+    assert lab.bus().call("compute", "set_failure", server="bob_1")["reschedule"] == 0.0
+    assert lab.bus().call("scheduler", "get_config")["max_attempts"] == \
+        lab.config.max_attempts
 
     # alice's keys claiming bob's compute, and one naming its connection after it (the
     # ROUTER would hand that routing id over): both refused at their first frame
@@ -413,7 +418,7 @@ def test_curve_nothing_listens_beyond_localhost_without_keys_and_the_class_doors
     wide = {at for address, at in listening if address not in ("127.0.0.1", "::1")}
     assert wide == {port, port + 1, port + 2}, listening
     # the dashboard's class door: the students' read-only token opens the dashboard...
-    view = (keys / "view-token").read_text().strip()
+    view = curve.view_token(keys, "alice")
     url = f"http://127.0.0.1:{port + 2}/dashboard"
     with urllib.request.urlopen(f"{url}?token={view}", timeout=20) as page:
         assert page.status == 200 and b"bokeh" in page.read().lower()
@@ -427,7 +432,9 @@ def test_curve_nothing_listens_beyond_localhost_without_keys_and_the_class_doors
         urllib.request.urlopen(request, timeout=20)
     refused.value.close()
     assert refused.value.code == 401
-    assert lab.student_dashboard_url().endswith(f":{port + 2}/dashboard?token={view}")
+    assert lab.student_dashboard_url("alice").endswith(f":{port + 2}/dashboard?token={view}")
+    assert curve.load_ticket(keys / "tickets" / "alice.ticket")["dashboard"] == \
+        lab.student_dashboard_url("alice")
 
 
 def children_of(pids: list[int]) -> list[int]:

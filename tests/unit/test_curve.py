@@ -43,14 +43,20 @@ def test_a_keys_directory_holds_the_server_pair_a_public_key_and_a_ticket_per_st
     ticket = curve.load_ticket(keys / "tickets" / "alice.ticket")
     assert ticket["bus"] == "tcp://192.0.2.7:7755"
     assert ticket["trace"] == "tcp://192.0.2.7:7756"
-    view = (keys / "view-token").read_text()
+    view = curve.view_token(keys, "alice")
     assert ticket["dashboard"] == f"http://192.0.2.7:7757/dashboard?token={view}"
+    assert view != curve.view_token(keys, "bob")
     server_public, _ = zmq.auth.load_certificate(keys / "server.key")
     assert ticket["server_key"] == server_public.decode()
     # the ticket's pair is a real pair: its public key is the registry's
     public, _ = zmq.auth.load_certificate(keys / "students" / "alice.key")
     assert ticket["public_key"] == public.decode()
     assert zmq.curve_public(ticket["secret_key"].encode()) == public
+    # each student's dashboard token is theirs: revoking one closes only that link
+    tokens = curve.ViewTokens(keys)
+    assert tokens.current() == {view, curve.view_token(keys, "bob")}
+    curve.revoke(keys, "alice")
+    assert tokens.current() == {curve.view_token(keys, "bob")}
 
 
 def test_keys_are_never_overwritten_and_names_are_checked(keys, tmp_path):
@@ -246,6 +252,14 @@ def test_a_student_may_send_what_a_compute_sends_and_drive_only_their_own(door):
                                            "migrate_server"))
     assert not may("compute.alice_1", _env("fanout", "compute.alice_1", "compute",
                                            "set_failure"))
+    # a compute speaks for its own host only
+    assert may("compute.alice_1", _env("call", "compute.alice_1", "conductor",
+                                       "service_update", args={"host": "alice_1"}))
+    for method, arg in (("service_update", "host"), ("compute_node_update", "host"),
+                        ("update_instance_info", "host_name")):
+        topic = "scheduler" if arg == "host_name" else "conductor"
+        assert not may("compute.alice_1", _env("call", "compute.alice_1", topic, method,
+                                               args={arg: "compute1"})), method
     assert may("lab.alice_ctl", _env("call", "lab.alice_ctl", "compute", "set_failure",
                                      server="alice_1"))
     assert not may("lab.alice_ctl", _env("call", "lab.alice_ctl", "compute", "set_failure",

@@ -5,6 +5,7 @@ loopback TCP; where the test can be root, from their own network namespace and a
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import shutil
@@ -652,3 +653,64 @@ def test_curve_the_instructors_commands_keys_up_class_and_revoke(tmp_path, reap_
         up.stderr.close()
     pids = json.loads(Path(run_dir, "lab.json").read_text())["pids"].values()
     wait_until(lambda: all(pid_gone(p) for p in pids), 10, "every process of the class gone")
+
+
+def unseeded_routing_ids(routers: int = 12, each: int = 3) -> list[int]:
+    """The ids an unseeded libzmq gives: each socket that draws ``generate_random()``
+    (two ``rand()``: low | high << 31) before the ROUTER moves its start; take the first
+    ``routers`` starts and ``each`` ids from each (glibc's rand() with seed 1)."""
+    libc = ctypes.CDLL(None)
+    libc.srand(1)
+    ids = []
+    for _ in range(routers):
+        low, high = libc.rand(), libc.rand()
+        start = (low | (high << 31)) & 0xFFFFFFFF
+        ids += [(start + k) & 0xFFFFFFFF for k in range(each)]
+    libc.srand(int.from_bytes(os.urandom(4), "little"))
+    return ids
+
+
+def test_curve_a_student_cannot_take_routing_ids_or_bring_the_lab_down(class_lab, join,
+                                                                      keys, wait_until):
+    """libzmq gives a ROUTER's connections ids counting up from ``rand()``, unseeded
+    ``00 6b8b4567`` first, and aborts the process when a peer has already chosen the id
+    it gives next. The door seeds it and refuses chosen ids; and if a student still
+    brought it down, it comes back while the lab's bus and services never notice."""
+    lab = class_lab()
+    bus_pid = lab.cluster.children["bus"].pid
+    door_pid = json.loads((lab.run_dir / "lab.json").read_text())["door"]["pid"]
+    alice_keys = curve.client_keys(curve.load_ticket(keys / "tickets" / "alice.ticket"))
+    ctx, thieves = zmq.Context(), []
+    try:
+        for n in unseeded_routing_ids():
+            thief = ctx.socket(zmq.DEALER)
+            thieves.append(thief)
+            thief.setsockopt(zmq.LINGER, 0)
+            curve.curve_client(thief, alice_keys)
+            thief.setsockopt(zmq.ROUTING_ID, b"\x00" + n.to_bytes(4, "big"))
+            thief.connect(rundir_class_bus(lab))
+        time.sleep(1.0)      # their handshakes done (nothing to wait on: they say nothing)
+        bob = join("bob", 1)                  # honest connections come after them
+        lab.wait_computes_up(bob.hosts, timeout=30)
+    finally:
+        ctx.destroy(0)
+    door = json.loads((lab.run_dir / "lab.json").read_text())["door"]["pid"]
+    assert door == door_pid, "the door was not brought down"
+
+    # and were it brought down (an abort), it is started again; the bus never notices
+    child = [p for p in children_of([lab.cluster.children["door"].pid])]
+    assert child == [door_pid]
+    os.kill(door_pid, signal.SIGABRT)
+    wait_until(lambda: json.loads((lab.run_dir / "lab.json").read_text())["door"]["pid"]
+               not in (door_pid,), 30, "the door started again")
+
+    def back() -> bool:
+        bob.tend()
+        return lab.is_up("compute.bob_1")
+    wait_until(back, 60, "bob's compute through the new door")
+    assert lab.cluster.children["bus"].pid == bus_pid and lab.is_up("conductor.conductor1")
+    lab.set_failure("compute1", reschedule=1.0)
+    record = lab.wait(lab.boot("after-abort"), timeout=60)
+    assert (record["status"], record["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", "bob_1")
+    assert "the class's door died (signal 6): starting it again" in \
+        (lab.run_dir / "logs" / "door.log").read_text()

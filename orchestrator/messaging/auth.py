@@ -23,7 +23,7 @@ import struct
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import zmq
 
@@ -32,7 +32,8 @@ from .protocol import (AUTH_MECHANISM, CONTROL_TOPIC, ZAP_DOMAIN_BUS, ZAP_DOMAIN
                        split_identity)
 
 __all__ = ["ZAP_ENDPOINT", "Refusal", "describe_peer", "judge", "name_problem",
-           "identity_problem", "ZapHandler", "Names", "Gate", "plain_client", "plain_server"]
+           "identity_problem", "ZapHandler", "Names", "Gate", "plain_client", "plain_server",
+           "handshake_refusals"]
 
 log = logging.getLogger("orchestrator.auth")
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"   # where libzmq asks, in the socket's own context
@@ -304,16 +305,7 @@ class Gate:
             while queue:
                 yield queue.popleft()
         for monitor, domain in self._monitors:
-            while True:
-                try:
-                    event, endpoint = monitor.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                kind, value = struct.unpack("=HI", event[:6])
-                mismatch = kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and \
-                    value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
-                yield Refusal(domain, "", "no_credentials" if mismatch else "bad_handshake",
-                              f"{endpoint.decode('utf-8', 'replace')}: no name claimed")
+            yield from handshake_refusals(monitor, domain)
 
     def close(self) -> None:
         """Monitors off, handler stopped: before the bus closes its sockets and terminates
@@ -323,6 +315,22 @@ class Gate:
         for monitor, _ in self._monitors:
             monitor.close(0)
         self.zap.stop()
+
+
+def handshake_refusals(monitor: zmq.Socket, domain: str) -> Iterator[Refusal]:
+    """The failed handshakes a socket's monitor saw, as refusals: a client without
+    credentials (or with another mechanism) shows as a mechanism mismatch, one that hung
+    up first (or broke off any handshake) as ``bad_handshake``."""
+    while True:
+        try:
+            event, endpoint = monitor.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        kind, value = struct.unpack("=HI", event[:6])
+        mismatch = kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and \
+            value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+        yield Refusal(domain, "", "no_credentials" if mismatch else "bad_handshake",
+                      f"{endpoint.decode('utf-8', 'replace')}: no name claimed")
 
 
 def plain_client(sock: zmq.Socket, name: str, secret: str | curve.ClientKeys | None, *,

@@ -34,15 +34,14 @@ import ctypes
 import logging
 import os
 import signal
-import struct
 import time
 from collections import Counter, OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import zmq
 
-from .. import rundir
+from .. import respawn, rundir
 from . import auth, curve, protocol
 
 __all__ = ["Door", "run", "MAX_NAMES", "DOOR_IDENTITY"]
@@ -164,10 +163,12 @@ class Door:
         return sock
 
     # -- the loop -----------------------------------------------------------------------------
-    def serve(self) -> None:
+    def serve(self, ready: Callable[[], None] | None = None) -> None:
         self._running = True
         rundir.update(self.run_dir, endpoints=self.endpoints,
                       door={"pid": os.getpid(), "started": time.time()})
+        if ready is not None:
+            ready()
         log.info("class door on %s, trace %s: CURVE, students' keys in %s",
                  self.endpoints["class_bus"], self.endpoints["class_trace"],
                  self.section["keys"])
@@ -320,27 +321,15 @@ class Door:
             log.warning("dropped %s from %s (#%d): %s", reason, name, n, detail)
 
     def _refuse(self, claimed: str, reason: str, peer: str) -> None:
-        self._report["refusals"].append(
-            {"domain": curve.ZAP_DOMAIN_CLASS_BUS, "claimed": claimed[:auth.CLAIM_CHARS],
-             "reason": reason, "peer": peer})
+        self._report["refusals"].append({"domain": curve.ZAP_DOMAIN_CLASS_BUS,
+                                         "claimed": claimed[:auth.CLAIM_CHARS],
+                                         "reason": reason, "peer": peer})
 
     def tick(self) -> None:
-        for refusal in self.zap.refusals:
-            self._refuse(refusal.claimed, refusal.reason, refusal.peer)
-        self.zap.refusals.clear()
+        refused = [self.zap.refusals.popleft() for _ in range(len(self.zap.refusals))]
         for monitor, domain in self._monitors:
-            while True:
-                try:
-                    event, endpoint = monitor.recv_multipart(NOBLOCK)
-                except zmq.Again:
-                    break
-                kind, value = struct.unpack("=HI", event[:6])
-                mismatch = kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and \
-                    value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
-                self._report["refusals"].append(
-                    {"domain": domain, "claimed": "",
-                     "reason": "no_credentials" if mismatch else "bad_handshake",
-                     "peer": f"{endpoint.decode('utf-8', 'replace')}: no name claimed"})
+            refused += auth.handshake_refusals(monitor, domain)
+        self._report["refusals"] += [vars(r).copy() for r in refused]
         gone = self.door.revoked()
         if gone:
             for name in gone:
@@ -395,36 +384,13 @@ def _peer(frame: Any) -> str:
 
 
 def run(run_dir: str) -> int:
-    """Entry point of ``python -m orchestrator door``: serve the class's door in a child
-    process, and start it again if it dies of anything but a stop (a libzmq abort a
-    student caused), so the class's machines can join again; the lab's bus never
-    notices. Stops with SIGTERM, or when the lab's process is gone."""
-    lab, child = os.getppid(), {"pid": 0}
-    stopping: list[bool] = []
+    """Entry point of ``python -m orchestrator door``: the door in a child process,
+    started again if it dies of anything but a stop (a libzmq abort a student caused);
+    the lab's bus never notices. Stops with SIGTERM, or when the lab's process is gone."""
+    lab = os.getppid()
 
-    def on_term(*_: Any) -> None:
-        stopping.append(True)
-        if child["pid"]:
-            try:
-                os.kill(child["pid"], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while not stopping and os.getppid() == lab:
-        pid = os.fork()
-        if pid == 0:                               # the door itself
-            door = Door(run_dir, lab_pid=lab)
-            signal.signal(signal.SIGTERM, door.stop)
-            door.serve()
-            os._exit(0)
-        child["pid"] = pid
-        _, status = os.waitpid(pid, 0)
-        child["pid"] = 0
-        code = os.waitstatus_to_exitcode(status)
-        if stopping or code == 0:
-            break
-        log.error("the class's door died (%s): starting it again",
-                  f"signal {-code}" if code < 0 else f"exit {code}")
-        time.sleep(1.0)
-    return 0
+    def serve(ready: Callable[[], None]) -> None:
+        door = Door(run_dir, lab_pid=lab)
+        signal.signal(signal.SIGTERM, door.stop)
+        door.serve(ready)
+    return respawn.serve(serve, "the class's door")

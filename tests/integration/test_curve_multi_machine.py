@@ -268,8 +268,8 @@ def test_curve_the_instructors_bus_restarts_and_the_students_computes_come_back(
     def alive_again():
         alice.tend()
         peers = {p["identity"]: p["alive"] for p in lab.bus().control("peers")}
-        return all(peers.get(f"compute.{h}") for h in alice.hosts)
-    wait_until(alive_again, 60, "alice's computes registered with the new bus")
+        return all(peers.get(f"compute.{h}") for h in [*alice.hosts, "compute1"])
+    wait_until(alive_again, 60, "alice's computes (and compute1) registered again")
     lab.set_failure("compute1", reschedule=1.0)
     records = lab.wait([lab.boot(f"a{i}") for i in range(3)], timeout=60)
     assert {r["status"] for r in records} == {"ACTIVE"}

@@ -5,8 +5,10 @@ One class lab (2 computes of its own) and one student (2 computes joined over CU
 loopback TCP, from their own run directory and processes):
 
 - **call**: round trips to the student's first compute (``set_failure`` with nothing to
-  change: a read), from the lab owner's client (PLAIN over ``ipc://``) and from the
-  student's (CURVE over TCP), alternating, ``--calls`` each a round; p50/p95 and ratio;
+  change: a read), from the lab owner's client (PLAIN over ``ipc://`` to the bus, which
+  reaches the compute through the class's door) and from the student's own (CURVE over
+  TCP to the door, which relays through the bus: two more hops, and the door's checks),
+  alternating, ``--calls`` each a round; p50/p95 and ratio;
 - **builds**: ``--builds`` servers (at most 16: what two computes hold) booted at once onto the lab's
   computes only, then onto
   the student's only (the others disabled through the API), alternating each round;

@@ -113,20 +113,26 @@ message of that connection, or ``400`` and the connection never gets past its ha
 - No ``secret`` in the run directory (a bare ``Bus(run_dir)`` in unit tests): no
   authentication; clients then connect without PLAIN and set routing id = name.
 
-A class's cloud (``class`` in ``lab.json``; ``curve.py``): the same ROUTER and PUB also
-bind TCP endpoints on the class's address, and there the mechanism is CURVE (ZAP domains
-``curve.ZAP_DOMAIN_CLASS_BUS`` / ``_TRACE``). The ZAP handler admits a client whose public
-key is a student's in the keys directory, with User-Id ``student:NAME``; an unknown key is
-refused as ``unknown_key`` (logged with the key, in z85), a revoked one as ``revoked_key``
-(with the student's name), and a client with no or PLAIN credentials fails the handshake
-(``no_credentials``). A student's connection sets no routing id (one that does is refused:
-``identity_mismatch``): it is named by the ``src`` of its first envelope, which must be
-one of the student's names (``compute.NAME_N``, ``lab.NAME_x``; else ``not_your_name``),
-and keeps that name. A student's peer may send only what a compute sends (``class.sends``)
-and drive only its own computes; anything else is dropped and counted as
-``bad.not_allowed``. A revoke (the key moved to ``revoked/``) is seen within a heartbeat:
-the student's names lose their routes and their later frames are dropped
-(``revoked_frames``), traced once per name as ``auth: revoked_key``.
+A class's cloud (``class`` in ``lab.json``; ``curve.py``, ``door.py``): the students'
+machines never reach the bus. A separate process, the door, binds TCP endpoints on the
+class's address with CURVE (ZAP domains ``curve.ZAP_DOMAIN_CLASS_BUS`` / ``_TRACE``, ZAP
+enforced) and relays: each name a student holds gets its own PLAIN connection to the bus
+(so the bus sees ``compute.alice_1`` as any peer), and the bus's trace is republished. The
+door's ZAP handler admits a public key in the keys directory (User-Id ``student:NAME``),
+refuses an unknown one (``unknown_key``, logged with the key in z85) or a revoked one
+(``revoked_key``, with the student's name); no or PLAIN credentials fail the handshake
+(``no_credentials``). A student's connection is named by the ``src`` of its first envelope,
+one of their names (``compute.NAME_N``, ``lab.NAME_x``; else ``not_your_name``; at most
+``door.MAX_NAMES``: ``too_many_names``; a routing id of its own choosing that libzmq
+does not recognise as its own: ``identity_mismatch``), and keeps it. A student's peer may
+send only what a compute sends (``class.sends``) speaking for its own host only
+(``class.own_host_args``), reply only to calls the door delivered to it, and turn the
+knobs only of its own computes; anything else is dropped and counted (``bad.not_allowed``
+in the door's counters). The door reports to the bus (control ``door_report``, accepted
+only from ``door.door``): its refusals, which the bus counts (``auth.<reason>``), logs
+and traces as its own, names cut off by a revoke (traced as ``auth: revoked_key``), and
+its counters (``door.<name>`` in ``stats``). A revoke closes the student's uplinks and
+re-opens the door's endpoints: every student proves their key again.
 
 Only :func:`encode` and :func:`decode` touch bytes; nothing else builds frames by hand.
 """
@@ -158,7 +164,7 @@ ZAP_DOMAIN_BUS = "conductor-lab.bus"      # the ROUTER: username = name, passwor
 ZAP_DOMAIN_TRACE = "conductor-lab.trace"  # the PUB: password = secret
 AUTH_REFUSALS = ("wrong_secret", "bad_username", "unknown_domain", "identity_mismatch",
                  "no_credentials", "bad_handshake", "unknown_key", "revoked_key",
-                 "not_your_name")
+                 "not_your_name", "too_many_names")
 
 ENVELOPE_FIELDS: dict[str, frozenset[type]] = {
     "v": frozenset({int}), "kind": frozenset({str}), "msg_id": frozenset({str}),

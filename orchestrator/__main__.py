@@ -32,11 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     host = args.host or (args.service if args.service != "bus" else "bus")
     configure_logging(f"{args.service}.{host}")
     try:
-        run(args.service, args.run_dir, host, hosts)
+        outcome = run(args.service, args.run_dir, host, hosts)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return outcome if isinstance(outcome, int) else 0   # a service says why; the door, a code
 
 
 if __name__ == "__main__":

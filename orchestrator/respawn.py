@@ -4,6 +4,7 @@ a student can make libzmq abort), so that one bad peer costs a restart, not the 
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -14,6 +15,16 @@ __all__ = ["serve", "RESTART_AFTER"]
 
 log = logging.getLogger("orchestrator.respawn")
 RESTART_AFTER = 1.0     # seconds between a death and the next start
+STOP_GRACE = 3          # seconds a stopping child has before SIGKILL
+
+
+def _term_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent dies (it waits in ``waitpid`` and
+    would not notice), so the child it serves stops too."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def serve(main: Callable[[Callable[[], None]], None], what: str) -> int:
@@ -26,21 +37,29 @@ def serve(main: Callable[[Callable[[], None]], None], what: str) -> int:
     parent, child = os.getppid(), {"pid": 0}
     stopping: list[bool] = []
 
-    def on_term(*_: Any) -> None:
-        stopping.append(True)
+    def signal_child(sig: int) -> None:
         if child["pid"]:
             try:
-                os.kill(child["pid"], signal.SIGTERM)
+                os.kill(child["pid"], sig)
             except ProcessLookupError:
                 pass
+
+    def on_term(*_: Any) -> None:
+        stopping.append(True)
+        signal_child(signal.SIGTERM)
+        signal.alarm(STOP_GRACE)          # a child that does not stop by then is killed
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGALRM, lambda *_: signal_child(signal.SIGKILL))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _term_with_parent()
     ever_ready = False
     while not stopping and os.getppid() == parent:
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(read_end)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)   # until main() says otherwise
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
             def ready() -> None:
                 os.write(write_end, b"r")
@@ -52,6 +71,8 @@ def serve(main: Callable[[Callable[[], None]], None], what: str) -> int:
             os._exit(0)
         os.close(write_end)
         child["pid"] = pid
+        if stopping:                      # the SIGTERM came between fork() and now
+            signal_child(signal.SIGTERM)
         _, status = os.waitpid(pid, 0)
         child["pid"] = 0
         ever_ready = ever_ready or bool(os.read(read_end, 1))

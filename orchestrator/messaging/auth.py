@@ -21,6 +21,7 @@ import hmac
 import logging
 import struct
 import threading
+import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -42,6 +43,7 @@ MAX_NAME_BYTES = 255                      # a routing id's limit in ZMTP
 CLAIM_CHARS = 64                          # of a refused name, kept for logs and the trace
 MAX_CONNECTIONS = 4096                    # connections Names remembers before forgetting
 MAX_REFUSALS = 10_000                     # refusals waiting for the bus to count them
+KNOCKS, KNOCK_WINDOW = 60, 10.0           # a student's handshakes allowed per window
 CLASS_DOMAINS = (curve.ZAP_DOMAIN_CLASS_BUS, curve.ZAP_DOMAIN_CLASS_TRACE)
 HANDSHAKE_FAILURES = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
@@ -116,6 +118,7 @@ class ZapHandler:
                  registry: curve.Registry | None = None):
         self.secret = secret
         self.registry = registry     # a class's students (CURVE), if the lab has a class
+        self._knocks: dict[str, deque[float]] = {}
         self.accepted = 0
         self.refusals: deque[Refusal] = deque(maxlen=MAX_REFUSALS)
         self._sock = ctx.socket(zmq.REP)
@@ -176,6 +179,18 @@ class ZapHandler:
         self.accepted += 1
         return [ZAP_VERSION, request_id, b"200", b"OK", username, b""]
 
+    def _too_many_knocks(self, student: str) -> bool:
+        """More than ``KNOCKS`` handshakes from one student's key in ``KNOCK_WINDOW``
+        seconds (each is a connection the door holds): the rest wait."""
+        now = time.monotonic()
+        knocks = self._knocks.setdefault(student, deque())
+        while knocks and now - knocks[0] > KNOCK_WINDOW:
+            knocks.popleft()
+        if len(knocks) >= KNOCKS:
+            return True
+        knocks.append(now)
+        return False
+
     def _answer_class(self, request_id: bytes, domain: bytes, address: bytes,
                       mechanism: bytes, credentials: list[bytes]) -> list[bytes]:
         """A connection to the class's CURVE endpoints: its public key must be a
@@ -184,6 +199,8 @@ class ZapHandler:
             student, reason = "", "no_credentials"
         else:
             student, reason = self.registry.judge(credentials[0])
+            if not reason and self._too_many_knocks(student):
+                reason = "too_many_connections"
         if reason:
             self.refusals.append(Refusal(domain.decode("utf-8", "replace"),
                                          student[:CLAIM_CHARS], reason,
@@ -239,6 +256,12 @@ class Names:
         self._refused.discard(routing_id)
         self.routes[name] = routing_id
         return name, ""
+
+    def refuse(self, name: str, routing_id: bytes) -> None:
+        """Refuse this connection from now on (its later frames: ``refused``)."""
+        if self.routes.get(name) == routing_id:
+            del self.routes[name]
+        self._refused.add(routing_id)
 
     def gone(self, name: str, routing_id: bytes) -> None:
         """The connection holding ``name`` is gone (a send found no route): free the name,

@@ -213,7 +213,10 @@ class Bus:
             return
         if method == "door_report":   # one-way, from a class's door only (door.py)
             if env["src"] == DOOR_IDENTITY and self.gate is not None:
-                self._door_report(**args)
+                try:
+                    self._door_report(**args)
+                except (TypeError, ValueError, AttributeError) as exc:
+                    self._bad(env["src"].encode(), "door_report", str(exc))
             return
         if method == "expired":  # one-way: a caller's notice, answered with nothing
             try:

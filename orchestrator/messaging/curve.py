@@ -96,15 +96,19 @@ def curve_server(sock: zmq.Socket, secret_key: bytes, domain: str) -> None:
 
 
 def name_problem(student: str, name: str) -> str:
-    """"" if ``student`` may hold ``name`` on the bus (``compute.NAME_N`` or
-    ``lab.NAME_anything``), else ``not_your_name``."""
+    """"" if ``student`` may hold ``name`` on the bus (``compute.NAME_N``, N at most 4
+    digits, or ``lab.NAME_x``, x at most 24 letters, digits and dashes), else
+    ``not_your_name``."""
+    if len(name) > 64:
+        return "not_your_name"
     topic, _, server = name.partition(".")
     head, sep, tail = server.partition("_")
     if head != student or not sep:
         return "not_your_name"
-    if topic == "compute" and tail.isdigit() and tail.isascii():
+    if topic == "compute" and tail.isdigit() and tail.isascii() and len(tail) <= 4:
         return ""
-    if topic == "lab" and tail.replace("-", "").isalnum() and tail.isascii():
+    if topic == "lab" and tail.replace("-", "").isalnum() and tail.isascii() and \
+            len(tail) <= 24:
         return ""
     return "not_your_name"
 
@@ -380,13 +384,3 @@ class ClassDoor:
             return False
         arg = self.own_host_args.get(env["method"])     # it speaks for a host: its own
         return arg is None or env["args"].get(arg) == name.partition(".")[2]
-
-    def revoked(self) -> list[str]:
-        """Names held by students now revoked (the keys directory re-read if it changed,
-        by this thread or the ZAP handler's): the door cuts them off, once."""
-        self.registry.reload()
-        gone = [name for name, student in self.students.items()
-                if student in self.registry.revoked]
-        for name in gone:
-            del self.students[name]
-        return gone

@@ -35,7 +35,7 @@ import logging
 import os
 import signal
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,6 +50,9 @@ log = logging.getLogger("orchestrator.door")
 DOOR_IDENTITY = "door.door"
 MAX_NAMES = 24              # names one student may hold (their computes and tools)
 MAX_PENDING = 4096          # calls awaiting a student's reply, per name
+MAX_WAITING = 256           # messages held for a name while its student reconnects
+MAX_REFUSALS = 200          # refusals per report (the rest are counted)
+HWM = 10_000                # queued per student's connection before libzmq drops
 REPORT_EVERY = 0.25         # seconds between reports to the bus
 BATCH = 256
 NOBLOCK = int(zmq.NOBLOCK)
@@ -85,7 +88,12 @@ class Door:
         self.names = auth.Names()
         self.uplinks: dict[str, zmq.Socket] = {}
         self._uplink_of: dict[zmq.Socket, str] = {}
+        self.owner: dict[str, str] = {}          # name with an uplink -> its student
         self.pending: dict[str, OrderedDict[str, str]] = {}
+        self.waiting: dict[str, deque[bytes]] = {}
+        self._revoked: frozenset[str] = frozenset()
+        self._sockets_changed = True
+        self.refusals_dropped = 0
         self._report: dict[str, list] = {"refusals": [], "cut_off": []}
         self._parent, self._lab = os.getppid(), lab_pid
         self._running = False
@@ -104,13 +112,17 @@ class Door:
         """Bind the class's ROUTER (``port``) and trace PUB (``port + 1``), CURVE."""
         listen, port = self.section["listen"], int(self.section["port"])
         self.router = self.ctx.socket(zmq.ROUTER)
-        self.pub = self.ctx.socket(zmq.PUB)
+        # XPUB, subscriptions by hand: each subscriber gets everything, and what they ask
+        # for is never stored (a PUB keeps every distinct prefix a subscriber sends)
+        self.pub = self.ctx.socket(zmq.XPUB)
+        self.pub.setsockopt(zmq.XPUB_MANUAL, 1)
+        self.pub.setsockopt(zmq.MAXMSGSIZE, 256)
         endpoints = {}
         for key, sock, domain, at in (
                 ("class_bus", self.router, curve.ZAP_DOMAIN_CLASS_BUS, port),
                 ("class_trace", self.pub, curve.ZAP_DOMAIN_CLASS_TRACE, port + 1)):
             sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.SNDHWM, 100_000)
+            sock.setsockopt(zmq.SNDHWM, HWM)
             curve.curve_server(sock, self.door.registry.secret_key, domain)
             for attempt in range(50):     # a port just closed (a reopen) may linger
                 try:
@@ -122,6 +134,7 @@ class Door:
                     time.sleep(0.1)
             endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 0)   # a chosen id never takes a live one
         self.router.setsockopt(zmq.MAXMSGSIZE, 1 << 22)
         self._monitors = [
             (self.router.get_monitor_socket(auth.HANDSHAKE_FAILURES),
@@ -139,12 +152,13 @@ class Door:
             monitor.close(0)
 
     def reopen(self) -> None:
-        """Every student connects and proves their key again (after a revoke)."""
+        """Every student connects and proves their key again (after a revoke); what
+        the bus sends them meanwhile waits for them (``MAX_WAITING`` a name)."""
         self._close_class()
         self.names = auth.Names()
         self.door.students.clear()
-        self.pending.clear()
         self._open()
+        self._sockets_changed = True
 
     def _dealer(self, name: str) -> zmq.Socket:
         sock = self.ctx.socket(zmq.DEALER)
@@ -154,13 +168,28 @@ class Door:
         sock.connect(self.bus_endpoint)
         return sock
 
-    def uplink(self, name: str) -> zmq.Socket:
+    def uplink(self, name: str, student: str) -> zmq.Socket:
         """The name's own connection to the lab's bus (made on its first message)."""
         sock = self.uplinks.get(name)
         if sock is None:
             sock = self.uplinks[name] = self._dealer(name)
             self._uplink_of[sock] = name
+            self.owner[name] = student
+            self._sockets_changed = True
         return sock
+
+    def cut_off(self, names: list[str]) -> None:
+        for name in names:
+            sock = self.uplinks.pop(name, None)
+            if sock is not None:
+                del self._uplink_of[sock]
+                sock.close(0)
+            self.owner.pop(name, None)
+            self.pending.pop(name, None)
+            self.waiting.pop(name, None)
+            log.warning("%s cut off: its student's key was revoked", name)
+        self._report["cut_off"] += names
+        self._sockets_changed = True
 
     # -- the loop -----------------------------------------------------------------------------
     def serve(self, ready: Callable[[], None] | None = None) -> None:
@@ -173,20 +202,30 @@ class Door:
                  self.endpoints["class_bus"], self.endpoints["class_trace"],
                  self.section["keys"])
         next_report = time.monotonic()
+        poller = zmq.Poller()
         while self._running:
-            poller = zmq.Poller()
-            for sock in (self.router, self.sub, self.control, *self.uplinks.values()):
-                poller.register(sock, zmq.POLLIN)
-            ready = dict(poller.poll(100))
-            if self.router in ready:
+            if self._sockets_changed:
+                poller = zmq.Poller()
+                for sock in (self.router, self.pub, self.sub, self.control,
+                             *self.uplinks.values()):
+                    poller.register(sock, zmq.POLLIN)
+                self._sockets_changed = False
+            readable = dict(poller.poll(100))
+            if self.router in readable:
                 self._from_students()
-            if self.sub in ready:
+            if self.pub in readable:
+                self._subscriptions()
+            if self.sub in readable:
                 self._relay_trace()
-            for sock in ready:
+            for sock in readable:
                 name = self._uplink_of.get(sock)
                 if name is not None:
-                    self._from_bus(name, sock)
-            if self.control in ready:       # the bus's heartbeats: nothing to do
+                    try:
+                        self._from_bus(name, sock)
+                    except Exception:   # noqa: BLE001 - as for the students' messages
+                        self.stats["bad.internal"] += 1
+                        log.exception("dropped a message for %s", name)
+            if self.control in readable:    # the bus's heartbeats: nothing to do
                 while self.control.poll(0):
                     self.control.recv(NOBLOCK)
             if time.monotonic() >= next_report:
@@ -215,7 +254,21 @@ class Door:
             while frame.more:
                 frame = self.router.recv(NOBLOCK, copy=False)
                 frames.append(frame)
-            self.admit(frames)
+            try:
+                self.admit(frames)
+            except Exception:   # noqa: BLE001 - one bad message must not drop the class
+                self.stats["bad.internal"] += 1
+                log.exception("dropped a message the door could not handle")
+
+    def _subscriptions(self) -> None:
+        """A trace subscriber's subscription: whatever it asked, it gets everything."""
+        for _ in range(BATCH):
+            try:
+                message = self.pub.recv(NOBLOCK)
+            except zmq.Again:
+                return
+            if message[:1] == b"\x01":
+                self.pub.setsockopt(zmq.SUBSCRIBE, b"")
 
     def admit(self, frames: list[Any]) -> None:
         """One message from a student's machine: who sent it, may they, then up it goes."""
@@ -228,10 +281,10 @@ class Door:
             return
         name, problem = self.names.admit(rid, user_id, lambda: _claimed(first))
         student = user_id[len(curve.STUDENT_PREFIX):]
-        if not problem and name not in self.door.students and \
-                sum(1 for s in self.door.students.values() if s == student) >= MAX_NAMES:
+        if not problem and name not in self.owner and \
+                sum(1 for s in self.owner.values() if s == student) >= MAX_NAMES:
             problem = "too_many_names"
-            self.names.gone(name, rid)
+            self.names.refuse(name, rid)
         if problem:
             if problem in ("identity_mismatch", "not_your_name", "too_many_names"):
                 self._refuse(name, problem, f"{_peer(first)}, CURVE {user_id!r}")
@@ -240,7 +293,10 @@ class Door:
             return
         if not self.door.admit(name, user_id):
             self.stats["revoked_frames"] += 1
+            self.names.refuse(name, rid)
             return
+        for held in self.waiting.pop(name, ()):   # what the bus sent while it was away
+            self._down(name, rid, held)
         if len(frames) != 2:
             return self._bad(name, "bad_frames")
         data = first.bytes
@@ -256,9 +312,9 @@ class Door:
         if env["kind"] == "control" and env["method"] == "class_config":
             return self._reply(rid, env, self.class_config())
         try:
-            self.uplink(name).send(data, NOBLOCK)
-        except zmq.Again:
-            self.stats["uplink_full"] += 1
+            self.uplink(name, student).send(data, NOBLOCK)
+        except zmq.ZMQError:      # full (the bus away), or a name libzmq will not take
+            self.stats["uplink_failed"] += 1
 
     def _answers_a_call(self, name: str, env: dict[str, Any]) -> bool:
         """A reply must answer a call the door delivered to ``name``, to its caller."""
@@ -284,14 +340,20 @@ class Door:
                 if len(calls) > MAX_PENDING:
                     calls.popitem(last=False)
             rid = self.names.routes.get(name)
-            if rid is None:
-                self.stats["undeliverable"] += 1
+            if rid is None:      # reconnecting (the door re-opened): it waits a little
+                held = self.waiting.setdefault(name, deque(maxlen=MAX_WAITING))
+                if len(held) == MAX_WAITING:
+                    self.stats["undeliverable"] += 1
+                held.append(data)
                 continue
-            try:
-                self.router.send_multipart([rid, data], NOBLOCK)
-            except zmq.ZMQError:      # gone (EHOSTUNREACH) or full: its caller times out
-                self.names.gone(name, rid)
-                self.stats["undeliverable"] += 1
+            self._down(name, rid, data)
+
+    def _down(self, name: str, rid: bytes, data: bytes) -> None:
+        try:
+            self.router.send_multipart([rid, data], NOBLOCK)
+        except zmq.ZMQError:      # gone (EHOSTUNREACH) or full: its caller times out
+            self.names.gone(name, rid)
+            self.stats["undeliverable"] += 1
 
     def _relay_trace(self) -> None:
         for _ in range(BATCH):
@@ -323,30 +385,31 @@ class Door:
     def _refuse(self, claimed: str, reason: str, peer: str) -> None:
         self._report["refusals"].append({"domain": curve.ZAP_DOMAIN_CLASS_BUS,
                                          "claimed": claimed[:auth.CLAIM_CHARS],
-                                         "reason": reason, "peer": peer})
+                                         "reason": reason, "peer": peer[:200]})
 
     def tick(self) -> None:
         refused = [self.zap.refusals.popleft() for _ in range(len(self.zap.refusals))]
         for monitor, domain in self._monitors:
             refused += auth.handshake_refusals(monitor, domain)
         self._report["refusals"] += [vars(r).copy() for r in refused]
-        gone = self.door.revoked()
-        if gone:
-            for name in gone:
-                sock = self.uplinks.pop(name, None)
-                if sock is not None:
-                    del self._uplink_of[sock]
-                    sock.close(0)
-                log.warning("%s cut off: its student's key was revoked", name)
-            self._report["cut_off"] += gone
+        self.door.registry.reload()
+        revoked = self.door.registry.revoked
+        if revoked - self._revoked:     # someone newly revoked: cut off, everyone re-proves
+            self.cut_off([n for n, s in self.owner.items() if s in revoked])
             self.reopen()
+        self._revoked = revoked
         self._send_report()
         if os.getppid() != self._parent or not _alive(self._lab):
             log.warning("the lab's process is gone: stopping")
             self.stop()
 
     def _send_report(self) -> None:
-        report = {**self._report, "counters": dict(self.stats)}
+        refusals = self._report["refusals"]
+        if len(refusals) > MAX_REFUSALS:      # a flood: the first ones, the rest counted
+            self.stats["refusals_unreported"] += len(refusals) - MAX_REFUSALS
+            refusals = refusals[:MAX_REFUSALS]
+        report = {"refusals": refusals, "cut_off": self._report["cut_off"],
+                  "counters": dict(self.stats)}
         self._report = {"refusals": [], "cut_off": []}
         env = protocol.envelope("control", DOOR_IDENTITY, protocol.CONTROL_TOPIC,
                                 "door_report", args=report)
@@ -357,15 +420,14 @@ class Door:
 
 
 def _alive(pid: int | None) -> bool:
+    """Whether the lab's process still runs (a zombie does not)."""
     if pid is None:
         return True
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _claimed(frame: Any) -> str:

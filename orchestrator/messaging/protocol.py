@@ -164,7 +164,7 @@ ZAP_DOMAIN_BUS = "conductor-lab.bus"      # the ROUTER: username = name, passwor
 ZAP_DOMAIN_TRACE = "conductor-lab.trace"  # the PUB: password = secret
 AUTH_REFUSALS = ("wrong_secret", "bad_username", "unknown_domain", "identity_mismatch",
                  "no_credentials", "bad_handshake", "unknown_key", "revoked_key",
-                 "not_your_name", "too_many_names")
+                 "not_your_name", "too_many_names", "too_many_connections")
 
 ENVELOPE_FIELDS: dict[str, frozenset[type]] = {
     "v": frozenset({int}), "kind": frozenset({str}), "msg_id": frozenset({str}),

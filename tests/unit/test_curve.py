@@ -116,7 +116,8 @@ def test_the_registry_admits_students_names_revoked_and_unknown_keys_and_rereads
     ("lab.alice_probe-2", True), ("compute.alice", False), ("compute.alice_x", False),
     ("compute.bob_1", False), ("conductor.alice_1", False), ("compute.alice_1_2", False),
     ("compute.alice_\u0661", False), ("lab.alice_", False), ("", False),
-    ("compute.alicex_1", False),
+    ("compute.alicex_1", False), ("compute.alice_12345", False),
+    ("lab.alice_" + "x" * 25, False), ("compute.alice_" + "1" * 300, False),
 ])
 def test_a_student_may_hold_only_their_own_names(name, ok):
     assert (curve.name_problem("alice", name) == "") is ok
@@ -215,6 +216,10 @@ def test_a_student_holds_at_most_max_names(door):
     assert len(door.uplinks) == door_module.MAX_NAMES
     reasons = [r["reason"] for r in door._report["refusals"]]
     assert reasons == ["too_many_names"] * 3
+    # a refused connection stays refused: its next frames are counted, not re-refused
+    _send(door, bytes([0, 0, 0, 1, door_module.MAX_NAMES]), "alice",
+          _env("control", f"compute.alice_{door_module.MAX_NAMES}", "bus", "heartbeat"))
+    assert len(door._report["refusals"]) == 3 and door.stats["refused_frames"] == 1
 
 
 def test_a_student_answers_only_calls_made_to_them_and_only_to_their_caller(door):
@@ -294,6 +299,33 @@ def test_a_revoked_student_is_cut_off_even_when_the_zap_thread_read_the_revoke_f
     assert door.names.routes == {}, "the class's door reopened: everyone proves again"
     _send(door, rid, "alice", _env("control", "compute.alice_1", "bus", "register"))
     assert door.stats["revoked_frames"] == 1 and set(door.uplinks) == {"compute.bob_1"}
+
+
+def test_a_revoked_student_who_only_watches_is_cut_off_too(door, keys):
+    """No name of theirs spoke since the door last opened: the revoke still re-opens it
+    (their trace subscription ends with it) and closes their uplinks."""
+    _send(door, b"\x00\x00\x00\x00\x05", "alice",
+          _env("control", "compute.alice_1", "bus", "register"))
+    door.reopen()                         # as after another student's revoke
+    opened = door.router
+    curve.revoke(keys, "alice")
+    door.tick()
+    assert door.router is not opened and "compute.alice_1" not in door.uplinks
+
+
+def test_a_flood_of_refusals_is_reported_in_part_and_counted(door):
+    for i in range(door_module.MAX_REFUSALS + 50):
+        _send(door, bytes([0, 0, 2, 0, i % 256]) + bytes([i // 256]), "alice",
+              _env("control", "compute.bob_1", "bus", "register"))
+    sent, real = [], door.control
+    door.control = type("Recorder", (), {"send": lambda self, data, flags=0:
+                                         sent.append(protocol.decode(data))})()
+    try:
+        door.tick()
+    finally:
+        door.control = real
+    assert len(sent[-1]["args"]["refusals"]) == door_module.MAX_REFUSALS
+    assert door.stats["refusals_unreported"] == 50
 
 
 def test_the_door_refuses_and_keeps_its_students_when_the_keys_cannot_be_read(door, keys):

@@ -48,7 +48,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return 0
     info = curve.write_keys(args.dir, curve.student_names(args.students, args.names),
                             args.address or guess_address(), args.port)
-    print(f"class keys in {args.dir}: {len(info['students'])} students, the bus at "
+    print(f"class keys in {args.dir}: {len(info['students'])} students, the class at "
           f"tcp://{info['address']}:{info['port']} (trace {info['port'] + 1}, dashboard "
           f"{info['port'] + 2})")
     print(f"  give each student their ticket: {Path(args.dir) / 'tickets'}/NAME.ticket "

@@ -127,8 +127,8 @@ class BlockingClient:
     def _notify_expired(self, env: dict[str, Any]) -> None:
         """Tell the bus we gave up on ``env`` (best effort: never waits)."""
         try:
-            self._sock.send(protocol.encode(self.envelope(
-                "control", protocol.CONTROL_TOPIC, "expired", args={"call": env})), zmq.NOBLOCK)
+            self._sock.send(protocol.encode(protocol.control(
+                self.identity, protocol.EXPIRED, call=env)), zmq.NOBLOCK)
         except zmq.Again:
             pass
 

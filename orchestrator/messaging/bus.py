@@ -27,7 +27,6 @@ from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import zmq
 
 from .. import rundir
@@ -186,10 +185,10 @@ class Bus:
         src = ident.decode("utf-8", "replace") if sender is None else sender
         if env["src"] != src:
             return self._bad(who, "bad_envelope", f"src {env['src']!r} is not the sender")
-        if env["kind"] == "control" and env["method"] == "register":
+        if env["kind"] == "control" and env["method"] == protocol.REGISTER:
             self.routes.register(src, time.time())   # a (re)started server: flush its queue
             self._on_alive(src)
-        elif env["kind"] == "control" and env["method"] == "heartbeat" or \
+        elif env["kind"] == "control" and env["method"] == protocol.HEARTBEAT or \
                 src in self.routes.peers:
             if self.routes.seen(src, time.time()):
                 self._on_alive(src)
@@ -206,19 +205,19 @@ class Bus:
 
     def process_control(self, env: dict[str, Any]) -> None:
         method, args = env["method"], env["args"]
-        if method in ("register", "heartbeat"):
+        if method in (protocol.REGISTER, protocol.HEARTBEAT):
             return
-        if method == "unregister":
+        if method == protocol.UNREGISTER:
             self.routes.remove(env["src"])
             return
-        if method == "door_report":   # one-way, from a class's door only (door.py)
+        if method == protocol.DOOR_REPORT:   # one-way, from a class's door only (door.py)
             if env["src"] == DOOR_IDENTITY and self.gate is not None:
                 try:
                     self._door_report(**args)
                 except (TypeError, ValueError, AttributeError) as exc:
                     self._bad(env["src"].encode(), "door_report", str(exc))
             return
-        if method == "expired":  # one-way: a caller's notice, answered with nothing
+        if method == protocol.EXPIRED:  # one-way: a caller's notice, answered with nothing
             try:
                 self.control_expired(env["src"], **args)
             except Exception as exc:
@@ -394,7 +393,8 @@ class Bus:
                 self._refused(refusal)
         for identity in self.routes.expire(now):
             log.warning("%s missed heartbeats for %.1fs: down", identity, self.config.dead_after)
-        beat = protocol.encode(protocol.envelope("control", BUS_IDENTITY, "", "heartbeat"))
+        beat = protocol.encode(protocol.envelope("control", BUS_IDENTITY, "",
+                                                 protocol.HEARTBEAT))
         for peer in self.routes.peers.values():
             self._send(peer.identity, beat)
         if self.config.queue_ttl:
@@ -415,8 +415,7 @@ class Bus:
         if n <= 10 or n % LOG_EVERY == 0:
             log.warning("refused connection #%d to %s claiming %r (%s): %s", n,
                         refusal.domain, refusal.claimed, refusal.peer, refusal.reason)
-            env = protocol.envelope("control", refusal.claimed, protocol.CONTROL_TOPIC,
-                                    "connect")
+            env = protocol.control(refusal.claimed, protocol.CONNECT)
             self._trace(env, "dropped", BUS_IDENTITY, 0, f"auth: {refusal.reason}")
 
     def _door_report(self, refusals: list[dict[str, str]] = (),   # type: ignore[assignment]
@@ -440,7 +439,7 @@ class Bus:
         self.routes.remove(name)
         self.stats["auth.revoked"] += 1
         log.warning("%s cut off: its student's key was revoked", name)
-        env = protocol.envelope("control", name, protocol.CONTROL_TOPIC, "connect")
+        env = protocol.control(name, protocol.CONNECT)
         self._trace(env, "dropped", BUS_IDENTITY, 0, "auth: revoked_key")
 
     # -- the tap ------------------------------------------------------------------------
@@ -458,7 +457,7 @@ class Bus:
             # On disk first: a bus killed now restarts from the last seq anyone saw.
             self._trace_file.write("".join(protocol.trace_json(e) + "\n" for e in events))
             self._trace_file.flush()
-            self.pub.send(msgpack.packb(events), NOBLOCK)
+            self.pub.send(protocol.encode_batch(events), NOBLOCK)
 
 
 def _ends_with_newline(path: Path) -> bool:

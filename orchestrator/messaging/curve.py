@@ -45,6 +45,8 @@ import zmq
 import zmq.auth
 from zmq.utils import z85
 
+from . import protocol
+
 __all__ = ["ClientKeys", "Registry", "ClassDoor", "STUDENT_PREFIX", "NAME_RE", "ZAP_DOMAIN_CLASS_BUS",
            "ZAP_DOMAIN_CLASS_TRACE", "write_keys", "add_student", "revoke", "reinstate",
            "read_class", "load_ticket", "view_token", "ViewTokens", "client_keys", "name_problem", "student_names", "student_of",
@@ -58,8 +60,8 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,30}$")   # no "_": NAME_N is never ambig
 CLASS_JSON = "class.json"
 TICKET_SUFFIX = ".ticket"
 # what a student's peer may ask of the bus itself: its liveness and the class's config
-CLASS_CONTROLS = frozenset({"register", "heartbeat", "unregister", "expired",
-                            "class_config"})
+CLASS_CONTROLS = frozenset({protocol.REGISTER, protocol.HEARTBEAT, protocol.UNREGISTER,
+                            protocol.EXPIRED, "class_config"})
 
 
 class KeysError(ValueError):

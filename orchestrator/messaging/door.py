@@ -411,8 +411,7 @@ class Door:
         report = {"refusals": refusals, "cut_off": self._report["cut_off"],
                   "counters": dict(self.stats)}
         self._report = {"refusals": [], "cut_off": []}
-        env = protocol.envelope("control", DOOR_IDENTITY, protocol.CONTROL_TOPIC,
-                                "door_report", args=report)
+        env = protocol.control(DOOR_IDENTITY, protocol.DOOR_REPORT, **report)
         try:
             self.control.send(protocol.encode(env), NOBLOCK)
         except zmq.Again:   # the bus is away: what was refused meanwhile is lost, counted

@@ -151,7 +151,8 @@ __all__ = [
     "TRACE_FIELDS", "PHASES", "ProtocolError", "MessagingTimeout", "RemoteError",
     "envelope", "reply_to", "encode", "decode", "identity", "split_identity",
     "trace_event", "trace_json", "new_id", "AUTH_MECHANISM", "ZAP_DOMAIN_BUS",
-    "ZAP_DOMAIN_TRACE", "AUTH_REFUSALS",
+    "ZAP_DOMAIN_TRACE", "AUTH_REFUSALS", "REGISTER", "HEARTBEAT", "UNREGISTER", "EXPIRED",
+    "DOOR_REPORT", "CONNECT", "control", "encode_batch", "decode_batch",
 ]
 
 VERSION = 1
@@ -179,6 +180,15 @@ TRACE_FIELDS = (
     "seq", "ts", "kind", "phase", "src", "dst", "topic", "method", "msg_id", "reply_to",
     "request_id", "instance_uuid", "attempt", "bytes", "reason", "sent",
 )
+_TRACE_TYPES: dict[str, tuple[type, ...]] = {
+    **{f: (str,) for f in TRACE_FIELDS}, "seq": (int,), "attempt": (int,), "bytes": (int,),
+    "ts": (float, int), "sent": (float, int)}
+
+# The control verbs (kind ``control``, topic :data:`CONTROL_TOPIC`) that are not requests
+# answered by a ``control_<verb>`` of the bus: a peer's liveness, a caller's notice, a
+# class door's report, and the name a refusal is traced under.
+REGISTER, HEARTBEAT, UNREGISTER = "register", "heartbeat", "unregister"
+EXPIRED, DOOR_REPORT, CONNECT = "expired", "door_report", "connect"
 
 
 class ProtocolError(ValueError):
@@ -272,6 +282,41 @@ def split_identity(name: str) -> tuple[str, str]:
     """``compute.compute2`` -> (``compute``, ``compute2``); ``conductor`` -> (``conductor``, "")."""
     topic, _, server = name.partition(".")
     return topic, server
+
+
+def control(src: str, method: str, **args: Any) -> dict[str, Any]:
+    """A control envelope from ``src`` to the bus itself."""
+    return envelope("control", src, CONTROL_TOPIC, method, args=args)
+
+
+def encode_batch(events: list[dict[str, Any]]) -> bytes:
+    """One PUB frame of the trace tap: the events of one turn of the bus's loop."""
+    return msgpack.packb(events)
+
+
+def decode_batch(data: bytes, max_bytes: int = 64 << 20) -> list[dict[str, Any]]:
+    """A trace PUB frame -> its events, each checked against :data:`TRACE_FIELDS` and in
+    ``seq`` order. Raises ProtocolError on anything else."""
+    if len(data) > max_bytes:
+        raise ProtocolError(f"oversized trace batch: {len(data)} bytes", "oversized")
+    try:
+        events = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises many types for garbage
+        raise ProtocolError(f"not msgpack: {type(exc).__name__}", "not_msgpack") from None
+    if not isinstance(events, list):
+        raise ProtocolError(f"trace batch is a {type(events).__name__}, not a list")
+    last = 0
+    for event in events:
+        if not isinstance(event, dict):
+            raise ProtocolError("a trace event that is not a map")
+        for field, types in _TRACE_TYPES.items():
+            value = event.get(field)
+            if type(value) not in types:
+                raise ProtocolError(f"trace event field {field!r} is {value!r}")
+        if event["seq"] <= last:
+            raise ProtocolError(f"trace events out of order at seq {event['seq']}")
+        last = event["seq"]
+    return events
 
 
 def trace_event(seq: int, env: dict[str, Any], phase: str, dst: str, size: int,

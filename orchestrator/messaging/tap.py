@@ -22,10 +22,9 @@ import threading
 import time
 from typing import Any, Callable
 
-import msgpack
 import zmq
 
-from . import auth
+from . import auth, protocol
 from .blocking import BlockingClient
 from .protocol import MessagingTimeout
 
@@ -51,6 +50,7 @@ class TraceTap:
         self.events: list[Event] = []
         self.last_seq = 0
         self.error: str = ""
+        self.bad_batches = 0      # trace frames that were not a valid batch (dropped)
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -133,9 +133,13 @@ class TraceTap:
                 idle_since = time.monotonic()
                 while True:
                     try:
-                        events = msgpack.unpackb(sub.recv(zmq.NOBLOCK))
+                        events = protocol.decode_batch(sub.recv(zmq.NOBLOCK))
                     except zmq.Again:
                         break
+                    except protocol.ProtocolError as exc:   # catch-up fills the gap
+                        self.bad_batches += 1
+                        log.warning("dropped a bad trace batch: %s", exc)
+                        continue
                     if events and events[0]["seq"] > self.last_seq + 1 and self.history:
                         self._catch_up(client)
                     self._add(events)

@@ -100,8 +100,7 @@ class Transport:
             self.send(env)
             reply = await future
         except _Expired:
-            self.send(self.envelope("control", protocol.CONTROL_TOPIC, "expired",
-                                    args={"call": env}))
+            self.send(protocol.control(self.identity, protocol.EXPIRED, call=env))
             raise protocol.MessagingTimeout(
                 f"no reply to {env['topic']}.{env['method']} within {timeout}s") from None
         finally:
@@ -112,7 +111,7 @@ class Transport:
     # -- receiving ----------------------------------------------------------------------
     async def run(self) -> str:
         """Serve until ``stop()``, the bus is lost, or the parent dies; returns why."""
-        self.send(self.envelope("control", protocol.CONTROL_TOPIC, "register"))
+        self.send(protocol.control(self.identity, protocol.REGISTER))
         receiver = asyncio.create_task(self._receive())
         watchdog = asyncio.create_task(self._watchdog())
         await self._stopped.wait()
@@ -122,7 +121,7 @@ class Transport:
                 task.cancel()
             _, tasks = await asyncio.wait(tasks, timeout=0.1)
         try:
-            self.send(self.envelope("control", protocol.CONTROL_TOPIC, "unregister"))
+            self.send(protocol.control(self.identity, protocol.UNREGISTER))
         except zmq.ZMQError:
             pass
         self._sock.close(0)
@@ -199,7 +198,7 @@ class Transport:
                 log.warning("resumed after %.1fs frozen", now - last_tick)
                 self._last_bus = now
             last_tick = now
-            self.send(self.envelope("control", protocol.CONTROL_TOPIC, "heartbeat"))
+            self.send(protocol.control(self.identity, protocol.HEARTBEAT))
             silent = now - self._last_bus
             if silent > self.config.bus_timeout:
                 log.error("no word from the bus for %.1fs: exiting", silent)

@@ -35,8 +35,8 @@ from typing import Any
 from .. import rundir
 from ..conductor.rpcapi import ConductorAPI
 from ..config import ConfigError
-from ..exception import (BuildAbortException, MaxRetriesExceeded, NovaError,
-                         RescheduledException)
+from ..exception import BuildAbortException, NovaError, RescheduledException
+from ..retry import exceeded
 from ..manager import Manager
 from ..messaging.protocol import MessagingTimeout, RemoteError
 from ..messaging.transport import Transport
@@ -311,9 +311,8 @@ class ComputeManager(Manager):
         except MessagingTimeout:
             log.warning("the failure event of %s was lost: handing it back anyway", uuid)
         if flow == "legacy" and attempt >= self.config.max_attempts:
-            return await self._abort(ctx, uuid, MaxRetriesExceeded(
-                f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
-                f"{self.config.max_attempts} for instance {uuid}. Last exception: {reason}"))
+            return await self._abort(ctx, uuid, exceeded(self.config.max_attempts, uuid,
+                                                         reason))
         try:   # still building: a build the conductor timed out stays in ERROR
             await self._save(ctx, uuid, {"task_state": "scheduling", "host": None}, "<any>",
                              expected_vm_state="building")

@@ -15,7 +15,8 @@ from typing import Any
 from ..compute.rpcapi import ComputeAPI
 from ..db import NotFound, UnexpectedTaskState
 from ..config import FLAVORS
-from ..exception import MaxRetriesExceeded, NoValidHost
+from ..exception import NoValidHost
+from ..retry import exceeded, populate_retry, tried
 from ..manager import Manager
 from ..messaging.transport import Transport
 from ..migrations import rollback, still_preparing
@@ -203,8 +204,7 @@ class SchedulerManager(Manager):
                      request_spec: dict[str, Any], retry: dict[str, Any] | None = None) -> None:
         """Legacy flow: pick hosts and cast the builds to the computes ourselves. With no
         host, the scheduler itself writes the instance to ERROR."""
-        retry = {"num_attempts": 0, "hosts": [], **(retry or {})}
-        retry["num_attempts"] += 1
+        retry = populate_retry(retry)
         spec = {**request_spec, "retry": retry}
         instance_uuids = [u for u in instance_uuids if self._record_attempt(u, retry)]
         try:
@@ -215,7 +215,7 @@ class SchedulerManager(Manager):
                                expected={"vm_state": "building"})
             return
         for uuid, hosts in zip(instance_uuids, selections):
-            host_retry = {**retry, "hosts": [*retry["hosts"], hosts[0]]}
+            host_retry = tried(retry, hosts[0])
             self.db.add_event(uuid, ctx.get("request_id", ""), "scheduler_run_instance",
                               hosts[0], retry["num_attempts"], "Success")
             self.compute.build_and_run_instance(
@@ -236,8 +236,7 @@ class SchedulerManager(Manager):
             return
         if migration_id and not still_preparing(self.db, inst, migration_id):
             return   # a late reschedule of a migration that already ended
-        retry = {"num_attempts": 0, "hosts": [], **(retry or {})}
-        retry["num_attempts"] += 1
+        retry = populate_retry(retry)
         ctx = {**ctx, "instance_uuid": instance_uuid, "attempt": retry["num_attempts"]}
         if migration_id:
             migration = self.db.migration(migration_id)
@@ -254,10 +253,8 @@ class SchedulerManager(Manager):
                 "ignore_hosts": [migration["source_compute"]], "retry": retry}
         try:
             if retry["num_attempts"] > self.config.max_attempts:
-                raise MaxRetriesExceeded(
-                    f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
-                    f"{self.config.max_attempts} for instance {instance_uuid}. Last "
-                    f"exception: {retry.get('exc', 'unknown')}")
+                raise exceeded(self.config.max_attempts, instance_uuid,
+                               retry.get("exc", "unknown"))
             if migration_id and not self.db.claim_attempt(
                     instance_uuid, retry["num_attempts"], task_state="resize_prep"):
                 return   # this reschedule's duplicate went first
@@ -274,7 +271,7 @@ class SchedulerManager(Manager):
             ctx, dest, instance=instance_primitive(self.db, self.config, inst,
                                                    [inst["host"], dest], migration),
             migration_id=migration["id"], flavor=flavor,
-            retry={**retry, "hosts": [*retry["hosts"], dest]}, flow="legacy")
+            retry=tried(retry, dest), flow="legacy")
 
     def _record_attempt(self, uuid: str, retry: dict[str, Any]) -> bool:
         """Only an instance still building on the attempt before: not one deleted or put

@@ -21,7 +21,7 @@ import logging
 from typing import Any
 
 from ...db import NotFound
-from ...exception import MaxRetriesExceeded
+from ...retry import exceeded, exhausted, populate_retry, tried
 from ...manager import record_error
 from ...messaging.protocol import MessagingTimeout, RemoteError
 from ...objects.pinning import instance_primitive
@@ -38,25 +38,21 @@ class BuildTask(Task):
                   request_spec: dict[str, Any], retry: dict[str, Any] | None = None,
                   host_lists: list[list[str]] | None = None) -> None:
         config = self.config()
-        retry = {"num_attempts": 0, "hosts": [], **(retry or {})}
-        retry["num_attempts"] += 1
+        retry = populate_retry(retry)
         attempt = retry["num_attempts"]
         ctx = {**ctx, "attempt": attempt}
         if attempt > config.max_attempts:  # num_attempts stays at the last real attempt
             wanted = [u for u in instance_uuids if self._on_attempt(u, attempt - 1)]
-            return self._fail(ctx, wanted, MaxRetriesExceeded(
-                f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
-                f"{config.max_attempts} for instance {instance_uuids[0]}. "
-                f"Last exception: {retry.get('exc', 'unknown')}"))
+            return self._fail(ctx, wanted, exceeded(config.max_attempts, instance_uuids[0],
+                                                    retry.get("exc", "unknown")))
         live = self._still_wanted(instance_uuids, attempt)
         if not live:
             return
         if config.alternates and host_lists and attempt > 1:
             selections = self._alternates(live, host_lists, retry)
             if selections is None:
-                return self._fail(ctx, live, MaxRetriesExceeded(
-                    f"Exhausted all hosts available for retrying build failures for "
-                    f"instance {live[0]}. Last exception: {retry.get('exc', 'unknown')}"))
+                return self._fail(ctx, live, exhausted(
+                    f"build failures for instance {live[0]}", retry.get("exc", "unknown")))
         else:
             try:
                 selections = await self.scheduler.select_destinations(
@@ -105,7 +101,7 @@ class BuildTask(Task):
         instance = instance_primitive(self.db, self.config(), self.db.instance(uuid), [host])
         self.compute.build_and_run_instance(
             {**ctx, "instance_uuid": uuid}, host, instance_uuid=uuid,
-            request_spec=request_spec, retry={**retry, "hosts": [*retry["hosts"], host]},
+            request_spec=request_spec, retry=tried(retry, host),
             host_list=alternates, flow="conductor", instance=instance)
 
     def _fail(self, ctx: dict[str, Any], uuids: list[str], exc: BaseException) -> None:

@@ -31,7 +31,8 @@ from typing import Any
 
 from ...config import FLAVORS, LabConfig
 from ...db import NotFound, UnexpectedTaskState
-from ...exception import MaxRetriesExceeded, MigrationError, NoValidHost
+from ...exception import MigrationError, NoValidHost
+from ...retry import exceeded, exhausted, populate_retry, tried
 from ...manager import describe_error, record_error
 from ...messaging.protocol import MessagingTimeout, RemoteError
 from ...migrations import fail, rollback, still_preparing
@@ -58,8 +59,7 @@ class MigrationTask(Task):
             inst = self.db.instance(instance_uuid)
         except NotFound:
             return self._abandon(migration_id)   # deleted meanwhile
-        retry = {"num_attempts": 0, "hosts": [], **(retry or {})}
-        retry["num_attempts"] += 1
+        retry = populate_retry(retry)
         ctx = {**ctx, "instance_uuid": instance_uuid, "attempt": retry["num_attempts"]}
         if migration_id is not None and not still_preparing(self.db, inst, migration_id):
             return   # a late reschedule of a migration that already ended (timed out...)
@@ -74,10 +74,8 @@ class MigrationTask(Task):
         else:
             migration = self.db.migration(migration_id)
         if retry["num_attempts"] > config.max_attempts:
-            return self._give_up(ctx, migration, retry, handed_back, MaxRetriesExceeded(
-                f"Exceeded maximum number of retries. Exceeded max scheduling attempts "
-                f"{config.max_attempts} for instance {instance_uuid}. Last exception: "
-                f"{retry.get('exc', 'unknown')}"))
+            return self._give_up(ctx, migration, retry, handed_back, exceeded(
+                config.max_attempts, instance_uuid, retry.get("exc", "unknown")))
         if migration_id is None:
             self.db.update_instance(instance_uuid, num_attempts=retry["num_attempts"])
         elif not self.db.claim_attempt(instance_uuid, retry["num_attempts"],
@@ -94,7 +92,7 @@ class MigrationTask(Task):
         migration = self.db.update_migration(migration["id"], dest_compute=dest)
         self.db.add_event(instance_uuid, ctx.get("request_id", ""), EVENT, dest,
                           ctx["attempt"], "Success")
-        retry = {**retry, "hosts": [*retry["hosts"], dest]}
+        retry = tried(retry, dest)
         args = {"migration_id": migration["id"], "flavor": flavor}
         if config.resize_via_conductor:
             return await self._orchestrate(ctx, config, migration, args, retry, alternates)
@@ -110,9 +108,8 @@ class MigrationTask(Task):
             left = [h for h in host_list if h not in retry["hosts"]]
             if left:
                 return left
-            return self._give_up(ctx, migration, retry, handed_back, MaxRetriesExceeded(
-                f"Exhausted all hosts available for retrying migration of instance "
-                f"{migration['instance_uuid']}. Last exception: {retry.get('exc')}"))
+            return self._give_up(ctx, migration, retry, handed_back, exhausted(
+                f"migration of instance {migration['instance_uuid']}", retry.get("exc")))
         try:
             selections = await self.scheduler.select_destinations(
                 ctx, spec, [migration["instance_uuid"]],

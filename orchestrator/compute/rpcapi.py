@@ -11,7 +11,7 @@ from typing import Any
 from ..messaging.client import RPCClient
 from ..messaging.transport import Transport
 
-__all__ = ["ComputeAPI", "SENT_BY_COMPUTES", "OWN_HOST_ARGS"]
+__all__ = ["ComputeAPI", "SENT_BY_COMPUTES", "OWN_HOST_ARGS", "STEPS"]
 
 # Everything a compute sends, by topic: in a class, all a student's computes may send
 # (the bus refuses the rest: ``messaging/curve.py``). tests/unit/test_curve.py reads the
@@ -34,37 +34,71 @@ OWN_HOST_ARGS: dict[str, str] = {
     "delete_instance_info": "host_name", "sync_instance_info": "host_name"}
 
 
+STEPS = ("prep_resize", "resize_instance", "finish_resize")   # a resize's steps, in order
+
+
 class ComputeAPI:
+    """Every argument named, as the compute's methods name them: a misspelt one is a
+    TypeError here, in the sender, not a logged error in the compute while the instance
+    waits for ``build_timeout``."""
+
     def __init__(self, transport: Transport):
         self.client = RPCClient(transport, "compute")
 
-    def build_and_run_instance(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
-        """Cast the build to ``compute.<host>``: instance_uuid, request_spec, retry,
-        host_list (alternates), flow."""
-        self.client.prepare(server=host).cast(ctx, "build_and_run_instance", **kwargs)
+    def build_and_run_instance(self, ctx: dict[str, Any], host: str, instance_uuid: str,
+                               request_spec: dict[str, Any], retry: dict[str, Any],
+                               host_list: list[str] | None = None, flow: str = "conductor",
+                               instance: dict[str, Any] | None = None) -> None:
+        """Cast the build to ``compute.<host>`` (``host_list``: the alternates)."""
+        self.client.prepare(server=host).cast(
+            ctx, "build_and_run_instance", instance_uuid=instance_uuid,
+            request_spec=request_spec, retry=retry, host_list=host_list, flow=flow,
+            instance=instance)
 
-    def prep_resize(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
-        """To the destination: claim and get ready (instance, migration_id, flavor, retry,
-        host_list, request_spec)."""
-        self.client.prepare(server=host).cast(ctx, "prep_resize", **kwargs)
+    def prep_resize(self, ctx: dict[str, Any], host: str, instance: dict[str, Any],
+                    migration_id: int, flavor: str, retry: dict[str, Any],
+                    host_list: list[str] | None = None, flow: str = "conductor") -> None:
+        """To the destination: claim and get ready."""
+        self.client.prepare(server=host).cast(
+            ctx, "prep_resize", instance=instance, migration_id=migration_id, flavor=flavor,
+            retry=retry, host_list=host_list, flow=flow)
 
-    def resize_instance(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
-        """To the source: send the disk over (instance, migration_id, flavor)."""
-        self.client.prepare(server=host).cast(ctx, "resize_instance", **kwargs)
+    def resize_instance(self, ctx: dict[str, Any], host: str, instance: dict[str, Any],
+                        migration_id: int, flavor: str) -> None:
+        """To the source: send the disk over."""
+        self.client.prepare(server=host).cast(
+            ctx, "resize_instance", instance=instance, migration_id=migration_id,
+            flavor=flavor)
 
-    def finish_resize(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
+    def finish_resize(self, ctx: dict[str, Any], host: str, instance: dict[str, Any],
+                      migration_id: int, flavor: str) -> None:
         """To the destination: start the instance there; it waits in VERIFY_RESIZE."""
-        self.client.prepare(server=host).cast(ctx, "finish_resize", **kwargs)
+        self.client.prepare(server=host).cast(
+            ctx, "finish_resize", instance=instance, migration_id=migration_id, flavor=flavor)
 
     async def step(self, ctx: dict[str, Any], host: str, method: str, timeout: float,
-                   **kwargs: Any) -> Any:
-        """One resize step as a call (``orchestrated=True``): the conductor waits."""
-        return await self.client.prepare(server=host, timeout=timeout).call(
-            ctx, method, orchestrated=True, **kwargs)
+                   instance: dict[str, Any], migration_id: int, flavor: str,
+                   retry: dict[str, Any] | None = None,
+                   host_list: list[str] | None = None) -> Any:
+        """One resize step (:data:`STEPS`) as a call (``orchestrated=True``): the
+        conductor waits. Only ``prep_resize`` takes ``retry`` and ``host_list``."""
+        if method not in STEPS:
+            raise ValueError(f"{method!r} is not a resize step: {', '.join(STEPS)}")
+        args: dict[str, Any] = {"instance": instance, "migration_id": migration_id,
+                                "flavor": flavor, "orchestrated": True}
+        if method == "prep_resize":
+            args.update(retry=retry or {}, host_list=host_list)
+        elif retry is not None or host_list is not None:
+            raise ValueError(f"{method} takes no retry or host_list")
+        return await self.client.prepare(server=host, timeout=timeout).call(ctx, method,
+                                                                              **args)
 
-    def confirm_resize(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
+    def confirm_resize(self, ctx: dict[str, Any], host: str, instance_uuid: str,
+                       migration_id: int) -> None:
         """To the source: free what the instance held there."""
-        self.client.prepare(server=host).cast(ctx, "confirm_resize", **kwargs)
+        self.client.prepare(server=host).cast(ctx, "confirm_resize",
+                                              instance_uuid=instance_uuid,
+                                              migration_id=migration_id)
 
     async def confirm_resize_and_wait(self, ctx: dict[str, Any], host: str,
                                       instance_uuid: str, migration_id: int,
@@ -75,16 +109,27 @@ class ComputeAPI:
             ctx, "confirm_resize", instance_uuid=instance_uuid, migration_id=migration_id,
             deleting=True)
 
-    def revert_resize(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
+    def revert_resize(self, ctx: dict[str, Any], host: str, instance_uuid: str,
+                      migration_id: int) -> None:
         """To the destination: undo, then hand back to the source."""
-        self.client.prepare(server=host).cast(ctx, "revert_resize", **kwargs)
+        self.client.prepare(server=host).cast(ctx, "revert_resize",
+                                              instance_uuid=instance_uuid,
+                                              migration_id=migration_id)
 
-    def finish_revert_resize(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
-        self.client.prepare(server=host).cast(ctx, "finish_revert_resize", **kwargs)
+    def finish_revert_resize(self, ctx: dict[str, Any], host: str, instance_uuid: str,
+                             migration_id: int) -> None:
+        """To the source (which kept its claim): the instance is back."""
+        self.client.prepare(server=host).cast(ctx, "finish_revert_resize",
+                                              instance_uuid=instance_uuid,
+                                              migration_id=migration_id)
 
-    def rebuild_instance(self, ctx: dict[str, Any], host: str, **kwargs: Any) -> None:
+    def rebuild_instance(self, ctx: dict[str, Any], host: str, instance: dict[str, Any],
+                         image_ref: str, recreate: bool = False,
+                         migration_id: int | None = None) -> None:
         """Rebuild on ``host`` (its own instance, or ``recreate`` after an evacuate)."""
-        self.client.prepare(server=host).cast(ctx, "rebuild_instance", **kwargs)
+        self.client.prepare(server=host).cast(
+            ctx, "rebuild_instance", instance=instance, image_ref=image_ref,
+            recreate=recreate, migration_id=migration_id)
 
     def terminate_instance(self, ctx: dict[str, Any], host: str, instance_uuid: str,
                            destroy: bool = True) -> None:

@@ -40,8 +40,11 @@ class FakeCompute:
     def __init__(self):
         self.casts: list[dict] = []
 
-    def build_and_run_instance(self, ctx, host, **kwargs):
-        self.casts.append({"ctx": ctx, "host": host, **kwargs})
+    def build_and_run_instance(self, ctx, host, instance_uuid, request_spec, retry,
+                               host_list=None, flow="conductor", instance=None):
+        self.casts.append({"ctx": ctx, "host": host, "instance_uuid": instance_uuid,
+                           "request_spec": request_spec, "retry": retry,
+                           "host_list": host_list, "flow": flow, "instance": instance})
 
 
 @pytest.fixture

@@ -35,10 +35,15 @@ class FakeCompute:
     def terminate_instance(self, ctx, host, instance_uuid, destroy=True):
         self.released.append((host, instance_uuid, destroy))
 
-    def prep_resize(self, ctx, host, **kwargs):
-        self.casts.append({"ctx": ctx, "host": host, **kwargs})
+    def prep_resize(self, ctx, host, instance, migration_id, flavor, retry, host_list=None,
+                    flow="conductor"):
+        self.casts.append({"ctx": ctx, "host": host, "instance": instance,
+                           "migration_id": migration_id, "flavor": flavor, "retry": retry,
+                           "host_list": host_list, "flow": flow})
 
-    async def step(self, ctx, host, method, timeout, **kwargs):
+    async def step(self, ctx, host, method, timeout, instance, migration_id, flavor,
+                   retry=None, host_list=None):
+        assert (retry is not None) == (method == "prep_resize"), method
         self.steps.append((host, method))
         if self.failures and self.failures[0][0] == (host, method):
             raise self.failures.pop(0)[1]

@@ -81,6 +81,27 @@ def pid_gone() -> Callable[[int], bool]:
 
 
 @pytest.fixture
+def processes_gone(wait_until) -> Callable[..., None]:
+    """``processes_gone(pids, timeout)``: until every one has exited (or is a zombie)."""
+    def wait(pids, timeout: float = 10.0) -> None:
+        pids = list(pids)
+        wait_until(lambda: all(_pid_gone(p) for p in pids), timeout,
+                   f"processes {[p for p in pids if not _pid_gone(p)]} gone", interval=0.1)
+    return wait
+
+
+@pytest.fixture
+def service_down(wait_until) -> Callable[..., Any]:
+    """``service_down(lab, host, timeout)``: until the API reports ``host``'s service
+    down (it stopped reporting for ``service_down_time``)."""
+    def wait(lab, host: str, timeout: float = 15.0) -> Any:
+        return wait_until(lambda: {s["host"]: s["state"] for s in lab.services()}
+                          .get(host) == "down", timeout, f"{host} reported down",
+                          interval=0.1)
+    return wait
+
+
+@pytest.fixture
 def reap_pids() -> Iterator[list[int]]:
     """Append pids a test starts outside a Cluster; they are SIGKILLed at teardown."""
     pids: list[int] = []

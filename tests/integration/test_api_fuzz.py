@@ -834,16 +834,14 @@ def _settled(fuzzer: Fuzzer) -> list[str]:
 
 @pytest.mark.timeout(120)
 def test_zz_afterwards_everything_is_at_rest_and_other_traffic_went_active(fuzz_lab, fuzzer,
-                                                                         capsys):
+                                                                         capsys, wait_until):
     """Last in the module: what the fuzz started has ended, and the bystander's boots
     (all through the module, and one more now) went ACTIVE."""
     elapsed = time.monotonic() - fuzzer.started
     fuzzer.bystander.stop.set()
     fuzzer.bystander.join(60)
-    deadline = time.monotonic() + 60
-    while (busy := _settled(fuzzer)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not busy, f"not at rest: {busy[:10]}"
+    wait_until(lambda: not _settled(fuzzer), 60,
+               f"at rest (still busy: {_settled(fuzzer)[:10]})", interval=0.2)
     fuzzer.check_db()
     listing = fuzz_lab.api.get("/servers/detail")["servers"]
     assert all(s["status"] in FINAL_STATUSES for s in listing), \

@@ -5,7 +5,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -99,7 +98,7 @@ def test_bench_rejects_nonpositive_counts(tmp_path):
     assert out.returncode == 2 and "must be >= 1" in out.stderr
 
 
-def test_up_runs_until_ctrl_c_and_leaves_nothing(tmp_path, pid_gone, reap_pids):
+def test_up_runs_until_ctrl_c_and_leaves_nothing(tmp_path, pid_gone, reap_pids, processes_gone):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "lab", "up", "--run-dir", str(run_dir),
                              "--computes", "2", "--preset", "fast"], stdout=subprocess.PIPE,
@@ -116,7 +115,4 @@ def test_up_runs_until_ctrl_c_and_leaves_nothing(tmp_path, pid_gone, reap_pids):
     finally:
         proc.stdout.close()
         proc.stderr.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not all(pid_gone(p) for p in pids.values()):
-        time.sleep(0.1)
-    assert [p for p in pids.values() if not pid_gone(p)] == []
+    processes_gone(pids.values(), 10)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def running_lab(tmp_path, reap_pids, pid_gone):
+def running_lab(tmp_path, reap_pids, pid_gone, processes_gone):
     """`python -m lab up` in the background, in its own labs home."""
     env = {**os.environ, "CONDUCTOR_LAB_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen([sys.executable, "-m", "lab", "up", "--computes", "2",
@@ -38,10 +37,7 @@ def running_lab(tmp_path, reap_pids, pid_gone):
     assert proc.wait(20) == 0
     proc.stdout.close()
     proc.stderr.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not all(pid_gone(p) for p in pids.values()):
-        time.sleep(0.1)
-    assert [p for p in pids.values() if not pid_gone(p)] == []
+    processes_gone(pids.values(), 10)
 
 
 def test_status_boot_fail_kill_trace(running_lab, tmp_path):

@@ -2,7 +2,6 @@
 set a slider's value or click a button, and the running lab changes."""
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -59,7 +58,7 @@ def test_boot_button_and_live_table(panel):
     assert panel.boot["table"].value.count("ACTIVE") == 3
 
 
-def test_service_buttons_crash_restart_pause_resume(panel):
+def test_service_buttons_crash_restart_pause_resume(panel, wait_until):
     lab = panel.model.lab
     panel.computes["compute2"]["crash"].click()
     assert "down" in panel.computes["compute2"]["state"].value
@@ -68,11 +67,8 @@ def test_service_buttons_crash_restart_pause_resume(panel):
     panel.services["scheduler"]["pause"].click()
     assert "paused" in panel.services["scheduler"]["state"].value
     panel.services["scheduler"]["resume"].click()
-    deadline = time.monotonic() + 10
-    while "up" not in panel.services["scheduler"]["state"].value:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-        panel.refresh()
+    wait_until(lambda: panel.refresh() or "up" in panel.services["scheduler"]["state"].value,
+               10, "the panel shows the scheduler up again")
     assert lab.wait(lab.boot("after"))["status"] == "ACTIVE"
 
 

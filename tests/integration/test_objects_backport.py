@@ -4,7 +4,6 @@ senders send it 1.0 and nobody has to ask; old and new computes work side by sid
 an upgrade (a restart on newer code) ends the backports."""
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -37,14 +36,16 @@ def hops(lab, since: int, uuid: str) -> list[tuple[str, str, str, str]]:
             for e in events if e["method"] not in DB_PROXY_METHODS]
 
 
-def live_vms(lab, host: str, count: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while lab.bus().call("compute", "resources", server=host)["running_vms"] != count:
-        assert time.monotonic() < deadline, f"{host} never held {count} instance(s)"
-        time.sleep(0.05)
+@pytest.fixture
+def live_vms(wait_until):
+    """``live_vms(lab, host, count)``: until ``host`` holds ``count`` instances."""
+    def wait(lab, host: str, count: int, timeout: float = 10.0) -> None:
+        wait_until(lambda: lab.bus().call("compute", "resources", server=host)
+                   ["running_vms"] == count, timeout, f"{host} holding {count} instance(s)")
+    return wait
 
 
-def test_an_old_compute_asks_for_a_backport_unless_senders_pin(make_lab):
+def test_an_old_compute_asks_for_a_backport_unless_senders_pin(make_lab, live_vms):
     lab = make_lab(computes=2)
     assert lab.add_compute(object_version="1.0") == "compute3"
     assert lab.object_versions() == {"compute1": "1.2", "compute2": "1.2",
@@ -72,7 +73,7 @@ def test_an_old_compute_asks_for_a_backport_unless_senders_pin(make_lab):
     live_vms(lab, "compute3", 2)
 
 
-def test_rolling_upgrade_old_and_new_computes_side_by_side(make_lab):
+def test_rolling_upgrade_old_and_new_computes_side_by_side(make_lab, live_vms):
     lab = make_lab(computes=2)
     lab.add_compute(object_version="1.0")
     mark = lab.mark()
@@ -97,7 +98,7 @@ def test_rolling_upgrade_old_and_new_computes_side_by_side(make_lab):
 
 
 @pytest.mark.parametrize("pinning", [False, True])
-def test_migration_to_an_old_compute(make_lab, pinning):
+def test_migration_to_an_old_compute(make_lab, pinning, live_vms):
     """The conductor sends Instance 1.2 with a migration_context; compute3 (1.0) gets it
     backported, both times it reads one (prep_resize, then finish_resize, whose instance
     the source passes on as it got it), or, pinned, is sent 1.0 in the first place."""

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 
 import pytest
@@ -59,7 +58,7 @@ time.sleep(600)
 """
 
 
-def test_killing_the_labs_parent_leaves_no_process(tmp_path, pid_gone, reap_pids):
+def test_killing_the_labs_parent_leaves_no_process(tmp_path, pid_gone, reap_pids, processes_gone):
     script = tmp_path / "parent.py"
     script.write_text(CHILD_SCRIPT)
     parent = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")],
@@ -71,10 +70,7 @@ def test_killing_the_labs_parent_leaves_no_process(tmp_path, pid_gone, reap_pids
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(10)
     parent.stdout.close()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not all(pid_gone(p) for p in pids):
-        time.sleep(0.1)
-    assert [p for p in pids if not pid_gone(p)] == []
+    processes_gone(pids, 20)
 
 
 def test_a_restarted_compute_recovers_its_usage_and_fails_interrupted_builds(make_lab):

@@ -48,7 +48,7 @@ def test_conductor_down_casts_wait_and_are_processed_when_it_returns(make_lab):
     assert [r["status"] for r in records] == ["ACTIVE", "ACTIVE"]
 
 
-def test_compute_crash_mid_build_ends_in_build_timeout(make_lab):
+def test_compute_crash_mid_build_ends_in_build_timeout(make_lab, service_down):
     lab = make_lab()
     lab.set_failure("compute1", crash=1.0)     # compute1 is picked first (ties by name)
     server_id = lab.boot("crashy")
@@ -58,13 +58,7 @@ def test_compute_crash_mid_build_ends_in_build_timeout(make_lab):
     assert record["status"] == "ERROR"
     assert record["fault"]["message"].startswith("BuildTimeout")
     # The dead compute drops out of the scheduler's view once it misses heartbeats.
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        states = {s["host"]: s["state"] for s in lab.services()}
-        if states.get("compute1") == "down":
-            break
-        time.sleep(0.1)
-    assert states["compute1"] == "down"
+    service_down(lab, "compute1", 20)
     assert lab.wait(lab.boot("after-crash"))["OS-EXT-SRV-ATTR:host"] != "compute1"
 
 

@@ -3,7 +3,6 @@ periodic check ends it after ``build_timeout``), and no claim outlives its insta
 either host. Found by a review of issue #7; each test failed before its fix."""
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -21,16 +20,18 @@ def wait_vcpus(lab, expected: dict[str, int], timeout: float = 10.0) -> None:
                    timeout=timeout)
 
 
-def wait_status(lab, server: str, status: str, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while (record := lab.server(server))["status"] != status:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{server} is {record['status']}, not {status}")
-        time.sleep(0.1)
-    return record
+@pytest.fixture
+def wait_status(wait_until):
+    """``wait_status(lab, server, status, timeout)``: until the server is in ``status``;
+    its record."""
+    def wait(lab, server: str, status: str, timeout: float) -> dict:
+        return wait_until(lambda: (r := lab.server(server))["status"] == status and r,
+                          timeout, f"{server} in {status}", interval=0.1)
+    return wait
 
 
-def test_a_resize_whose_source_never_answers_ends_in_error_and_frees_both_hosts(make_lab):
+def test_a_resize_whose_source_never_answers_ends_in_error_and_frees_both_hosts(
+        make_lab, wait_status):
     lab = make_lab(computes=2)
     vm = lab.boot("vm")
     assert lab.wait(vm)[HOST] == "compute1"
@@ -48,7 +49,8 @@ def test_a_resize_whose_source_never_answers_ends_in_error_and_frees_both_hosts(
     wait_vcpus(lab, {"compute1": 0, "compute2": 0})          # and its own host too
 
 
-def test_a_rebuild_whose_compute_never_answers_ends_in_error_and_can_be_deleted(make_lab):
+def test_a_rebuild_whose_compute_never_answers_ends_in_error_and_can_be_deleted(
+        make_lab, wait_status):
     lab = make_lab(computes=2)
     vm = lab.boot("vm")
     lab.wait(vm)
@@ -80,17 +82,14 @@ def test_rebuilding_a_server_in_error_claims_its_room_again(make_lab):
     wait_vcpus(lab, {"compute1": 1})                 # counted: the scheduler sees it
 
 
-def test_confirm_or_revert_needs_the_computes_that_do_it(make_lab):
+def test_confirm_or_revert_needs_the_computes_that_do_it(make_lab, service_down):
     lab = make_lab(computes=2)
     vm = lab.boot("vm")
     lab.wait(vm)
     lab.migrate(vm)
     assert lab.wait(vm)["status"] == "VERIFY_RESIZE"
     lab.kill("compute1")                             # the source
-    deadline = time.monotonic() + 3 * lab.config.timing("service_down_time")
-    while any(s["host"] == "compute1" and s["state"] == "up" for s in lab.services()):
-        assert time.monotonic() < deadline, "compute1 never reported down"
-        time.sleep(0.1)
+    service_down(lab, "compute1", 3 * lab.config.timing("service_down_time"))
     for action in (lab.confirm_resize, lab.revert_resize):
         with pytest.raises(ApiError) as refused:
             action(vm)

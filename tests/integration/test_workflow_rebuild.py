@@ -3,7 +3,6 @@ real processes: the messages, the migration record, where the instance ends, and
 each hypervisor holds, including the dead host once it comes back."""
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -25,12 +24,13 @@ def hops(lab, since: int, uuid: str) -> list[tuple[str, str, str, str]]:
             for e in events if e["method"] not in DB_PROXY_METHODS]
 
 
-def kill_and_wait_down(lab, host: str, timeout: float = 15.0) -> None:
-    lab.kill(host)
-    deadline = time.monotonic() + timeout
-    while {s["host"]: s["state"] for s in lab.services()}[host] != "down":
-        assert time.monotonic() < deadline, f"{host} never reported down"
-        time.sleep(0.1)
+@pytest.fixture
+def kill_and_wait_down(service_down):
+    """``kill_and_wait_down(lab, host)``: SIGKILL the compute, wait until it is down."""
+    def kill(lab, host: str, timeout: float = 15.0) -> None:
+        lab.kill(host)
+        service_down(lab, host, timeout)
+    return kill
 
 
 def status_of(call, *args) -> int:
@@ -71,7 +71,7 @@ def test_rebuild_stays_on_its_host_with_the_new_image(make_lab, flow, expected):
     wait_for_usage(lab, {"compute1": SMALL, "compute2": NONE})
 
 
-def test_evacuate_rebuilds_elsewhere_and_the_dead_host_lets_go(make_lab):
+def test_evacuate_rebuilds_elsewhere_and_the_dead_host_lets_go(make_lab, kill_and_wait_down):
     lab = make_lab()
     server = boot_on_compute1(lab)
     assert status_of(lab.evacuate, server) == 400          # compute1 is still up (Nova)
@@ -101,7 +101,7 @@ def test_evacuate_rebuilds_elsewhere_and_the_dead_host_lets_go(make_lab):
     assert lab.server(server)[HOST] == "compute2"
 
 
-def test_evacuate_to_a_named_host_asks_the_scheduler_about_it(make_lab):
+def test_evacuate_to_a_named_host_asks_the_scheduler_about_it(make_lab, kill_and_wait_down):
     """Nova since microversion 2.29: the named host is checked by the scheduler (a
     ``requested_destination``), not forced."""
     lab = make_lab()
@@ -123,7 +123,7 @@ def test_evacuate_to_a_named_host_asks_the_scheduler_about_it(make_lab):
     wait_for_usage(lab, {"compute2": NONE, "compute3": SMALL})
 
 
-def test_legacy_evacuate_needs_a_host_and_goes_straight_to_it(make_lab):
+def test_legacy_evacuate_needs_a_host_and_goes_straight_to_it(make_lab, kill_and_wait_down):
     lab = make_lab()
     lab.configure(flow="legacy")
     server = boot_on_compute1(lab)
@@ -140,7 +140,7 @@ def test_legacy_evacuate_needs_a_host_and_goes_straight_to_it(make_lab):
     wait_for_usage(lab, {"compute2": SMALL, "compute3": NONE})
 
 
-def test_evacuate_to_a_named_host_the_scheduler_refuses_moves_nothing(make_lab):
+def test_evacuate_to_a_named_host_the_scheduler_refuses_moves_nothing(make_lab, kill_and_wait_down):
     lab = make_lab()
     server = boot_on_compute1(lab)
     lab.api.request("PUT", "/os-services/disable", {"host": "compute3",
@@ -164,7 +164,7 @@ def test_evacuate_to_a_named_host_the_scheduler_refuses_moves_nothing(make_lab):
     ("2.29", {"host": "compute3"}, True),                               # checked from 2.29
 ])
 def test_a_named_host_is_forced_as_the_microversion_says(make_lab, version, body,
-                                                         scheduler):
+                                                         scheduler, kill_and_wait_down):
     lab = make_lab()
     server = boot_on_compute1(lab)
     kill_and_wait_down(lab, "compute1")
@@ -177,7 +177,7 @@ def test_a_named_host_is_forced_as_the_microversion_says(make_lab, version, body
     assert bool(asked) is scheduler
 
 
-def test_evacuate_refusals_are_novas(make_lab):
+def test_evacuate_refusals_are_novas(make_lab, kill_and_wait_down):
     lab = make_lab(computes=2)
     server = boot_on_compute1(lab)
     kill_and_wait_down(lab, "compute1")

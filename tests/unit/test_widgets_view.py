@@ -281,49 +281,79 @@ def test_auto_refresh_inside_an_event_loop_and_stop(panel):
     assert panel._timer is None
 
 
+class Timers:
+    """The running loop's ``call_later``, recorded, to wait for events instead of for
+    time: ``ticks(n)`` until the panel has repainted ``n`` times; ``settle()`` until
+    every timer scheduled so far (and any they schedule) has run or been cancelled."""
+
+    def __init__(self, panel):
+        self.loop = asyncio.get_running_loop()
+        self.handles: list[asyncio.TimerHandle] = []
+        self.count, self._wanted = 0, (0, asyncio.Event())
+        real = self.loop.call_later
+
+        def recorded(delay, callback, *args, **kw):
+            handle = real(delay, callback, *args, **kw)
+            self.handles.append(handle)
+            return handle
+        self.loop.call_later = recorded
+        paint = panel.refresh
+
+        def counted() -> None:
+            self.count += 1
+            if self.count >= self._wanted[0]:
+                self._wanted[1].set()
+            paint()
+        panel.refresh = counted
+
+    async def ticks(self, n: int) -> None:
+        self._wanted = (n, asyncio.Event())
+        if self.count < n:
+            await asyncio.wait_for(self._wanted[1].wait(), 10)
+
+    async def settle(self, rounds: int = 50) -> None:
+        """(A chain that never ends, the bug these tests look for, is cut after
+        ``rounds``: its ticks then show in ``count``.)"""
+        for _ in range(rounds):
+            live = [h for h in self.handles
+                    if not h.cancelled() and h.when() > self.loop.time()]
+            if not live:
+                break
+            await asyncio.sleep(max(h.when() for h in live) - self.loop.time())
+        await asyncio.sleep(0)        # what fell due just now has run
+
+
 def test_auto_refresh_ticks_while_the_lab_runs_and_stops_when_told(panel, lab):
-    ticks: list[int] = []
-    paint = panel.refresh
-    panel.refresh = lambda: (ticks.append(1), paint())[1]
     lab.cluster.running = True
 
     async def main():
+        timers = Timers(panel)
         assert panel.start_auto_refresh(every=0.005)
         lab.states["conductor"] = "down"
-        for _ in range(200):
-            if len(ticks) >= 3:
-                break
-            await asyncio.sleep(0.005)
+        await timers.ticks(3)
         panel.stop_auto_refresh()
-        seen = len(ticks)
-        await asyncio.sleep(0.03)
-        return seen
+        seen = timers.count
+        await timers.settle()               # every tick it had scheduled: cancelled
+        return seen, timers.count
 
-    seen = asyncio.run(main())
-    assert seen >= 3 and len(ticks) == seen
+    seen, after = asyncio.run(main())
+    assert seen >= 3 and after == seen
     assert "down" in panel.services["conductor"]["state"].value
     assert lab.calls == []
 
 
 def test_auto_refresh_stops_polling_by_itself_once_the_lab_is_stopped(panel, lab):
-    ticks: list[int] = []
-    paint = panel.refresh
-    panel.refresh = lambda: (ticks.append(1), paint())[1]
-
     async def main():
+        timers = Timers(panel)
         assert panel.start_auto_refresh(every=0.005)
-        for _ in range(200):
-            if len(ticks) >= 2:
-                break
-            await asyncio.sleep(0.005)
+        await timers.ticks(2)
         lab.stop()
-        await asyncio.sleep(0.02)
-        at_stop = len(ticks)
-        await asyncio.sleep(0.05)                 # ten more intervals: no tick in them
-        return at_stop
+        await timers.settle()               # the tick after the stop ran, scheduled none
+        return timers.count, [h for h in timers.handles if not h.cancelled()
+                              and h.when() > timers.loop.time()]
 
-    at_stop = asyncio.run(main())                 # no stop_auto_refresh() anywhere
-    assert len(ticks) == at_stop >= 2
+    count, pending = asyncio.run(main())    # no stop_auto_refresh() anywhere
+    assert count >= 2 and pending == []
     assert panel._timer is None
     assert STOPPED_MESSAGE in panel.status.value
     assert all(widget.disabled for widget in panel.controls())
@@ -355,8 +385,9 @@ def test_a_tick_that_found_the_lab_unreachable_as_it_stopped_ends_showing_stoppe
     panel.refresh = refresh_then_stop_completes
 
     async def main():
+        timers = Timers(panel)
         assert panel.start_auto_refresh(every=0.005)
-        await asyncio.sleep(0.05)
+        await timers.settle()               # its one tick ran; the stop ended the chain
 
     asyncio.run(main())
     assert len(painted) == 1 and "lab unreachable" in painted[0]
@@ -366,22 +397,17 @@ def test_a_tick_that_found_the_lab_unreachable_as_it_stopped_ends_showing_stoppe
 
 
 def test_stop_after_starting_twice_stops_all_repainting(panel, lab):
-    ticks: list[int] = []
-    paint = panel.refresh
-    panel.refresh = lambda: (ticks.append(1), paint())[1]
     lab.cluster.running = True
 
     async def main():
+        timers = Timers(panel)
         assert panel.start_auto_refresh(every=0.005)
         assert panel.start_auto_refresh(every=0.005)
-        await asyncio.sleep(0.02)
+        await timers.ticks(1)
         panel.stop_auto_refresh()
-        seen = len(ticks)
-        await asyncio.sleep(0.04)
-        after = len(ticks)
-        lab.cluster.running = False         # end any chain still running
-        await asyncio.sleep(0.02)
-        return seen, after
+        seen = timers.count
+        await timers.settle()               # a second chain would tick here
+        return seen, timers.count
 
     seen, after = asyncio.run(main())
     assert seen >= 1

@@ -12,30 +12,14 @@ from orchestrator.compute import rpcapi
 from orchestrator.compute.manager import ComputeManager
 from orchestrator.compute.migration import MigrationManager
 from orchestrator.compute.rpcapi import ComputeAPI
-
-
-class Recorder:
-    """Just enough of a Transport for RPCClient: what would be sent."""
-
-    identity = "conductor.conductor1"
-
-    def __init__(self):
-        self.sent = []
-
-    def envelope(self, kind, topic, method, **kw):
-        return {"kind": kind, "topic": topic, "method": method, **kw}
-
-    def send(self, env):
-        self.sent.append(env)
-
-    async def call(self, env, timeout=None):
-        self.sent.append(env)
-        return "done"
+from orchestrator.messaging.fake import FakeTransport
 
 
 @pytest.fixture
 def api():
-    transport = Recorder()
+    transport = FakeTransport("conductor", "conductor1")
+    for step in rpcapi.STEPS:
+        transport.answer("compute", step, "done")
     return ComputeAPI(transport), transport.sent
 
 

@@ -7,19 +7,13 @@ import pytest
 from orchestrator import rundir
 from orchestrator.config import ConfigError, LabConfig
 from orchestrator.exception import NoValidHost
+from orchestrator.messaging.fake import FakeTransport
 from orchestrator.scheduler.host_manager import HostState
 from orchestrator.scheduler.manager import SchedulerManager
 
 TINY = {"vcpus": 1, "memory_mb": 512, "root_gb": 1}
 SMALL = {"vcpus": 1, "memory_mb": 2048, "root_gb": 20}
 CTX = {"request_id": "req-test"}
-
-
-class FakeTransport:
-    """What ComputeAPI needs to be built; nothing here may be sent."""
-
-    def send(self, env):
-        raise AssertionError(f"the scheduler sent {env!r}")
 
 
 @pytest.fixture
@@ -29,13 +23,15 @@ def make_scheduler(tmp_path):
     def make(**options) -> SchedulerManager:
         run_dir = tmp_path / f"lab{len(made)}"
         rundir.update(run_dir, config={"lab": LabConfig(**options).to_dict()})
-        sm = SchedulerManager(FakeTransport(), run_dir, "scheduler1")
+        sm = SchedulerManager(FakeTransport("scheduler", "scheduler1"), run_dir,
+                              "scheduler1")
         made.append(sm)
         return sm
 
     yield make
     for sm in made:
         sm.db.close()
+        assert sm.transport.sent == [], "ranking sends nothing"
 
 
 def add_compute(sm: SchedulerManager, host: str, *, memory_mb: int = 16384,

@@ -8,25 +8,10 @@ import logging
 import pytest
 
 from orchestrator.messaging import protocol
+from orchestrator.messaging.fake import FakeTransport
 from orchestrator.messaging.server import NoSuchMethod, RPCServer
 
 CALLER = "conductor.k0"
-
-
-class FakeTransport:
-    """Records what the server sends; encodes like the real one, so bad values raise."""
-
-    identity = "compute.c1"
-
-    def __init__(self) -> None:
-        self.handler = None
-        self.sent: list[dict] = []
-        self.frames: list[bytes] = []
-
-    def send(self, env: dict) -> None:
-        data = protocol.encode(env)   # raises ProtocolError, as Transport.send does
-        self.sent.append(env)
-        self.frames.append(data)
 
 
 class Manager:
@@ -75,7 +60,7 @@ class Other:
 
 @pytest.fixture
 def rig():
-    transport = FakeTransport()
+    transport = FakeTransport("compute", "c1")    # sends through the wire format
     manager = Manager()
     server = RPCServer(transport, [manager, Other()])
     return server, transport, manager
@@ -213,11 +198,11 @@ def test_unencodable_result_becomes_an_error_reply(rig):
     assert len(transport.sent) == 1
     _assert_reply_to(transport.sent[0], env)
     assert transport.sent[0]["args"]["error"]["type"] == "ProtocolError"
-    assert protocol.decode(transport.frames[0])["reply_to"] == env["msg_id"]
+    assert transport.sent[0]["reply_to"] == env["msg_id"]
 
 
 def test_every_reply_can_be_decoded_by_the_caller(rig):
     server, transport, _ = rig
     server.dispatch(_msg("call", "int_keys"))
-    reply = protocol.decode(transport.frames[0])
+    reply = transport.sent[0]
     assert "result" in reply["args"] or "error" in reply["args"]

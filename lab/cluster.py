@@ -29,6 +29,7 @@ from orchestrator.messaging.blocking import BlockingClient
 from orchestrator.messaging.tap import TraceTap
 
 from . import housekeeping
+from .housekeeping import labs_home
 
 __all__ = ["Cluster", "Child", "LabError", "labs_home", "socket_endpoints"]
 
@@ -36,17 +37,8 @@ STOP_GRACE = 3.0      # seconds a child gets after SIGTERM before SIGKILL
 IPC_PATH_MAX = 100    # bytes of a Unix socket path we allow (sun_path holds 107 + NUL)
 SINGLETONS = ("bus", "dashboard", "door")    # children named without a host
 LAB_PROCESSES = {"dashboard": "lab.dashboard"}  # children that are the lab's, not the cloud's
-_live: "weakref.WeakSet[Cluster]" = weakref.WeakSet()
+_live = housekeeping.LIVE_CLUSTERS    # this process's unstopped clusters
 _lingering: "weakref.WeakSet[Cluster]" = weakref.WeakSet()   # stopped, dashboard replaying
-
-
-def labs_home() -> Path:
-    """Where labs live unless told otherwise, one directory each (``$CONDUCTOR_LAB_HOME``,
-    else a per-user directory in the system's temp dir, private to that user); the CLI
-    finds running labs here."""
-    home = os.environ.get("CONDUCTOR_LAB_HOME") or \
-        os.path.join(tempfile.gettempdir(), f"conductor-lab-{os.getuid()}")
-    return rundir.make_private(home)
 
 
 def socket_endpoints(run_dir: Path) -> dict[str, str]:

@@ -26,18 +26,22 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import tempfile
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+from orchestrator import rundir
 from orchestrator.api.clouds import CLOUDS_YAML
 from orchestrator.db import DB_FILE
 from orchestrator.messaging.bus import TRACE_FILE
 from orchestrator.rundir import LAB_JSON, read
 from orchestrator.scheduler.plugins import PLUGIN_DIR
 
-__all__ = ["prune", "keep", "keep_containing", "survey", "RunDir", "dir_size",
+__all__ = ["prune", "keep", "keep_containing", "survey", "RunDir", "dir_size", "labs_home",
+           "LIVE_CLUSTERS",
            "KEEP_LAST", "KEEP_FILE", "HALF_MADE_AGE", "LAB_FILES"]
 
 KEEP_LAST = 5           # stopped, unmarked labs prune() leaves, newest first
@@ -90,6 +94,20 @@ def keep_containing(path: str | os.PathLike[str]) -> Path | None:
     return None
 
 
+# this process's Clusters not yet stopped (each adds itself; a WeakSet, so a forgotten
+# one does not stay): a lab they run is never pruned
+LIVE_CLUSTERS: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def labs_home() -> Path:
+    """Where labs live unless told otherwise, one directory each (``$CONDUCTOR_LAB_HOME``,
+    else a per-user directory in the system's temp dir, private to that user); the CLI
+    finds running labs here."""
+    home = os.environ.get("CONDUCTOR_LAB_HOME") or \
+        os.path.join(tempfile.gettempdir(), f"conductor-lab-{os.getuid()}")
+    return rundir.make_private(home)
+
+
 # -- is a lab running? ---------------------------------------------------------------------
 def _boot_time() -> float | None:
     try:
@@ -132,9 +150,9 @@ def _alive(pid: object, not_after: float) -> bool:
 
 def _owned_here(path: Path) -> bool:
     """A ``Cluster`` of this process has ``path`` as its run directory and is not stopped."""
-    from .cluster import _live   # the set of this process's unstopped clusters
     try:
-        return any(Path(c.run_dir).resolve() == path.resolve() for c in list(_live))
+        return any(Path(c.run_dir).resolve() == path.resolve()
+                   for c in list(LIVE_CLUSTERS))
     except OSError:
         return True
 
@@ -185,7 +203,6 @@ def _classify(path: Path, now: float, named: Path | None = None) -> RunDir:
 def _home(home: str | os.PathLike[str] | None) -> Path:
     if home is not None:
         return Path(home)
-    from .cluster import labs_home
     return labs_home()
 
 

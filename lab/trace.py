@@ -17,12 +17,13 @@ Identities are ``topic.server`` (``compute.compute2``); the lab's own clients ar
 from __future__ import annotations
 
 import html
-import re
 from collections import Counter
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator, overload
 
 from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
+
+from .lanes import lane_key, lane_order, short, topic_of
 
 if TYPE_CHECKING:
     import networkx
@@ -52,36 +53,10 @@ RESCHEDULE_METHODS = frozenset({"build_instances", "run_instance", "migrate_serv
 # The request ids of no user's request: periodic reports and audits (``periodic-HOST``),
 # a compute starting up (``init-HOST``).
 HOUSEKEEPING_PREFIXES = ("periodic-", "init-")
-LANE_TOPICS = ("api", "conductor", "scheduler", "compute")
 REPR_ROWS, REPR_EDGE, HTML_ROWS = 40, 20, 200
 
 
 # -- identities ------------------------------------------------------------------------------
-def short(name: str) -> str:
-    """``conductor.conductor1`` -> ``conductor``; ``compute.compute2`` -> ``compute2``."""
-    topic, _, server = name.partition(".")
-    return server if topic == "compute" and server else topic
-
-
-def topic_of(name: str) -> str:
-    """``compute.compute2`` -> ``compute``; a bare topic is its own topic."""
-    return name.partition(".")[0]
-
-
-def lane_key(name: str) -> tuple[int, str, list[Any]]:
-    """Sort key of a service: api, conductor, scheduler, computes, then the others;
-    numbers inside a name sort as numbers (``compute2`` before ``compute10``)."""
-    topic = topic_of(name)
-    rank = LANE_TOPICS.index(topic) if topic in LANE_TOPICS else len(LANE_TOPICS)
-    parts = [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
-    return rank, topic if rank == len(LANE_TOPICS) else "", parts
-
-
-def lane_order(names: Iterable[str]) -> list[str]:
-    """Distinct service identities in lane order."""
-    return sorted(set(names), key=lane_key)
-
-
 def is_reschedule(e: Event) -> bool:
     """Whether this event is the reschedule loop's hand-back: a compute sending a
     ``RESCHEDULE_METHODS`` cast or call (never its reply)."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Collection, Iterable
 from orchestrator.messaging.protocol import TRACE_FIELDS, trace_json
 
 from .housekeeping import keep_containing
-from .trace import lane_order, short, topic_of
+from .lanes import lane_order, short, topic_of
 
 if TYPE_CHECKING:
     from bokeh.plotting import figure

@@ -56,3 +56,7 @@ class MigrationTimeout(MigrationError):
 
 class RebuildError(NovaError):
     """A rebuild or evacuation could not finish on its host."""
+
+
+class Conflict(Exception):
+    """HTTP 409: the request conflicts with the instance's state (the API answers it)."""

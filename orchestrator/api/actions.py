@@ -25,9 +25,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..db import NotFound, UnexpectedTaskState
+from ..exception import Conflict
 from ..manager import describe_error
 from ..objects.pinning import instance_primitive
-from .manager import Conflict
 from .microversion import MIN_VERSION, Version
 from .validation import (BadRequest, check_boolean, check_image, check_metadata, check_name,
                          check_text, flavor_by_ref, shown, unexpected)

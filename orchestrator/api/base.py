@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import tornado.web
 
 from ..db import NotFound
+from ..exception import Conflict
 from . import limits, microversion
-from .manager import Conflict
 from .validation import BadRequest, parse_json
 from .views import error_body
 

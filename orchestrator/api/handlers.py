@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
@@ -15,9 +15,11 @@ from ..db import NotFound
 from . import admin, images, versions
 from .actions import run_action
 from .base import Base
-from .manager import ApiManager
 from .validation import BadRequest, check_image, flavor_by_ref, shown, validate_create
 from .views import flavor_view, server_brief, server_view, status_of
+
+if TYPE_CHECKING:
+    from .manager import ApiManager
 
 __all__ = ["make_app"]
 

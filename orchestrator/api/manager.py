@@ -22,6 +22,7 @@ from ..compute.rpcapi import ComputeAPI
 from ..conductor.rpcapi import ConductorAPI
 from ..conductor.tasks.build import BuildTask
 from ..db import MIGRATION_FAILED, MOVING_TASKS, UnexpectedTaskState
+from ..exception import Conflict
 from ..manager import Manager, record_error
 from ..messaging.protocol import MessagingTimeout, RemoteError
 from ..messaging.transport import Transport
@@ -31,10 +32,6 @@ from . import clouds, limits
 __all__ = ["ApiManager", "Conflict"]
 
 log = logging.getLogger("orchestrator.api")
-
-
-class Conflict(Exception):
-    """HTTP 409: the request conflicts with the instance's state."""
 
 
 class ApiManager(Manager):

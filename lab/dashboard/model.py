@@ -14,12 +14,10 @@ unit-tested without a server. One ``DashboardModel`` per browser session:
 Names and messages are users' text, kept verbatim in the columns (see ``text``).
 
 Times in rows are seconds since ``origin`` (the first event's ``sent`` unless given).
-:class:`PlaybackClock` paces a burst of events for replay (no timers: times in, times out).
 """
 from __future__ import annotations
 
-import math
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass
 from statistics import median
 from typing import Any, Iterable
@@ -29,9 +27,10 @@ from lab.trace import (HOUSEKEEPING_PREFIXES, WORKFLOW_METHODS, is_reschedule, l
 from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
 from orchestrator.scheduler.rpcapi import INSTANCE_INFO_METHODS
 
+from .instances import INSTANCE_COLUMNS, InstanceRecords
 from .layout import BOX, BUS, topology_layout
 from .palette import (DASHES, DROP_COLOR, KIND_COLORS, KIND_MARKERS, NODE_STATE_COLORS,
-                      OTHER_COLOR, TASK_STATE_COLORS, UNKNOWN_STATE_COLOR)
+                      OTHER_COLOR, TASK_STATE_COLORS)
 from .topology import (ANNOTATION_COLUMNS, EDGE_COLUMNS, NODE_COLUMNS, RESCHEDULE_COLUMNS,
                        Topology)
 
@@ -39,26 +38,21 @@ __all__ = [
     "KIND_COLORS", "DROP_COLOR", "KIND_MARKERS", "TASK_STATE_COLORS", "NODE_STATE_COLORS",
     "MESSAGE_COLUMNS", "TIMELINE_COLUMNS", "NODE_COLUMNS", "EDGE_COLUMNS",
     "RESCHEDULE_COLUMNS", "ANNOTATION_COLUMNS", "INSTANCE_COLUMNS", "METRIC_COLUMNS", "BUS",
-    "BOX", "topology_layout", "Updates", "DashboardModel", "PlaybackClock", "METRICS",
+    "BOX", "topology_layout", "Updates", "DashboardModel", "METRICS",
 ]
 
 Event = dict[str, Any]
 Columns = dict[str, list]
 
-# A server seen in one of these was built: its build counts as a success.
-BUILT_STATUSES = ("ACTIVE", "RESIZE", "VERIFY_RESIZE", "REVERT_RESIZE", "REBUILD")
 MESSAGE_COLUMNS = ("seq", "t", "sent", "kind", "phase", "src", "dst", "method", "instance",
                    "attempt", "reason", "x0", "y0", "x1", "y1", "color", "marker", "label")
 TIMELINE_COLUMNS = ("seq", "t0", "t1", "y0", "y1", "kind", "phase", "color", "dash", "method",
                     "instance", "attempt", "src", "dst", "label")
-INSTANCE_COLUMNS = ("instance", "name", "y", "start", "end", "state", "color", "fault",
-                    "host", "attempts")
 METRIC_COLUMNS = ("name", "value")
 HEARTBEAT_METHODS = frozenset({"service_update", "compute_node_update", "instances_on_host",
                                "evacuation_cleanup"})
 # Where an attempt lands on a compute: a build, or a resize's destination.
 TRY_METHODS = ("build_and_run_instance", "prep_resize")
-INSTANCE_LANES, REMEMBERED_INSTANCES = 30, 500
 RATE_WINDOW, TOP_METHODS = 10.0, 4
 # The metrics' names, as lab.show(metrics=[...]) may name them to put them first.
 METRICS = ("builds per second", "success rate", "finished builds", "builds started",
@@ -97,18 +91,6 @@ class Updates:
         return len(self.messages["seq"])
 
 
-class _Instance:
-    """What the model remembers of one polled instance."""
-    __slots__ = ("uuid", "name", "created", "first_seen", "last_seen", "fault", "host",
-                 "attempts", "segments")
-
-    def __init__(self, uuid: str, now: float):
-        self.uuid, self.first_seen, self.last_seen = uuid, now, now
-        self.name = self.created = self.fault = self.host = ""
-        self.attempts = 0
-        self.segments: list[list[Any]] = []          # [state, start, end or None]
-
-
 class DashboardModel(Topology):
     """Everything one dashboard session shows, from trace events and polled records."""
 
@@ -144,9 +126,7 @@ class DashboardModel(Topology):
         self._selected_by: dict[str, dict[int, str]] = {}
         self._last_seen: dict[str, int] = {}
         self._fault_by: dict[str, str] = {}          # who sent instance_fault_create
-        # polled instances
-        self._instances: dict[str, _Instance] = {}
-        self._final: dict[str, tuple[str, float]] = {}   # uuid -> (ACTIVE|ERROR, when)
+        self.records = InstanceRecords()             # polled instances
 
     # -- services and filters --------------------------------------------------------------
     def add_service(self, identity: str) -> None:
@@ -312,54 +292,10 @@ class DashboardModel(Topology):
 
     # -- instances -------------------------------------------------------------------------
     def instances_data(self, servers: list[dict[str, Any]], now: float) -> Columns:
-        """Remember the state of each polled server record (API shape) and return one row
-        per state segment of the newest ``INSTANCE_LANES`` instances, the oldest of them at
-        ``y`` 0. An instance's state is its task_state while BUILD, else its status; a
-        segment starts when a poll first shows the state (first sight = ``now``), the open
-        one ends at ``now`` (or when the instance was last polled, if it is gone)."""
+        """The polled servers' state segments (``instances.InstanceRecords.poll``)."""
         if self.origin is None:
             self.origin = now
-        polled = set()
-        for server in servers:
-            uuid = server.get("id")
-            if not uuid:
-                continue
-            polled.add(uuid)
-            inst = self._instances.get(uuid)
-            if inst is None:
-                inst = self._instances[uuid] = _Instance(uuid, now)
-            status = server.get("status") or "UNKNOWN"
-            state = (server.get("OS-EXT-STS:task_state") or "BUILD") if status == "BUILD" \
-                else status
-            inst.name = server.get("name") or uuid[:8]
-            inst.created = server.get("created") or ""
-            inst.fault = (server.get("fault") or {}).get("message", "")
-            inst.host = server.get("OS-EXT-SRV-ATTR:host") or ""
-            inst.attempts = server.get("OS-EXT-LAB:num_attempts") or 0
-            inst.last_seen = now
-            if not inst.segments or inst.segments[-1][0] != state:
-                if inst.segments:
-                    inst.segments[-1][2] = now
-                inst.segments.append([state, now, None])
-            final = "ACTIVE" if status in BUILT_STATUSES else status
-            if final in ("ACTIVE", "ERROR") and self._final.get(uuid, ("",))[0] != final:
-                self._final[uuid] = (final, now)
-        order = sorted(self._instances.values(),
-                       key=lambda i: (i.first_seen, i.created, i.name, i.uuid))
-        for gone in order[:-REMEMBERED_INSTANCES]:
-            del self._instances[gone.uuid]
-        out = _empty(INSTANCE_COLUMNS)
-        origin = self.origin
-        for y, inst in enumerate(order[-INSTANCE_LANES:]):
-            until = now if inst.uuid in polled else inst.last_seen
-            for state, start, end in inst.segments:
-                row = (inst.uuid, inst.name, y, start - origin,
-                       (until if end is None else end) - origin, state,
-                       TASK_STATE_COLORS.get(state, UNKNOWN_STATE_COLOR), inst.fault,
-                       inst.host, inst.attempts)
-                for column, value in zip(INSTANCE_COLUMNS, row):
-                    out[column].append(value)
-        return out
+        return self.records.poll(servers, now, self.origin)
 
     # -- numbers ---------------------------------------------------------------------------
     def counters(self, now: float | None = None) -> dict[str, Any]:
@@ -368,7 +304,7 @@ class DashboardModel(Topology):
         routed workflow and database-proxy messages of the requests that built something,
         per instance built. With ``now``, also ``builds_per_second`` (instances reaching
         ACTIVE/ERROR in the last 10 s, / 10)."""
-        finals = Counter(status for status, _ in self._final.values())
+        finals = Counter(status for status, _ in self.records.finals.values())
         finished = finals["ACTIVE"] + finals["ERROR"]
         builds = len(self._builds)
         out = {
@@ -391,7 +327,7 @@ class DashboardModel(Topology):
             edges[src, dst] += n
         out["edges"] = dict(edges)                   # routed messages per (src, dst)
         if now is not None:
-            recent = sum(1 for _, when in self._final.values() if now - when <= RATE_WINDOW)
+            recent = sum(1 for _, when in self.records.finals.values() if now - when <= RATE_WINDOW)
             out["builds_per_second"] = recent / RATE_WINDOW
         return out
 
@@ -425,84 +361,3 @@ class DashboardModel(Topology):
         wanted = [n for n in first if n in {r[0] for r in rows}]
         rows.sort(key=lambda r: wanted.index(r[0]) if r[0] in wanted else len(wanted))
         return {"name": [r[0] for r in rows], "value": [r[1] for r in rows]}
-
-
-class PlaybackClock:
-    """Paces a burst of events: each starts animating at least ``min_gap / speed`` seconds
-    after the previous one and never before ``now``; each takes ``duration / speed`` to
-    play. Times in, times out (no timers), for server-side replay and tests."""
-
-    def __init__(self, min_gap: float = 0.15, duration: float = 0.8):
-        self.min_gap = min_gap
-        self.duration = duration
-        self._speed = 1.0
-        self.paused = False
-        self._paused_at = 0.0
-        self._last = -math.inf                     # start of the latest scheduled event
-        self._pending: deque[float] = deque()      # scheduled starts, ascending
-
-    @property
-    def speed(self) -> float:
-        return self._speed
-
-    @speed.setter
-    def speed(self, value: float) -> None:
-        if not value > 0:
-            raise ValueError(f"speed must be positive, not {value!r}")
-        self._speed = float(value)
-
-    @property
-    def gap(self) -> float:
-        return self.min_gap / self._speed
-
-    @property
-    def flight(self) -> float:
-        """How long one event's animation lasts at the current speed."""
-        return self.duration / self._speed
-
-    def _now(self, now: float) -> float:
-        return self._paused_at if self.paused else now
-
-    def _drop_started(self, now: float) -> None:
-        while self._pending and self._pending[0] <= now:
-            self._pending.popleft()
-
-    def schedule(self, n_new: int, now: float) -> list[float]:
-        """Start times of ``n_new`` new events (while paused: as if time stood at the
-        pause; ``resume`` shifts them)."""
-        t = max(self._now(now), self._last + self.gap)
-        starts = [t + i * self.gap for i in range(n_new)]
-        if starts:
-            self._last = starts[-1]
-            self._pending.extend(starts)
-        return starts
-
-    def behind(self, now: float) -> int:
-        """Scheduled events that have not started yet."""
-        self._drop_started(self._now(now))
-        return len(self._pending)
-
-    def jump_to_live(self, now: float) -> int:
-        """Skip the backlog; the next event starts at once. Returns how many were skipped."""
-        skipped = self.behind(now)
-        self._pending.clear()
-        self._last = -math.inf
-        return skipped
-
-    def pause(self, now: float) -> None:
-        if not self.paused:
-            self._drop_started(now)
-            self.paused, self._paused_at = True, now
-
-    def resume(self, now: float) -> float:
-        """Carry on: every event not started at the pause moves later by the time spent
-        paused (returned)."""
-        if not self.paused:
-            return 0.0
-        shift = max(0.0, now - self._paused_at)
-        self._drop_started(self._paused_at)
-        self._pending = deque(t + shift for t in self._pending)
-        if self._last > self._paused_at:
-            self._last += shift
-        self.paused = False
-        return shift

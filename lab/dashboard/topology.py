@@ -210,7 +210,7 @@ class Topology:
         return sorted((u for u, a in attempts.items() if a > 1), key=lambda u: seen.get(u, 0))
 
     def _final_of(self, uuid: str) -> str:
-        return self._final.get(uuid, ("", 0.0))[0]               # type: ignore[attr-defined]
+        return self.records.finals.get(uuid, ("", 0.0))[0]       # type: ignore[attr-defined]
 
     def _last_host(self, uuid: str) -> str | None:
         tries = self._tries.get(uuid, {})                        # type: ignore[attr-defined]

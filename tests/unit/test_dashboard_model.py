@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import html
 import math
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +16,7 @@ import pytest
 import lab.dashboard.model as model_module
 from lab.dashboard.model import (BUS, DROP_COLOR, KIND_COLORS, KIND_MARKERS,
                                  MESSAGE_COLUMNS, NODE_STATE_COLORS, TASK_STATE_COLORS,
-                                 TIMELINE_COLUMNS, DashboardModel, PlaybackClock, Updates,
-                                 topology_layout)
+                                 TIMELINE_COLUMNS, DashboardModel, Updates)
 from lab.dashboard.topology import captions
 from lab.trace import Trace
 from orchestrator.messaging import protocol
@@ -644,38 +642,6 @@ def test_a_thousand_computes_are_eight_groups_with_counts_and_the_busiest_named(
     assert m.lanes()[3:] == groups
     labels = m.lane_labels()
     assert labels[3] == "compute1\u2026compute125" and labels[0] == API
-
-
-# -- playback ----------------------------------------------------------------------------------
-def test_playback_clock_paces_a_burst_and_never_starts_in_the_past():
-    clock = PlaybackClock(min_gap=0.15, duration=0.8)
-    assert clock.schedule(3, 10.0) == pytest.approx([10.0, 10.15, 10.30])
-    assert clock.schedule(1, 10.05) == pytest.approx([10.45])
-    assert clock.behind(10.0) == 3 and clock.behind(10.2) == 2 and clock.behind(11) == 0
-    assert clock.schedule(2, 20.0) == pytest.approx([20.0, 20.15])
-    assert clock.schedule(0, 21.0) == []
-    clock.speed = 2.0
-    assert clock.schedule(2, 20.1) == pytest.approx([20.225, 20.3])
-    assert clock.flight == pytest.approx(0.4) and clock.gap == pytest.approx(0.075)
-    with pytest.raises(ValueError):
-        clock.speed = 0
-
-
-def test_playback_clock_jump_to_live_and_pause():
-    clock = PlaybackClock()
-    clock.schedule(10, 0.0)
-    assert clock.behind(0.31) == 7
-    assert clock.jump_to_live(0.31) == 7 and clock.behind(0.31) == 0
-    assert clock.schedule(1, 0.4) == [0.4]
-    clock = PlaybackClock()
-    clock.schedule(3, 0.0)                             # 0, 0.15, 0.30
-    clock.pause(0.1)
-    assert clock.paused and clock.behind(5.0) == 2     # time stands still while paused
-    assert clock.schedule(1, 3.0) == pytest.approx([0.45])
-    assert clock.resume(1.1) == pytest.approx(1.0) and not clock.paused
-    assert clock.behind(1.1) == 3 and clock.behind(1.2) == 2
-    assert clock.schedule(1, 1.2) == pytest.approx([1.6])
-    assert clock.resume(2.0) == 0.0
 
 
 # -- purity ------------------------------------------------------------------------------------

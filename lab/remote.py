@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 from orchestrator import rundir
+from orchestrator.respawn import alive
 from orchestrator.config import LabConfig, from_dict
 from orchestrator.messaging.blocking import BlockingClient
 
@@ -23,28 +24,12 @@ __all__ = ["RemoteLab", "labs_home", "find_labs", "resolve_run_dir", "child_name
 SERVICE_HOSTS = {"api": "api", "conductor": "conductor1", "scheduler": "scheduler1"}
 
 
-def _alive(pid: object) -> bool:
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child its parent has not reaped yet is a zombie: not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def find_labs(home: Path | None = None) -> list[Path]:
     """Live labs (owner and bus running), newest first."""
     found = []
     for lab_json in (home or labs_home()).glob("*/lab.json"):
         data = rundir.read(lab_json.parent)
-        if _alive(data.get("owner_pid")) and _alive(data.get("bus", {}).get("pid")):
+        if alive(data.get("owner_pid")) and alive(data.get("bus", {}).get("pid")):
             found.append((data.get("bus", {}).get("started", 0), lab_json.parent))
     return [path for _, path in sorted(found, reverse=True)]
 
@@ -83,7 +68,7 @@ class RemoteLab(Classroom, CloudClient):
         data = rundir.read(self.run_dir)
         self.config = from_dict(LabConfig, data.get("config", {}).get("lab"))
         endpoints = data.get("endpoints", {})
-        if "api" not in endpoints or not _alive(data.get("bus", {}).get("pid")):
+        if "api" not in endpoints or not alive(data.get("bus", {}).get("pid")):
             raise LabError(f"the lab in {self.run_dir} is not running")
         self.api = ApiClient(endpoints["api"], token=rundir.secret(self.run_dir))
         self._bus = BlockingClient(endpoints["bus"], f"cli-{os.getpid()}", timeout=10,
@@ -105,7 +90,7 @@ class RemoteLab(Classroom, CloudClient):
         """SIGKILL one of the lab's processes; returns its pid."""
         name = child_name(service, self.config.compute_names())
         pid = rundir.read(self.run_dir).get("pids", {}).get(name)
-        if not _alive(pid):
+        if not alive(pid):
             raise LabError(f"{service} is not running")
         os.kill(pid, signal.SIGKILL)
         return pid

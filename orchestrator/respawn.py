@@ -11,11 +11,23 @@ import signal
 import time
 from typing import Any, Callable
 
-__all__ = ["serve", "RESTART_AFTER"]
+__all__ = ["serve", "alive", "RESTART_AFTER"]
 
 log = logging.getLogger("orchestrator.respawn")
 RESTART_AFTER = 1.0     # seconds between a death and the next start
 STOP_GRACE = 3          # seconds a stopping child has before SIGKILL
+
+
+def alive(pid: object) -> bool:
+    """Whether process ``pid`` runs (an int; a zombie, exited but not yet reaped, does
+    not; another user's process does)."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _term_with_parent() -> None:

@@ -1,32 +1,16 @@
-"""The class's door: the one process that faces the students' machines.
+"""The class's door: the one process that faces the students' machines (README, "A
+class's cloud across machines", says why it is a process of its own).
 
-``python -m orchestrator door`` (started by the lab after its bus when it has a class)
-binds the class's CURVE endpoints (``curve.py``) and stands between them and the lab's
-bus, so nothing a student sends reaches the bus unchecked, and no bug a student can
-trigger in libzmq can take the bus down:
-
-- the ZAP handler admits students' keys (re-reading the keys directory);
-- each connection is named by its first envelope, one of the student's names, at most
-  :data:`MAX_NAMES` of them (``curve.ClassDoor``, ``auth.Names``), and keeps it;
-- what a student's peer may send (``ClassDoor.may_send``), and replies only to calls the
-  door delivered to that name, to their caller;
-- each admitted name gets its own uplink, a DEALER to the lab's bus over ``ipc://`` with
-  PLAIN and the lab's secret, so the bus sees ``compute.alice_1`` as any other peer;
-- the bus's trace is relayed to the class's trace endpoint;
-- a revoke (the keys directory changed) closes the revoked student's uplinks and
-  re-opens the class's endpoints: every student connects again and proves their key
-  again (ZeroMQ reconnects by itself), so a revoked one is refused, trace included.
-
-Why a process of its own: libzmq's ROUTER lets a peer choose its routing id, and one
-that chooses the id the ROUTER would give the next connection makes libzmq abort the
-whole process (an assertion in ``add_out_pipe``) when that connection comes. The door
-seeds the ids it gives at random (libzmq's ``rand()`` is otherwise never seeded:
-``00 6b8b4567`` first, every run), turns ROUTER_HANDOVER off (a chosen id equal to a
-live one is ignored, never handed over), and if a student still brings it down, the
-door is started again (:func:`run`) while the lab's bus, and every lab service, go on.
-
-What it refuses it reports to the bus (a ``door_report`` control), which counts, logs
-and traces it as it does its own refusals; its counters join the bus's ``stats``.
+``python -m orchestrator door`` binds the class's CURVE endpoints and stands between
+them and the lab's bus: its ZAP handler admits students' keys; each connection is named by
+its first envelope (one of the student's names, at most :data:`MAX_NAMES`) and keeps it;
+it sends only what ``curve.ClassDoor`` allows, and replies only to calls made to it, to
+their caller; each admitted name gets its own uplink to the bus (PLAIN, the lab's
+secret); the bus's trace is relayed; a revoke closes the student's uplinks and re-opens
+the endpoints, so everyone proves their key again. Routing ids are seeded at random and
+ROUTER_HANDOVER is off (a student choosing the id libzmq would give next makes it abort);
+if the door dies anyway, :func:`run` starts it again. What it refuses it reports to the
+bus (``door_report``), which counts, logs and traces it as its own.
 """
 from __future__ import annotations
 
@@ -93,7 +77,6 @@ class Door:
         self.waiting: dict[str, deque[bytes]] = {}
         self._revoked: frozenset[str] = frozenset()
         self._sockets_changed = True
-        self.refusals_dropped = 0
         self._report: dict[str, list] = {"refusals": [], "cut_off": []}
         self._parent, self._lab = os.getppid(), lab_pid
         self._running = False
@@ -399,7 +382,8 @@ class Door:
             self.reopen()
         self._revoked = revoked
         self._send_report()
-        if os.getppid() != self._parent or not _alive(self._lab):
+        if os.getppid() != self._parent or \
+                (self._lab is not None and not respawn.alive(self._lab)):
             log.warning("the lab's process is gone: stopping")
             self.stop()
 
@@ -416,17 +400,6 @@ class Door:
             self.control.send(protocol.encode(env), NOBLOCK)
         except zmq.Again:   # the bus is away: what was refused meanwhile is lost, counted
             self.stats["reports_lost"] += 1
-
-
-def _alive(pid: int | None) -> bool:
-    """Whether the lab's process still runs (a zombie does not)."""
-    if pid is None:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _claimed(frame: Any) -> str:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from lab.cluster import LabError, labs_home
-from lab.remote import SERVICE_HOSTS, RemoteLab, _alive, child_name, find_labs, resolve_run_dir
+from lab.remote import SERVICE_HOSTS, RemoteLab, child_name, find_labs, resolve_run_dir
+from orchestrator.respawn import alive
 from orchestrator import rundir
 
 ALIVE = os.getpid()
@@ -48,20 +49,20 @@ def make_lab(path: Path, owner: int | None = ALIVE, bus: int | None = ALIVE,
     return path
 
 
-# -- _alive -------------------------------------------------------------------------------------
-def test_own_pid_is_alive():
-    assert _alive(os.getpid()) is True
+# -- alive (orchestrator.respawn) -------------------------------------------------------------------------------------
+def test_own_pid_isalive():
+    assert alive(os.getpid()) is True
 
 
-def test_a_reaped_pid_is_not_alive(dead_pid):
+def test_a_reaped_pid_is_notalive(dead_pid):
     with pytest.raises(ProcessLookupError):
         os.kill(dead_pid, 0)
-    assert _alive(dead_pid) is False
+    assert alive(dead_pid) is False
 
 
 @pytest.mark.parametrize("pid", [None, 0, -1, "123", 1.5, [], {}])
-def test_nothing_that_is_not_a_positive_int_is_alive(pid):
-    assert _alive(pid) is False
+def test_nothing_that_is_not_a_positive_int_isalive(pid):
+    assert alive(pid) is False
 
 
 def _state(pid: int) -> str:
@@ -69,7 +70,7 @@ def _state(pid: int) -> str:
         return f.read().rsplit(") ", 1)[1][:1]
 
 
-def test_a_zombie_is_not_alive():
+def test_a_zombie_is_notalive():
     proc = subprocess.Popen(["true"])
     try:
         deadline = time.monotonic() + 5
@@ -77,10 +78,10 @@ def test_a_zombie_is_not_alive():
             assert time.monotonic() < deadline, "the child never became a zombie"
             time.sleep(0.002)
         os.kill(proc.pid, 0)                 # the pid still exists ...
-        assert _alive(proc.pid) is False     # ... but a zombie is not running
+        assert alive(proc.pid) is False     # ... but a zombie is not running
     finally:
         proc.wait()
-    assert _alive(proc.pid) is False
+    assert alive(proc.pid) is False
 
 
 # -- find_labs ----------------------------------------------------------------------------------

@@ -74,7 +74,8 @@ class ApiClient:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 status, payload, headers = resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as err:
-            status, payload, headers = err.code, err.read(), dict(err.headers)
+            with err:       # its response holds the socket: closed now, not at some GC
+                status, payload, headers = err.code, err.read(), dict(err.headers)
         elapsed = time.perf_counter() - start
         try:
             parsed = json.loads(payload) if payload else None

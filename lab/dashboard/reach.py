@@ -184,6 +184,7 @@ def probe(reach: Reach, port: int, timeout: float = 3.0) -> str | None:
     try:
         urllib.request.build_opener(NoRedirect).open(url, timeout=timeout).close()
     except urllib.error.HTTPError as err:
+        err.close()         # its response holds the socket
         if err.code == 404:
             return (f"the Jupyter server answered 404 for {url}: it has no "
                     f"jupyter-server-proxy. Install it where the server runs (pip install "

@@ -318,10 +318,12 @@ class Latency:
 
     async def _shutdown(self) -> None:
         self.server.close()
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for _ in range(3):    # the connections' tasks, then what their closing started
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.sleep(0.01)    # transports' connection_lost: sockets closed
         await self.server.wait_closed()
 
     async def _serve(self, reader, writer) -> None:
@@ -336,8 +338,12 @@ class Latency:
         except (OSError, asyncio.CancelledError):
             pass
         finally:
-            for w in (writer, up_writer):
+            for w in (writer, up_writer):     # closed for real: the sockets too
                 w.close()
+                try:
+                    await w.wait_closed()
+                except (OSError, asyncio.CancelledError):
+                    pass
 
     async def _pump(self, reader, writer) -> None:
         queue: asyncio.Queue = asyncio.Queue()

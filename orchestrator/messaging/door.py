@@ -75,7 +75,7 @@ class Door:
         self.owner: dict[str, str] = {}          # name with an uplink -> its student
         self.pending: dict[str, OrderedDict[str, str]] = {}
         self.waiting: dict[str, deque[bytes]] = {}
-        self._revoked: frozenset[str] = frozenset()
+        self._revoked = self.door.registry.revoked   # revoked before: no re-open for them
         self._sockets_changed = True
         self._report: dict[str, list] = {"refusals": [], "cut_off": []}
         self._parent, self._lab = os.getppid(), lab_pid

@@ -252,15 +252,20 @@ def encode(env: dict[str, Any]) -> bytes:
         raise ProtocolError(f"cannot encode envelope: {exc}") from exc
 
 
-def decode(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
-    """Bytes -> a validated envelope. Raises ProtocolError on anything else."""
+def _unpack(data: bytes, max_bytes: int, what: str) -> Any:
+    """msgpack bytes -> a value, the size checked before parsing (ProtocolError)."""
     if len(data) > max_bytes:
-        raise ProtocolError(f"oversized message: {len(data)} > {max_bytes} bytes",
+        raise ProtocolError(f"oversized {what}: {len(data)} > {max_bytes} bytes",
                             "oversized")
     try:
-        env = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises many types for garbage
         raise ProtocolError(f"not msgpack: {type(exc).__name__}", "not_msgpack") from None
+
+
+def decode(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
+    """Bytes -> a validated envelope. Raises ProtocolError on anything else."""
+    env = _unpack(data, max_bytes, "message")
     if not isinstance(env, dict):
         raise ProtocolError(f"envelope is a {type(env).__name__}, not a map")
     if env.get("v") != VERSION:
@@ -297,12 +302,7 @@ def encode_batch(events: list[dict[str, Any]]) -> bytes:
 def decode_batch(data: bytes, max_bytes: int = 64 << 20) -> list[dict[str, Any]]:
     """A trace PUB frame -> its events, each checked against :data:`TRACE_FIELDS` and in
     ``seq`` order. Raises ProtocolError on anything else."""
-    if len(data) > max_bytes:
-        raise ProtocolError(f"oversized trace batch: {len(data)} bytes", "oversized")
-    try:
-        events = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    except Exception as exc:  # msgpack raises many types for garbage
-        raise ProtocolError(f"not msgpack: {type(exc).__name__}", "not_msgpack") from None
+    events = _unpack(data, max_bytes, "trace batch")
     if not isinstance(events, list):
         raise ProtocolError(f"trace batch is a {type(events).__name__}, not a list")
     last = 0

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator,
 from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
 
 from .lanes import lane_key, lane_order, short, topic_of
+from .metrics import RESCHEDULE_METHODS, WORKFLOW_METHODS, BuildMessages, is_reschedule
 
 if TYPE_CHECKING:
     import networkx
@@ -39,17 +40,6 @@ Names = str | Collection[str]
 DEFAULT_COLUMNS = ("seq", "ts", "phase", "kind", "src", "dst", "method", "instance_uuid",
                    "attempt", "reason")
 MESSAGE_KINDS = ("cast", "call", "reply", "fanout", "notification")
-WORKFLOW_METHODS = frozenset({"build_instances", "select_destinations",
-                              "build_and_run_instance", "run_instance",
-                              # resize / migrate, rebuild / evacuate (issue #7)
-                              "migrate_server", "prep_resize", "resize_instance",
-                              "finish_resize", "confirm_resize", "revert_resize",
-                              "finish_revert_resize", "rebuild_instance"})
-# A compute handing its failed work back: a build (``build_instances`` to the conductor,
-# ``run_instance`` to the scheduler in the legacy flow: casts) or a resize's destination
-# (``migrate_server``, a call, as in Nova; ``prep_resize`` to the scheduler, legacy).
-RESCHEDULE_METHODS = frozenset({"build_instances", "run_instance", "migrate_server",
-                                "prep_resize"})
 # The request ids of no user's request: periodic reports and audits (``periodic-HOST``),
 # a compute starting up (``init-HOST``).
 HOUSEKEEPING_PREFIXES = ("periodic-", "init-")
@@ -57,13 +47,6 @@ REPR_ROWS, REPR_EDGE, HTML_ROWS = 40, 20, 200
 
 
 # -- identities ------------------------------------------------------------------------------
-def is_reschedule(e: Event) -> bool:
-    """Whether this event is the reschedule loop's hand-back: a compute sending a
-    ``RESCHEDULE_METHODS`` cast or call (never its reply)."""
-    return (e["method"] in RESCHEDULE_METHODS and e["kind"] in ("cast", "call")
-            and topic_of(e["src"]) == "compute")
-
-
 def _is_lab(name: str) -> bool:
     return topic_of(name) == "lab"
 
@@ -253,14 +236,9 @@ class Trace:
         traffic out). Messages are delivered (``routed``) events unless said otherwise.
 
         - ``messages``; ``by_kind``: messages per kind (every kind of MESSAGE_KINDS);
-        - ``builds``: distinct instances that got a ``build_and_run_instance``;
-        - ``messages_per_build``: the messages of *build requests* (request ids that got a
-          ``build_and_run_instance``) whose method is a workflow method (WORKFLOW_METHODS)
-          or a database-proxy method, replies included, divided by ``builds`` (0.0 when
-          there are none). Periodic reports and the lab's traffic are not counted;
-        - ``reschedules``: a compute handing its failed work back (``is_reschedule``:
-          ``build_instances``/``run_instance`` casts, a resize's ``migrate_server`` call,
-          or its legacy ``prep_resize`` cast to the scheduler);
+        - ``builds``, ``messages_per_build``: instances built and the messages of their
+          requests per build, ``reschedules``: compute hand-backs; all three as
+          :mod:`lab.metrics` defines them (the dashboard counts with the same code);
         - ``select_destinations_calls``; ``db_proxy_calls``;
         - ``dropped``, ``expired``: events in those phases;
         - ``scheduler_peers_sent_to``: the computes the scheduler sent messages to, in lane
@@ -270,10 +248,10 @@ class Trace:
         """
         routed = self.routed()
         by_kind = dict.fromkeys(MESSAGE_KINDS, 0) | Counter(e["kind"] for e in routed)
-        builds = {e["instance_uuid"] for e in routed.where(method="build_and_run_instance")}
+        builds = BuildMessages(routed)
         return {
-            "messages": len(routed), "by_kind": by_kind, "builds": len(builds),
-            "messages_per_build": _build_messages(routed) / len(builds) if builds else 0.0,
+            "messages": len(routed), "by_kind": by_kind, "builds": builds.builds,
+            "messages_per_build": builds.per_build,
             "reschedules": len(routed.filter(is_reschedule)),
             "select_destinations_calls": len(routed.where(kind="call",
                                                           method="select_destinations")),
@@ -320,12 +298,6 @@ class Trace:
 
 
 # -- summary helpers -------------------------------------------------------------------------
-def _build_messages(routed: Trace) -> int:
-    """Workflow and database-proxy messages of the requests that built something."""
-    requests = {e["request_id"] for e in routed.where(method="build_and_run_instance")}
-    return len(routed.where(request_id=requests, method=WORKFLOW_METHODS | DB_PROXY_METHODS))
-
-
 def _degree(routed: Trace) -> dict[str, dict[str, int]]:
     receivers: dict[str, set[str]] = {}
     senders: dict[str, set[str]] = {}

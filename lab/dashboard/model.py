@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any, Iterable
 
-from lab.trace import (HOUSEKEEPING_PREFIXES, WORKFLOW_METHODS, is_reschedule, lane_order,
-                       topic_of)
+from lab.lanes import lane_order, topic_of
+from lab.metrics import WORKFLOW_METHODS, BuildMessages, is_reschedule
+from lab.trace import HOUSEKEEPING_PREFIXES
 from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
 from orchestrator.scheduler.rpcapi import INSTANCE_INFO_METHODS
 
@@ -113,10 +114,7 @@ class DashboardModel(Topology):
         self._edges: Counter[tuple[str, str, str, str]] = Counter()  # src, dst, kind, cat
         self._reschedules = 0
         self._select_calls = 0
-        self._builds: set[str] = set()
-        self._request_messages: Counter[str] = Counter()   # not (yet) a build request
-        self._build_requests: set[str] = set()
-        self._build_messages = 0
+        self._builds = BuildMessages()
         self._waiting: set[str] = set()              # msg_ids queued at the bus
         # per instance: max attempt; per attempt: (dispatcher, host), reschedule target,
         # scheduler called; when its latest event came (in events ingested)
@@ -270,25 +268,13 @@ class DashboardModel(Topology):
             self._select_calls += 1
             if uuid:
                 self._selected_by.setdefault(uuid, {})[attempt] = dst
-        if method == "build_and_run_instance":
-            self._builds.add(uuid)
         if method == "instance_fault_create" and kind == "call" and uuid:
             self._fault_by[uuid] = src
         if method in TRY_METHODS and uuid and kind in ("cast", "call") \
                 and topic_of(src) != "compute" and topic_of(dst) == "compute" \
                 and e["reason"] != "duplicate":
             self._tries.setdefault(uuid, {})[attempt] = (src, dst)
-        # messages per build, as lab.trace's summary counts them: the workflow and
-        # database-proxy messages of requests that built something
-        rid = e["request_id"]
-        if method in WORKFLOW_METHODS or method in DB_PROXY_METHODS:
-            if rid in self._build_requests:
-                self._build_messages += 1
-            else:
-                self._request_messages[rid] += 1
-        if method == "build_and_run_instance" and rid not in self._build_requests:
-            self._build_requests.add(rid)
-            self._build_messages += self._request_messages.pop(rid, 0)
+        self._builds.add(e)
 
     # -- instances -------------------------------------------------------------------------
     def instances_data(self, servers: list[dict[str, Any]], now: float) -> Columns:
@@ -300,13 +286,11 @@ class DashboardModel(Topology):
     # -- numbers ---------------------------------------------------------------------------
     def counters(self, now: float | None = None) -> dict[str, Any]:
         """The exact numbers behind the metrics, over every event ingested (filters do not
-        apply). ``messages_per_build`` is lab.trace's definition (``Trace.summary``): the
-        routed workflow and database-proxy messages of the requests that built something,
-        per instance built. With ``now``, also ``builds_per_second`` (instances reaching
+        apply). ``reschedules`` and ``messages_per_build`` are :mod:`lab.metrics`'s, as in
+        ``Trace.summary``. With ``now``, also ``builds_per_second`` (instances reaching
         ACTIVE/ERROR in the last 10 s, / 10)."""
         finals = Counter(status for status, _ in self.records.finals.values())
         finished = finals["ACTIVE"] + finals["ERROR"]
-        builds = len(self._builds)
         out = {
             "events": self.events,
             "routed": self._phases["routed"], "queued": self._phases["queued"],
@@ -315,8 +299,8 @@ class DashboardModel(Topology):
             "by_method": dict(self._by_method),
             "reschedules": self._reschedules,
             "select_destinations_calls": self._select_calls,
-            "builds_started": builds, "build_messages": self._build_messages,
-            "messages_per_build": self._build_messages / builds if builds else 0.0,
+            "builds_started": self._builds.builds, "build_messages": self._builds.messages,
+            "messages_per_build": self._builds.per_build,
             "finished": finished, "active": finals["ACTIVE"], "error": finals["ERROR"],
             "success_rate": finals["ACTIVE"] / finished if finished else None,
             "attempts": dict(self._attempts),

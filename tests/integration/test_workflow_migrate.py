@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from lab.client import ApiError
+from lab.dashboard.model import DashboardModel
 from lab.testing import usage_of, wait_for_usage
 from lab.trace import short
 from orchestrator.conductor.rpcapi import DB_PROXY_METHODS
@@ -31,6 +32,18 @@ def hops(lab, since: int, uuid: str) -> list[str]:
     events = lab.trace(since=since).routed().where(instance=uuid, kind=("cast", "call"))
     return [f"{e['kind']} {short(e['src'])}>{short(e['dst'])} {e['method']} {e['attempt']}"
             for e in events if e["method"] not in DB_PROXY_METHODS]
+
+
+def metrics_agree(lab, reschedules: int) -> None:
+    """The dashboard's counters and the trace's summary, over the lab's whole trace (a
+    build, a move and its reschedule), are the same numbers (lab.metrics)."""
+    trace = lab.trace()
+    model = DashboardModel(lab.service_names())
+    model.ingest(trace.events)
+    c, s = model.counters(), trace.summary()
+    assert (c["reschedules"], c["builds_started"], c["messages_per_build"]) == \
+        (s["reschedules"], s["builds"], s["messages_per_build"])
+    assert (s["reschedules"], s["builds"]) == (reschedules, 1)
 
 
 def disable(lab, host: str) -> None:
@@ -122,6 +135,8 @@ def test_failing_destination_is_rescheduled(make_lab, variant):
     assert [(m["status"], m["dest_compute"]) for m in lab.migrations(server)] == \
         [("finished", "compute3")]
     wait_usage(lab, {"compute1": ("m1.small",), "compute2": (), "compute3": ("m1.small",)})
+    # a compute's hand-back is a reschedule; via the conductor, no compute hands back
+    metrics_agree(lab, reschedules=0 if variant == "via_conductor" else 1)
 
 
 @pytest.mark.parametrize("answer", ["confirm", "revert"])

@@ -9,7 +9,9 @@ and does what the seed says:
   or writes ERROR when ``max_attempts`` is used up.
 
 It holds no database handle: saves, heartbeats and resource reports are conductor calls.
-Resize/migrate and rebuild/evacuate are in ``migration.py``, served alongside.
+Resize/migrate and rebuild/evacuate are in ``migration.py``, served alongside; what both
+work with (the claims, the failure injection, the rpcapis, the conductor steps) is the
+host's ``ComputeHost`` (``host.py``).
 
 It tells every scheduler which instances it runs, as Nova's computes do (fanouts, one
 way): ``update_instance_info`` when a build ends ACTIVE here (and all of them when it
@@ -27,33 +29,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from .. import rundir
-from ..conductor.rpcapi import ConductorAPI
 from ..config import ConfigError
-from ..exception import BuildAbortException, NovaError, RescheduledException
-from ..retry import exceeded
+from ..exception import BuildAbortException, RescheduledException
 from ..manager import Manager
 from ..messaging.protocol import MessagingTimeout, RemoteError
 from ..messaging.transport import Transport
-from ..objects import IncompatibleObjectVersion, Instance, parse_version
-from ..scheduler.rpcapi import SchedulerAPI
-from .failures import FailureSettings, decide
+from ..objects import Instance
+from ..retry import exceeded
+from .failures import FailureSettings
+from .host import CRASH_EXIT_CODE, ComputeHost, InstanceGone
 from .migration import MigrationManager
-from .rpcapi import ComputeAPI
-from .resource_tracker import ResourceTracker
 
 __all__ = ["ComputeManager", "BUILD_STEPS", "CRASH_EXIT_CODE"]
 
 log = logging.getLogger("orchestrator.compute")
 BUILD_STEPS = ("networking", "block_device_mapping", "spawning")
-CRASH_EXIT_CODE = 70
 AUDIT_EVERY = 8       # reports between two audits of the claims against the database
-GONE = ("NotFound", "UnexpectedTaskState", "InstanceNotFound")
 
 
 def holds_room(inst: dict[str, Any]) -> bool:
@@ -74,35 +70,25 @@ def room(inst: dict[str, Any]) -> dict[str, int]:
             "local_gb": inst["root_gb"]}
 
 
-class InstanceGone(Exception):
-    """The instance was deleted or moved on while we built it."""
-
-
 class ComputeManager(Manager):
     binary = "compute"
     uses_db = False
 
     def __init__(self, transport: Transport, run_dir: Path, host: str):
         super().__init__(transport, run_dir, host)
-        self.conductor = ConductorAPI(transport)
-        self.scheduler = SchedulerAPI(transport)
-        c = self.config
-        self.tracker = ResourceTracker(host, c.zone_of(host), c.vcpus, c.memory_mb,
-                                       c.local_gb, (c.cpu_allocation_ratio,
-                                                    c.ram_allocation_ratio,
-                                                    c.disk_allocation_ratio))
         lab = rundir.read(run_dir)
-        self.failure = FailureSettings(**lab.get("failures", {}).get(host, {}))
-        self.object_version = lab.get("computes", {}).get(host, {}).get("object_version",
-                                                                         Instance.VERSION)
-        parse_version(self.object_version)
-        self.compute = ComputeAPI(transport)
-        self.failed_builds = 0
-        self.building: set[str] = set()      # instances whose build runs here now
+        self.node = ComputeHost(transport, self.config, host,
+                                lab.get("failures", {}).get(host, {}),
+                                lab.get("computes", {}).get(host, {}).get(
+                                    "object_version", Instance.VERSION))
+        self.conductor, self.scheduler = self.node.conductor, self.node.scheduler
         self._reports = 0
         self._audit_extra: set[str] = set()     # what the last audit found different
         self._audit_missing: set[str] = set()
-        self.rpc_endpoints = [self, MigrationManager(self)]
+        self.rpc_endpoints = [self, MigrationManager(self.node)]
+
+    def configured(self) -> None:
+        self.node.config = self.config
 
     async def start(self) -> None:
         self.recovered = asyncio.Event()
@@ -129,13 +115,13 @@ class ComputeManager(Manager):
         rows = await self.conductor.instances_on_host(ctx, self.host)
         for inst in rows:
             if holds_room(inst):
-                self.tracker.claims[inst["uuid"]] = room(inst)
+                self.node.tracker.claims[inst["uuid"]] = room(inst)
             elif inst["vm_state"] == "building":
-                await self._abort({**ctx, "instance_uuid": inst["uuid"],
-                                   "request_id": inst["request_id"],
-                                   "attempt": inst["num_attempts"]}, inst["uuid"],
-                                  BuildAbortException(f"Build of instance {inst['uuid']} was "
-                                                      f"interrupted: {self.host} restarted"))
+                await self.node.abort({**ctx, "instance_uuid": inst["uuid"],
+                                       "request_id": inst["request_id"],
+                                       "attempt": inst["num_attempts"]}, inst["uuid"],
+                                      BuildAbortException(f"Build of instance {inst['uuid']} was "
+                                                          f"interrupted: {self.host} restarted"))
         for uuid in await self.conductor.evacuation_cleanup(ctx, self.host):
             log.info("instance %s was evacuated while we were down: not ours any more", uuid)
         if running_here(rows):     # as Nova's init_host: only a host that runs some
@@ -150,43 +136,41 @@ class ComputeManager(Manager):
         operation in flight is allowed to be ahead of the database."""
         rows = await self.conductor.instances_on_host(ctx, self.host)
         want = {r["uuid"]: r for r in rows if holds_room(r)}
-        extra = {u for u in self.tracker.claims if u not in want} - self.building
-        missing = {u for u in want if u not in self.tracker.claims} - self.building
+        claims, building = self.node.tracker.claims, self.node.building
+        extra = {u for u in claims if u not in want} - building
+        missing = {u for u in want if u not in claims} - building
         for uuid in extra & self._audit_extra:
             log.warning("audit: %s holds no room here any more: claim freed", uuid)
-            self.tracker.release(uuid)
+            self.node.tracker.release(uuid)
         for uuid in missing & self._audit_missing:
             log.warning("audit: %s is here but had no claim: claimed", uuid)
-            self.tracker.claims[uuid] = room(want[uuid])
+            self.node.tracker.claims[uuid] = room(want[uuid])
         self._audit_extra, self._audit_missing = extra, missing
         self.scheduler.sync_instance_info(ctx, self.host, running_here(rows))
 
     async def report_state(self) -> None:
         await self.recovered.wait()
         ctx = {"request_id": f"periodic-{self.host}"}
-        await self.conductor.service_update(ctx, self.binary, self.host, self.object_version)
+        await self.conductor.service_update(ctx, self.binary, self.host,
+                                            self.node.object_version)
         self._reports += 1
         if self._reports % AUDIT_EVERY == 0:
             await self.audit_claims(ctx)
-        await self.report_resources(ctx)
-
-    async def report_resources(self, ctx: dict[str, Any]) -> None:
-        await self.conductor.compute_node_update(ctx, self.host,
-                                                 self.tracker.report(self.failed_builds))
+        await self.node.report_resources(ctx)
 
     # -- the lab's knobs ------------------------------------------------------------------------
     def set_failure(self, ctx: dict[str, Any], **settings: Any) -> dict[str, float]:
         """Change this host's failure injection (reschedule, fatal, crash, slow)."""
-        failure = FailureSettings(**{**self.failure.to_dict(), **settings})
+        failure = FailureSettings(**{**self.node.failure.to_dict(), **settings})
         if failure.crash and self.config.shares_process(self.host):
             raise ConfigError(f"{self.host} shares its process with other hosts "
                               f"(hosts_per_process={self.config.hosts_per_process}): a "
                               f"crash would end them all; use fatal or reschedule")
-        self.failure = failure
-        return self.failure.to_dict()
+        self.node.failure = failure
+        return self.node.failure.to_dict()
 
     def resources(self, ctx: dict[str, Any]) -> dict[str, Any]:
-        return self.tracker.report(self.failed_builds)
+        return self.node.tracker.report(self.node.failed_builds)
 
     # -- building -------------------------------------------------------------------------------
     async def build_and_run_instance(self, ctx: dict[str, Any], instance_uuid: str,
@@ -194,38 +178,38 @@ class ComputeManager(Manager):
                                      host_list: list[str] | None = None,
                                      flow: str = "conductor",
                                      instance: dict[str, Any] | None = None) -> None:
-        if instance_uuid in self.building or instance_uuid in self.tracker.claims:
+        if instance_uuid in self.node.building or instance_uuid in self.node.tracker.claims:
             # A duplicated (or replayed) delivery: this host already builds or holds it.
             # Building it again would claim twice, and the loser's release would free
             # the winner's claim: the accounting lost (Nova's at-least-once answer too).
             log.info("build of %s already here: duplicate ignored", instance_uuid)
             return
-        self.building.add(instance_uuid)
+        self.node.building.add(instance_uuid)
         try:
             await self._build_and_run(ctx, instance_uuid, request_spec, retry, host_list,
                                       flow, instance)
         finally:
-            self.building.discard(instance_uuid)
+            self.node.building.discard(instance_uuid)
 
     async def _build_and_run(self, ctx: dict[str, Any], instance_uuid: str,
                              request_spec: dict[str, Any], retry: dict[str, Any],
                              host_list: list[str] | None, flow: str,
                              instance: dict[str, Any] | None) -> None:
         if instance is not None:
-            await self._load_instance(ctx, instance)
+            await self.node.load_instance(ctx, instance)
         attempt = int(retry.get("num_attempts") or 1)
         ctx = {**ctx, "instance_uuid": instance_uuid, "attempt": attempt}
         try:
-            self.tracker.claim(instance_uuid, request_spec)
+            self.node.tracker.claim(instance_uuid, request_spec)
         except RescheduledException as exc:
             return await self._reschedule(ctx, instance_uuid, request_spec, retry,
                                           host_list, flow, exc, claimed=False)
         try:
-            await self.report_resources(ctx)
+            await self.node.report_resources(ctx)
             await self._build(ctx, instance_uuid, attempt)
         except InstanceGone:
             log.info("instance %s went away during its build", instance_uuid)
-            await self._release(ctx, instance_uuid)
+            await self.node.release(ctx, instance_uuid)
         except (RescheduledException, MessagingTimeout) as exc:
             await self._reschedule(ctx, instance_uuid, request_spec, retry, host_list, flow,
                                    exc)
@@ -233,26 +217,26 @@ class ComputeManager(Manager):
             await self.conductor.action_event(ctx, instance_uuid,
                                               "compute_build_and_run_instance", self.host,
                                               "Error", f"{type(exc).__name__}: {exc}")
-            await self._abort(ctx, instance_uuid, exc)
+            await self.node.abort(ctx, instance_uuid, exc)
         else:
-            self.failed_builds = 0
+            self.node.failed_builds = 0
             await self.conductor.action_event(ctx, instance_uuid,
                                               "compute_build_and_run_instance", self.host,
                                               "Success")
-            await self.report_resources(ctx)
+            await self.node.report_resources(ctx)
 
     async def _build(self, ctx: dict[str, Any], uuid: str, attempt: int) -> None:
-        verdict = decide(self.failure, self.config.seed, uuid, self.host, attempt)
+        verdict = self.node.verdict(uuid, attempt)
         state: str | None = "scheduling"
         for step in BUILD_STEPS:
             values: dict[str, Any] = {"task_state": step}
             if step == "networking":
                 values["host"] = self.host
-            await self._save(ctx, uuid, values, state)
+            await self.node.save(ctx, uuid, values, state)
             state = step
-            await asyncio.sleep(self.config.timing("step_time") * self.failure.slow)
+            await self.node.pause()
         if verdict.outcome == "crash":
-            self._crash(f"while spawning {uuid}")
+            self.node.crash(f"while spawning {uuid}")
         if verdict.outcome == "fatal":
             raise BuildAbortException(f"Build of instance {uuid} aborted on {self.host}: "
                                       "injected fatal failure while spawning")
@@ -260,49 +244,14 @@ class ComputeManager(Manager):
             raise RescheduledException(f"Build of instance {uuid} was re-scheduled: "
                                        f"injected failure while spawning on {self.host}")
         self.scheduler.update_instance_info(ctx, self.host, [uuid])   # see the docstring
-        await self._save(ctx, uuid, {"vm_state": "active", "task_state": None,
-                                     "launched_at": time.time()}, "spawning")
-
-    # -- what the build and migration methods share ------------------------------------------
-    async def _load_instance(self, ctx: dict[str, Any], primitive: dict[str, Any]) -> Instance:
-        """Read an Instance object; if it is newer than this compute understands, ask the
-        conductor to backport it first (the seed's "object backporter")."""
-        try:
-            return Instance.obj_from_primitive(primitive, max_version=self.object_version)
-        except IncompatibleObjectVersion as exc:
-            log.info("%s; asking the conductor to backport it", exc)
-            older = await self.conductor.object_backport_versions(
-                ctx, primitive, {"Instance": self.object_version})
-            return Instance.obj_from_primitive(older, max_version=self.object_version)
-
-    def _crash(self, reason: str) -> None:
-        log.error("simulated crash %s (failure injection)", reason)
-        logging.shutdown()
-        os._exit(CRASH_EXIT_CODE)
-
-    async def _event(self, ctx: dict[str, Any], uuid: str, event: str, result: str,
-                     details: str = "") -> None:
-        await self.conductor.action_event(ctx, uuid, event, self.host, result, details)
-
-    async def _save(self, ctx: dict[str, Any], uuid: str, values: dict[str, Any],
-                    expected: str | None, expected_vm_state: str | None = None) -> None:
-        try:
-            await self.conductor.instance_update(ctx, uuid, values, expected,
-                                                 expected_vm_state)
-        except RemoteError as exc:
-            if exc.exc_type in GONE:
-                raise InstanceGone(str(exc)) from None
-            raise
-
-    async def _release(self, ctx: dict[str, Any], uuid: str) -> None:
-        if self.tracker.release(uuid):
-            await self.report_resources(ctx)
+        await self.node.save(ctx, uuid, {"vm_state": "active", "task_state": None,
+                                         "launched_at": time.time()}, "spawning")
 
     async def _reschedule(self, ctx: dict[str, Any], uuid: str, spec: dict[str, Any],
                           retry: dict[str, Any], host_list: list[str] | None, flow: str,
                           exc: Exception, claimed: bool = True) -> None:
         """Release the claim and hand the build back (conductor) or retry it (legacy)."""
-        self.failed_builds += 1
+        self.node.failed_builds += 1
         attempt = ctx["attempt"]
         reason = f"{type(exc).__name__}: {exc}"
         try:    # the record of the failure; losing it must not stop the hand-back
@@ -311,18 +260,18 @@ class ComputeManager(Manager):
         except MessagingTimeout:
             log.warning("the failure event of %s was lost: handing it back anyway", uuid)
         if flow == "legacy" and attempt >= self.config.max_attempts:
-            return await self._abort(ctx, uuid, exceeded(self.config.max_attempts, uuid,
-                                                         reason))
+            return await self.node.abort(ctx, uuid,
+                                         exceeded(self.config.max_attempts, uuid, reason))
         try:   # still building: a build the conductor timed out stays in ERROR
-            await self._save(ctx, uuid, {"task_state": "scheduling", "host": None}, "<any>",
-                             expected_vm_state="building")
+            await self.node.save(ctx, uuid, {"task_state": "scheduling", "host": None},
+                                 "<any>", expected_vm_state="building")
         except InstanceGone:
             # Not building any more: ERROR, deleted, or ACTIVE here after all (our last
             # save went through and only its reply was lost). The audit frees or keeps
             # the claim by what the database says.
             return
         if claimed:
-            await self._release(ctx, uuid)
+            await self.node.release(ctx, uuid)
         next_ctx = {**ctx, "attempt": attempt + 1}
         if flow == "legacy":
             self.scheduler.run_instance(next_ctx, [uuid], spec, {**retry, "exc": reason})
@@ -330,24 +279,11 @@ class ComputeManager(Manager):
             self.conductor.build_instances(next_ctx, [uuid], spec, {**retry, "exc": reason},
                                            [host_list] if host_list is not None else None)
 
-    async def _abort(self, ctx: dict[str, Any], uuid: str, exc: NovaError,
-                     expected_vm_state: str | None = "building") -> None:
-        """ERROR with a fault, saved by the conductor in one step; by default only for
-        an instance still building (a duplicated or late failure changes nothing)."""
-        await self._release(ctx, uuid)
-        try:
-            await self.conductor.instance_fault_create(
-                ctx, uuid, {"type": type(exc).__name__, "message": str(exc),
-                            "code": exc.code}, self.host, expected_vm_state=expected_vm_state)
-        except RemoteError as err:
-            if err.exc_type not in GONE:
-                raise
-
     async def terminate_instance(self, ctx: dict[str, Any], instance_uuid: str,
                                  destroy: bool = True) -> None:
         """Delete the instance here; ``destroy=False``: only free what it held here (the
         other end of a resize)."""
-        await self._release(ctx, instance_uuid)
+        await self.node.release(ctx, instance_uuid)
         if destroy:
             self.scheduler.delete_instance_info(ctx, self.host, instance_uuid)
             await self.conductor.instance_destroy(ctx, instance_uuid)

@@ -32,17 +32,13 @@ claims it here after its own host died.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..config import FLAVORS
 from ..exception import MigrationError, RebuildError, RescheduledException, ResizeError
 from ..messaging.protocol import MessagingTimeout, RemoteError
-from .failures import decide
-
-if TYPE_CHECKING:
-    from .manager import ComputeManager
+from .host import ComputeHost
 
 __all__ = ["MigrationManager"]
 
@@ -50,58 +46,59 @@ log = logging.getLogger("orchestrator.compute")
 
 
 class MigrationManager:
-    def __init__(self, compute: ComputeManager):
-        self.c = compute
+    """The resize and rebuild RPC methods of a compute, on its ``ComputeHost``."""
+
+    def __init__(self, node: ComputeHost):
+        self.node = node
 
     # -- resize / cold migrate ------------------------------------------------------------------
     async def prep_resize(self, ctx: dict[str, Any], instance: dict[str, Any],
                           migration_id: int, flavor: str, retry: dict[str, Any],
                           host_list: list[str] | None = None, orchestrated: bool = False,
                           flow: str = "conductor") -> None:
-        c = self.c
-        inst = await c._load_instance(ctx, instance)
+        node = self.node
+        inst = await node.load_instance(ctx, instance)
         attempt = int(retry.get("num_attempts") or 1)
         ctx = {**ctx, "instance_uuid": inst.uuid, "attempt": attempt}
-        if inst.uuid in c.tracker.claims:   # a duplicated delivery: claimed here already
+        if inst.uuid in node.tracker.claims:   # a duplicated delivery: claimed here already
             return log.info("prep_resize of %s already here: duplicate ignored", inst.uuid)
         try:
-            c.tracker.claim(inst.uuid, FLAVORS[flavor])
-            verdict = decide(c.failure, c.config.seed, f"{inst.uuid}/{migration_id}",
-                             c.host, attempt)
-            await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
+            node.tracker.claim(inst.uuid, FLAVORS[flavor])
+            verdict = node.verdict(f"{inst.uuid}/{migration_id}", attempt)
+            await node.pause()
             if verdict.outcome == "crash":
-                c._crash(f"while preparing the resize of {inst.uuid}")
+                node.crash(f"while preparing the resize of {inst.uuid}")
             if verdict.outcome is not None:
                 raise RescheduledException(
                     f"Resize of instance {inst.uuid} was re-scheduled: injected failure "
-                    f"in prep_resize on {c.host}")
+                    f"in prep_resize on {node.host}")
         except RescheduledException as exc:
-            await c._release(ctx, inst.uuid)
-            await c._event(ctx, inst.uuid, "compute_prep_resize", "Error",
-                          f"{type(exc).__name__}: {exc}")
+            await node.release(ctx, inst.uuid)
+            await node.event(ctx, inst.uuid, "compute_prep_resize", "Error",
+                             f"{type(exc).__name__}: {exc}")
             if orchestrated:
                 raise
             return await self._reschedule(ctx, inst.uuid, flavor, migration_id, retry,
                                           host_list, exc, flow)
-        await c.report_resources(ctx)
-        await c._event(ctx, inst.uuid, "compute_prep_resize", "Success")
+        await node.report_resources(ctx)
+        await node.event(ctx, inst.uuid, "compute_prep_resize", "Success")
         if not orchestrated:
-            c.compute.resize_instance(ctx, inst.host, instance=instance,
-                                      migration_id=migration_id, flavor=flavor)
+            node.compute.resize_instance(ctx, inst.host, instance=instance,
+                                         migration_id=migration_id, flavor=flavor)
 
     async def _reschedule(self, ctx: dict[str, Any], uuid: str, flavor: str,
                           migration_id: int, retry: dict[str, Any],
                           host_list: list[str] | None, exc: Exception, flow: str) -> None:
-        c = self.c
+        node = self.node
         next_ctx = {**ctx, "attempt": ctx["attempt"] + 1}
         reason = f"{type(exc).__name__}: {exc}"
         retry = {**retry, "exc": reason}
         if flow == "legacy":     # the old process: a cast to the scheduler, nobody waits
-            return c.scheduler.prep_resize(next_ctx, uuid, flavor, retry, migration_id)
+            return node.scheduler.prep_resize(next_ctx, uuid, flavor, retry, migration_id)
         try:
-            await c.conductor.reschedule_migration(next_ctx, uuid, flavor, retry, host_list,
-                                                   migration_id,
-                                                   c.config.timing("build_timeout"))
+            await node.conductor.reschedule_migration(next_ctx, uuid, flavor, retry, host_list,
+                                                      migration_id,
+                                                      node.config.timing("build_timeout"))
         except MessagingTimeout:   # the conductor's move timeout ends it if nobody can
             log.warning("rescheduling the resize of %s: no answer from the conductor", uuid)
         except RemoteError as err:
@@ -114,150 +111,149 @@ class MigrationManager:
                               migration_id: int, flavor: str,
                               orchestrated: bool = False) -> None:
         """On the source: power off and send the disk to the destination."""
-        c = self.c
-        inst = await c._load_instance(ctx, instance)
+        node = self.node
+        inst = await node.load_instance(ctx, instance)
         ctx = {**ctx, "instance_uuid": inst.uuid}
-        await c._save(ctx, inst.uuid, {"task_state": "resize_migrating"}, "resize_prep")
-        await c.conductor.migration_update(ctx, migration_id, {"status": "migrating"},
-                                           "pre-migrating")
-        await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
+        await node.save(ctx, inst.uuid, {"task_state": "resize_migrating"}, "resize_prep")
+        await node.conductor.migration_update(ctx, migration_id, {"status": "migrating"},
+                                              "pre-migrating")
+        await node.pause()
         if await self._step_failed(ctx, inst.uuid, migration_id, "resize_instance",
                                    "migrating", orchestrated):
             return
-        await c._save(ctx, inst.uuid, {"task_state": "resize_migrated"}, "resize_migrating")
-        migration = await c.conductor.migration_update(ctx, migration_id,
-                                                       {"status": "post-migrating"},
-                                                       "migrating")
-        await c._event(ctx, inst.uuid, "compute_resize_instance", "Success")
+        await node.save(ctx, inst.uuid, {"task_state": "resize_migrated"}, "resize_migrating")
+        migration = await node.conductor.migration_update(ctx, migration_id,
+                                                          {"status": "post-migrating"},
+                                                          "migrating")
+        await node.event(ctx, inst.uuid, "compute_resize_instance", "Success")
         if not orchestrated:
-            c.compute.finish_resize(ctx, migration["dest_compute"], instance=instance,
-                                    migration_id=migration_id, flavor=flavor)
+            node.compute.finish_resize(ctx, migration["dest_compute"], instance=instance,
+                                       migration_id=migration_id, flavor=flavor)
 
     async def finish_resize(self, ctx: dict[str, Any], instance: dict[str, Any],
                             migration_id: int, flavor: str,
                             orchestrated: bool = False) -> None:
         """On the destination: start the instance here, with the new flavor."""
-        c = self.c
-        inst = await c._load_instance(ctx, instance)
+        node = self.node
+        inst = await node.load_instance(ctx, instance)
         ctx = {**ctx, "instance_uuid": inst.uuid}
-        await c._save(ctx, inst.uuid, {"task_state": "resize_finish"}, "resize_migrated")
-        await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
+        await node.save(ctx, inst.uuid, {"task_state": "resize_finish"}, "resize_migrated")
+        await node.pause()
         if await self._step_failed(ctx, inst.uuid, migration_id, "finish_resize",
                                    "post-migrating", orchestrated):
             return
         # the record first: whoever sees VERIFY_RESIZE can confirm at once (as Nova)
-        await c.conductor.migration_update(ctx, migration_id, {"status": "finished"},
-                                           "post-migrating")
-        c.scheduler.update_instance_info(ctx, c.host, [inst.uuid])    # before the rest state
-        await c._save(ctx, inst.uuid, {"vm_state": "resized", "task_state": None,
-                                       "host": c.host, "flavor": flavor}, "resize_finish")
-        await c._event(ctx, inst.uuid, "compute_finish_resize", "Success")
+        await node.conductor.migration_update(ctx, migration_id, {"status": "finished"},
+                                              "post-migrating")
+        node.scheduler.update_instance_info(ctx, node.host, [inst.uuid])    # before the rest state
+        await node.save(ctx, inst.uuid, {"vm_state": "resized", "task_state": None,
+                                         "host": node.host, "flavor": flavor}, "resize_finish")
+        await node.event(ctx, inst.uuid, "compute_finish_resize", "Success")
 
     async def _step_failed(self, ctx: dict[str, Any], uuid: str, migration_id: int,
                            step: str, status: str, orchestrated: bool) -> bool:
         """Failure injection after ``prep_resize``: ``crash`` kills this compute, ``fatal``
         fails the step. Orchestrated, the error goes back to the conductor (raised);
         otherwise this compute ends the migration itself and returns True."""
-        c = self.c
-        verdict = decide(c.failure, c.config.seed, f"{uuid}/{migration_id}/{step}",
-                         c.host, 1)
+        node = self.node
+        verdict = node.verdict(f"{uuid}/{migration_id}/{step}", 1)
         if verdict.outcome == "crash":
-            c._crash(f"during {step} of {uuid}")
+            node.crash(f"during {step} of {uuid}")
         if verdict.outcome != "fatal":
             return False
-        exc = ResizeError(f"Resize error: injected failure in {step} on {c.host}")
-        await c._event(ctx, uuid, f"compute_{step}", "Error", f"ResizeError: {exc}")
+        exc = ResizeError(f"Resize error: injected failure in {step} on {node.host}")
+        await node.event(ctx, uuid, f"compute_{step}", "Error", f"ResizeError: {exc}")
         if orchestrated:
             raise exc
         # the record first, only from the status this step runs in (a migration that
         # ended meanwhile, by the conductor's timeout, stays as it ended); then the
         # destination's room, freed before anything else can fail; then ERROR with its
         # fault. The instance's host (the source) keeps its room until it is deleted.
-        migration = await c.conductor.migration_update(ctx, migration_id,
-                                                       {"status": "error"}, status)
-        if c.host == migration["dest_compute"]:
-            await c._release(ctx, uuid)
+        migration = await node.conductor.migration_update(ctx, migration_id,
+                                                          {"status": "error"}, status)
+        if node.host == migration["dest_compute"]:
+            await node.release(ctx, uuid)
         else:
-            c.compute.terminate_instance(ctx, migration["dest_compute"], uuid,
-                                         destroy=False)
-        await c.conductor.instance_fault_create(
+            node.compute.terminate_instance(ctx, migration["dest_compute"], uuid,
+                                            destroy=False)
+        await node.conductor.instance_fault_create(
             ctx, uuid, {"type": MigrationError.__name__, "code": 500,
-                        "message": f"ResizeError: {exc}"}, c.host)
+                        "message": f"ResizeError: {exc}"}, node.host)
         return True
 
     async def confirm_resize(self, ctx: dict[str, Any], instance_uuid: str,
                              migration_id: int, deleting: bool = False) -> None:
         """On the source: the user is happy; free what the instance held here."""
-        c = self.c
-        await c._release(ctx, instance_uuid)
-        await c.conductor.migration_update(ctx, migration_id, {"status": "confirmed"},
-                                           "confirming")
-        c.scheduler.delete_instance_info(ctx, c.host, instance_uuid)    # before the rest state
+        node = self.node
+        await node.release(ctx, instance_uuid)
+        await node.conductor.migration_update(ctx, migration_id, {"status": "confirmed"},
+                                              "confirming")
+        node.scheduler.delete_instance_info(ctx, node.host, instance_uuid)  # before the rest
         if not deleting:
-            await c._save(ctx, instance_uuid, {"vm_state": "active", "task_state": None},
-                          "resize_confirming")
-            await c._event(ctx, instance_uuid, "compute_confirm_resize", "Success")
+            await node.save(ctx, instance_uuid, {"vm_state": "active", "task_state": None},
+                            "resize_confirming")
+            await node.event(ctx, instance_uuid, "compute_confirm_resize", "Success")
 
     async def revert_resize(self, ctx: dict[str, Any], instance_uuid: str,
                             migration_id: int) -> None:
         """On the destination: give the new flavor's claim back, hand over to the source."""
-        c = self.c
-        await c._release(ctx, instance_uuid)
-        await c._event(ctx, instance_uuid, "compute_revert_resize", "Success")
-        migration = await c.conductor.migration_update(ctx, migration_id, {},
-                                                       "reverting")
-        c.compute.finish_revert_resize(ctx, migration["source_compute"],
-                                       instance_uuid=instance_uuid,
-                                       migration_id=migration_id)
+        node = self.node
+        await node.release(ctx, instance_uuid)
+        await node.event(ctx, instance_uuid, "compute_revert_resize", "Success")
+        migration = await node.conductor.migration_update(ctx, migration_id, {},
+                                                          "reverting")
+        node.compute.finish_revert_resize(ctx, migration["source_compute"],
+                                          instance_uuid=instance_uuid,
+                                          migration_id=migration_id)
 
     async def finish_revert_resize(self, ctx: dict[str, Any], instance_uuid: str,
                                    migration_id: int) -> None:
         """On the source (which kept its claim): the instance is back, old flavor."""
-        c = self.c
-        migration = await c.conductor.migration_update(ctx, migration_id,
-                                                       {"status": "reverted"}, "reverting")
-        await c._save(ctx, instance_uuid, {"vm_state": "active", "task_state": None,
-                                          "host": c.host,
-                                          "flavor": migration["old_flavor"]},
-                     "resize_reverting")
-        await c._event(ctx, instance_uuid, "compute_finish_revert_resize", "Success")
+        node = self.node
+        migration = await node.conductor.migration_update(ctx, migration_id,
+                                                          {"status": "reverted"}, "reverting")
+        await node.save(ctx, instance_uuid, {"vm_state": "active", "task_state": None,
+                                             "host": node.host,
+                                             "flavor": migration["old_flavor"]},
+                        "resize_reverting")
+        await node.event(ctx, instance_uuid, "compute_finish_revert_resize", "Success")
 
     # -- rebuild / evacuate -----------------------------------------------------------------------
     async def rebuild_instance(self, ctx: dict[str, Any], instance: dict[str, Any],
                                image_ref: str, recreate: bool = False,
                                migration_id: int | None = None) -> None:
-        c = self.c
-        inst = await c._load_instance(ctx, instance)
-        c.building.add(inst.uuid)    # ahead of the database until done: the audit waits
+        node = self.node
+        inst = await node.load_instance(ctx, instance)
+        node.building.add(inst.uuid)    # ahead of the database until done: the audit waits
         try:
             await self._rebuild(ctx, inst, image_ref, recreate, migration_id)
         finally:
-            c.building.discard(inst.uuid)
+            node.building.discard(inst.uuid)
 
     async def _rebuild(self, ctx: dict[str, Any], inst: Any, image_ref: str, recreate: bool,
                        migration_id: int | None) -> None:
-        c = self.c
+        node = self.node
         ctx = {**ctx, "instance_uuid": inst.uuid, "attempt": 1}
         try:   # evacuate: claim here; rebuild: claim again (an ERROR instance had none)
-            c.tracker.claim(inst.uuid, FLAVORS[inst.flavor])
+            node.tracker.claim(inst.uuid, FLAVORS[inst.flavor])
         except RescheduledException as exc:   # rebuilds are not rescheduled
-            await c._event(ctx, inst.uuid, "compute_rebuild_instance", "Error", str(exc))
+            await node.event(ctx, inst.uuid, "compute_rebuild_instance", "Error", str(exc))
             if migration_id is not None:
-                await c.conductor.migration_update(ctx, migration_id, {"status": "failed"})
-            return await c._abort(ctx, inst.uuid, RebuildError(
-                f"Rebuild of {inst.uuid} on {c.host} failed: {exc}"), expected_vm_state=None)
-        await c.report_resources(ctx)
-        await c._save(ctx, inst.uuid, {"task_state": "rebuild_spawning", "host": c.host},
-                     "rebuilding")
-        await asyncio.sleep(c.config.timing("step_time") * c.failure.slow)
+                await node.conductor.migration_update(ctx, migration_id, {"status": "failed"})
+            return await node.abort(ctx, inst.uuid, RebuildError(
+                f"Rebuild of {inst.uuid} on {node.host} failed: {exc}"), expected_vm_state=None)
+        await node.report_resources(ctx)
+        await node.save(ctx, inst.uuid, {"task_state": "rebuild_spawning", "host": node.host},
+                        "rebuilding")
+        await node.pause()
         if migration_id is not None:    # the record first, then the state users wait on
-            await c.conductor.migration_update(ctx, migration_id, {"status": "done"},
-                                               "pre-migrating")
-        c.scheduler.update_instance_info(ctx, c.host, [inst.uuid])    # before the rest state
-        await c._save(ctx, inst.uuid, {"vm_state": "active", "task_state": None,
-                                       "image": image_ref}, "rebuild_spawning")
-        await c._event(ctx, inst.uuid, "compute_rebuild_instance", "Success")
-        if recreate and inst.host and inst.host != c.host:
+            await node.conductor.migration_update(ctx, migration_id, {"status": "done"},
+                                                  "pre-migrating")
+        node.scheduler.update_instance_info(ctx, node.host, [inst.uuid])    # before the rest state
+        await node.save(ctx, inst.uuid, {"vm_state": "active", "task_state": None,
+                                         "image": image_ref}, "rebuild_spawning")
+        await node.event(ctx, inst.uuid, "compute_rebuild_instance", "Success")
+        if recreate and inst.host and inst.host != node.host:
             # the dead host may have come back meanwhile and claimed it: let it go there
-            c.compute.terminate_instance(ctx, inst.host, inst.uuid, destroy=False)
+            node.compute.terminate_instance(ctx, inst.host, inst.uuid, destroy=False)
 

@@ -48,7 +48,7 @@ def test_a_build_saves_each_step_through_the_conductor_and_claims_its_room(compu
     assert (updates[-1]["vm_state"], updates[-1]["task_state"]) == ("active", None)
     assert ("fanout", "scheduler", "update_instance_info") in transport.sent_methods()
     assert {e["topic"] for e in transport.sent if e["kind"] == "call"} == {"conductor"}
-    assert "u-1" in manager.tracker.claims and manager.building == set()
+    assert "u-1" in manager.node.tracker.claims and manager.node.building == set()
     events = [e["args"]["result"] for e in transport.sent if e["method"] == "action_event"]
     assert events == ["Success"]
 
@@ -61,7 +61,7 @@ def test_a_failed_build_goes_back_to_the_conductor_as_the_same_request(compute):
     assert handed["args"]["instance_uuids"] == ["u-1"]
     assert handed["args"]["retry"]["hosts"] == ["compute1"]
     assert handed["args"]["retry"]["exc"].startswith("RescheduledException")
-    assert manager.tracker.claims == {} and manager.failed_builds == 1
+    assert manager.node.tracker.claims == {} and manager.node.failed_builds == 1
 
 
 def test_a_duplicated_build_is_ignored(compute):
@@ -83,7 +83,7 @@ def test_a_claim_that_does_not_fit_is_rescheduled_without_a_claim(compute):
         "build_and_run_instance", ctx={"request_id": "req-2"}, instance_uuid="u-2",
         request_spec=big, retry={"num_attempts": 1, "hosts": ["compute1"]})))
     assert [m for _, _, m in transport.sent_methods("cast")] == ["build_instances"]
-    assert manager.tracker.claims == {}
+    assert manager.node.tracker.claims == {}
 
 
 def test_an_unanswered_call_says_which(compute):

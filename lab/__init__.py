@@ -2,7 +2,7 @@
 Imports go one way: notebooks -> lab -> orchestrator."""
 from __future__ import annotations
 
-from .client import ApiClient, ApiError
+from .api_client import ApiClient, ApiError
 from .cluster import Child, Cluster, LabError
 from .lab import Lab
 from .replay import replay

@@ -38,7 +38,7 @@ from orchestrator.db import MIGRATION_MOVING
 
 from . import invariants as inv
 from .chaos_report import add_evidence, format_report, message_fates, server_actions
-from .client import ApiError
+from .api_client import ApiError
 from .housekeeping import keep
 from .lab import Lab
 from .nemesis import ChaosOptions, Nemesis, Step, plan

@@ -12,7 +12,7 @@ from typing import Any
 from orchestrator import rundir
 
 from . import invariants as inv
-from .client import ApiError
+from .api_client import ApiError
 from .lab import Lab
 from .remote import child_name
 from .trace import Trace, short

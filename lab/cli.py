@@ -32,7 +32,7 @@ from orchestrator.config import FLAVORS, ConfigError
 
 from . import cli_class
 from .chaos import add_arguments as add_chaos_arguments
-from .client import ApiError
+from .api_client import ApiError
 from .cluster import LabError
 from .housekeeping import KEEP_LAST, prune, survey
 from .lab import Lab

@@ -17,7 +17,7 @@ from orchestrator.compute.failures import FailureSettings
 from orchestrator.config import RUNTIME_OPTIONS, ConfigError, LabConfig
 from orchestrator.messaging.blocking import BlockingClient
 
-from .client import ApiClient, ApiError
+from .api_client import ApiClient, ApiError
 from .cluster import LabError
 from .progress import progress_bar
 

@@ -232,7 +232,8 @@ class Cluster:
         return child
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Kill a service the hard way (a crash, not a shutdown)."""
+        """Signal a service: SIGKILL by default (a crash: ``Lab.kill``); ``Lab.shutdown``
+        sends SIGTERM (a clean stop)."""
         child = self.child(name, alone=True)
         if child.alive():
             child.proc.send_signal(sig)

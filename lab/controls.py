@@ -142,8 +142,9 @@ class ControlModel:
         return settings
 
     def service_action(self, name: str, action: str) -> None:
-        """``crash`` (SIGKILL), ``kill`` (clean stop), ``restart``, ``pause``, ``resume``."""
-        actions = {"crash": self.lab.kill, "kill": self.lab.shutdown,
+        """``crash`` (SIGKILL: ``lab.kill``), ``shutdown`` (SIGTERM: a clean stop),
+        ``restart``, ``pause``, ``resume``."""
+        actions = {"crash": self.lab.kill, "shutdown": self.lab.shutdown,
                    "restart": self.lab.restart, "pause": self.lab.pause,
                    "resume": self.lab.resume}
         if action not in actions:

@@ -21,7 +21,7 @@ from orchestrator.db import Database
 from orchestrator.messaging.blocking import BlockingClient
 from orchestrator.objects import Instance, parse_version
 
-from .client import ApiClient
+from .api_client import ApiClient
 from .cloud import FINAL_STATUSES, CloudClient
 from . import classroom, housekeeping
 from .cluster import Cluster, LabError

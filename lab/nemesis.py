@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from orchestrator.config import LabConfig
 
-from .client import ApiError
+from .api_client import ApiError
 from .lab import Lab
 
 __all__ = ["ChaosOptions", "Step", "plan", "Network", "Nemesis", "RESTART"]

@@ -13,7 +13,7 @@ from orchestrator.config import LabConfig, from_dict
 from orchestrator.messaging.blocking import BlockingClient
 
 from .classroom import Classroom
-from .client import ApiClient
+from .api_client import ApiClient
 from .cloud import CloudClient
 from .cluster import LabError, labs_home
 from .trace import Trace

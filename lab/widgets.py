@@ -179,7 +179,8 @@ class ControlPanel:
             "fatal": self._on_value(w.FloatSlider(description="fatal", **slider),
                                     lambda v: m.set_failure(host, fatal=v)),
             "crash": self._button("crash", lambda: m.service_action(host, "crash"), "danger"),
-            "kill": self._button("kill", lambda: m.service_action(host, "kill"), "warning"),
+            "shutdown": self._button("shut down", lambda: m.service_action(host, "shutdown"),
+                                     "warning"),
             "restart": self._button("restart", lambda: m.service_action(host, "restart")),
         }
 
@@ -187,7 +188,7 @@ class ControlPanel:
         act = self.model.service_action
         return {"state": _state_cell("170px"),
                 "crash": self._button("crash", lambda: act(name, "crash"), "danger"),
-                "kill": self._button("kill", lambda: act(name, "kill"), "warning"),
+                "shutdown": self._button("shut down", lambda: act(name, "shutdown"), "warning"),
                 "restart": self._button("restart", lambda: act(name, "restart")),
                 "pause": self._button("pause", lambda: act(name, "pause")),
                 "resume": self._button("resume", lambda: act(name, "resume"))}
@@ -271,11 +272,11 @@ class ControlPanel:
     # -- tabs ---------------------------------------------------------------------------------
     def _computes_tab(self) -> w.Widget:
         return w.VBox([_row([row["state"], row["reschedule"], row["fatal"], row["crash"],
-                             row["kill"], row["restart"]], "lab-compute-row")
+                             row["shutdown"], row["restart"]], "lab-compute-row")
                        for row in self.computes.values()])
 
     def _services_tab(self) -> w.Widget:
-        return w.VBox([_row([row["state"], row["crash"], row["kill"], row["restart"],
+        return w.VBox([_row([row["state"], row["crash"], row["shutdown"], row["restart"],
                              row["pause"], row["resume"]], "lab-service-row")
                        for row in self.services.values()])
 

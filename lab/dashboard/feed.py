@@ -17,7 +17,7 @@ from orchestrator.messaging.blocking import BlockingClient
 from orchestrator.messaging.bus import TRACE_FILE
 from orchestrator.messaging.tap import TraceTap
 
-from ..client import ApiClient
+from ..api_client import ApiClient
 from ..trace import Trace
 
 __all__ = ["LiveFeed", "ReplayFeed", "FollowFeed", "current", "install"]

@@ -8,7 +8,7 @@ malformed one with 400; every answer to a versioned request says which version i
 
 **The lab serves 2.1 to 2.47.** 2.47 is the least version whose server shape the lab's
 own code reads: the flavor embedded in a server (``flavor.original_name``, its sizes)
-instead of a link to it, so ``lab.client.ApiClient`` asks for 2.47. Every change Nova
+instead of a link to it, so ``lab.api_client.ApiClient`` asks for 2.47. Every change Nova
 made up to 2.47 to what the lab serves is served at its version:
 
 ==========  ===============================================================================

@@ -25,7 +25,7 @@ migration ``error``; ``crash`` ends it through the conductor's timeout. In the s
 flow the failing compute does that itself, through the conductor's database proxy: a
 failing destination frees its own room, a failing source casts the destination to free
 it (one more hop that bypasses the conductor). Orchestrated, the error comes back to the
-conductor as its call's reply, and the conductor cleans up (``migrations.fail``).
+conductor as its call's reply, and the conductor cleans up (``rollback.fail``).
 
 ``rebuild_instance`` re-images the instance in place, or with ``recreate`` (evacuate)
 claims it here after its own host died.

@@ -28,7 +28,7 @@ from ..db import MIGRATION_IN_PROGRESS, MIGRATION_MOVING, MOVING_TASKS, NotFound
 from ..exception import BuildTimeout, MigrationError, MigrationTimeout, RebuildError
 from ..manager import Manager
 from ..messaging.transport import Transport
-from ..migrations import fail
+from ..rollback import fail
 from ..objects import Instance, backport
 from ..objects.pinning import usable_version
 from ..scheduler.rpcapi import SchedulerAPI

@@ -19,7 +19,7 @@ from ..exception import NoValidHost
 from ..retry import exceeded, populate_retry, tried
 from ..manager import Manager
 from ..messaging.transport import Transport
-from ..migrations import rollback, still_preparing
+from ..rollback import rollback, still_preparing
 from ..objects.pinning import instance_primitive
 from .filters import FILTER_CLASSES
 from .filters.base import BaseFilter

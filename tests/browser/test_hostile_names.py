@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from lab.client import ApiError
+from lab.api_client import ApiError
 from lab.dashboard.text import isolated
 
 pytestmark = pytest.mark.timeout(180)

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from lab.client import ApiError
+from lab.api_client import ApiError
 from lab.testing import usage_of, wait_for_service, wait_for_usage
 
 pytestmark = pytest.mark.timeout(60)

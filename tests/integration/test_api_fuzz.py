@@ -50,7 +50,7 @@ CLIENT_TIMEOUT = 15.0            # seconds: an answer slower than this is a hang
 BYSTANDER = "bystander-"         # names of the normal traffic's servers
 COMPUTES = ("compute1", "compute2", "compute3")
 SERVICE_HOSTS = {*COMPUTES, "conductor1", "scheduler1", "api"}
-# The microversion the lab's own clients ask for (lab.client, the openstack command):
+# The microversion the lab's own clients ask for (lab.api_client, the openstack command):
 # the shapes and rules the fuzz expects are 2.47's.
 JSON_CT = {"Content-Type": "application/json", "OpenStack-API-Version": "compute 2.47"}
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None,

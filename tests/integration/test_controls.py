@@ -18,7 +18,7 @@ def test_the_whole_panel_is_there(panel):
     lab = panel.model.lab
     assert set(panel.computes) == set(lab.config.compute_names())
     for row in panel.computes.values():
-        assert {"state", "reschedule", "fatal", "crash", "kill", "restart"} <= set(row)
+        assert {"state", "reschedule", "fatal", "crash", "shutdown", "restart"} <= set(row)
         assert "up" in row["state"].value
     assert set(panel.services) == {"api", "conductor", "scheduler", "bus"}
     assert {"flow", "local_mode", "alternates", "max_attempts", "filters",

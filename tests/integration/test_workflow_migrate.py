@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.client import ApiError
+from lab.api_client import ApiError
 from lab.dashboard.model import DashboardModel
 from lab.testing import usage_of, wait_for_usage
 from lab.trace import short

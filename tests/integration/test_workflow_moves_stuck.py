@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.client import ApiError
+from lab.api_client import ApiError
 from lab.testing import wait_for_usage
 from orchestrator.config import FLAVORS
 

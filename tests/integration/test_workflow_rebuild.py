@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.client import ApiError
+from lab.api_client import ApiError
 from lab.testing import usage_of, wait_for_usage
 from lab.trace import short
 from orchestrator.conductor.rpcapi import DB_PROXY_METHODS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.client import ApiError
+from lab.api_client import ApiError
 from orchestrator.api.microversion import MAX_VERSION, MIN_VERSION, Version
 from orchestrator.api.views import (STATUS, error_body, flavor_view, host_id, iso,
                                     nova_time, server_brief, server_view, status_of)

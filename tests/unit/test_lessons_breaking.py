@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lab.client import Response
+from lab.api_client import Response
 from lab.lessons import breaking
 from lab.lessons.breaking import (boot_status, bus_sees, compute_state, fault_type,
                                   outcome_table, outcomes, phases, unexplained, wait_compute_state,

@@ -166,16 +166,17 @@ def test_a_bad_boot_count_shows_the_model_error(panel, lab):
 
 
 # -- buttons ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("button, method", [("crash", "kill"), ("kill", "shutdown"),
+@pytest.mark.parametrize("button, method", [("crash", "kill"), ("shutdown", "shutdown"),
                                             ("restart", "restart")])
 @pytest.mark.parametrize("host", ["compute1", "compute2"])
 def test_compute_buttons(panel, lab, host, button, method):
+    assert panel.computes[host][button].description == button.replace("shutdown", "shut down")
     panel.computes[host][button].click()
     assert lab.calls == [(method, (host,), {})]
     assert f"{button} {host}" in panel.status.value
 
 
-@pytest.mark.parametrize("button, method", [("crash", "kill"), ("kill", "shutdown"),
+@pytest.mark.parametrize("button, method", [("crash", "kill"), ("shutdown", "shutdown"),
                                             ("restart", "restart"), ("pause", "pause"),
                                             ("resume", "resume")])
 @pytest.mark.parametrize("service", ["api", "conductor", "scheduler", "bus"])

@@ -35,7 +35,7 @@ from ...exception import MigrationError, NoValidHost
 from ...retry import exceeded, exhausted, populate_retry, tried
 from ...manager import describe_error, record_error
 from ...messaging.protocol import MessagingTimeout, RemoteError
-from ...migrations import fail, rollback, still_preparing
+from ...rollback import fail, rollback, still_preparing
 from ...objects.pinning import instance_primitive
 from .base import Task
 

@@ -24,7 +24,7 @@ from ...config import FLAVORS
 from ...db import NotFound, UnexpectedTaskState
 from ...manager import describe_error
 from ...messaging.protocol import MessagingTimeout, RemoteError
-from ...migrations import rollback
+from ...rollback import rollback
 from ...objects.pinning import instance_primitive
 from .base import Task
 

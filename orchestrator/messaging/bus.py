@@ -14,16 +14,19 @@ peer's name is its PLAIN username, and a name goes to the newest connection that
 it; refusals are counted, logged and traced (protocol.py, "Authentication"). Without a
 secret (a bare ``Bus(run_dir)`` in unit tests) there is no authentication and a peer's
 name is its routing id, as before.
+
+Here: the loop, the input and the routing. The trace events are ``tracelog.TraceLog``'s;
+the control verbs (the lab's requests, a caller's expiry, a door's report) are
+``bus_control.ControlVerbs``, a base of ``Bus``.
 """
 from __future__ import annotations
 
 import heapq
-import json
 import logging
 import os
 import signal
 import time
-from collections import Counter, deque
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -32,23 +35,20 @@ import zmq
 from .. import rundir
 from ..config import BusConfig
 from . import auth, protocol
-from .faults import FaultError, FaultTable
+from .bus_control import BUS_IDENTITY, DOOR_IDENTITY, LOG_EVERY, ControlVerbs
+from .faults import FaultTable
 from .routing import RoutingTable
+from .tracelog import TRACE_FILE, TraceLog
 
 __all__ = ["Bus", "BUS_IDENTITY", "DOOR_IDENTITY", "TRACE_FILE"]
 
 log = logging.getLogger("orchestrator.bus")
-BUS_IDENTITY = "bus.bus"
-DOOR_IDENTITY = "door.door"   # a class's door (door.py): its reports, and only its
-TRACE_FILE = "trace.jsonl"
 FLUSH_INTERVAL = 0.2          # trace.jsonl is flushed this often
 DRAIN_BATCH = 256             # frames handled per poll wake-up before timers run
-HISTORY_PAGE = 5000           # trace events per history reply
-LOG_EVERY = 100               # bad frames: log the first 10, then one in LOG_EVERY
 NOBLOCK = int(zmq.NOBLOCK)    # a plain int: enum flag arithmetic shows up in profiles
 
 
-class Bus:
+class Bus(ControlVerbs):
     """The message broker of one lab. ``start()`` binds, ``serve()`` runs until ``stop()``."""
 
     def __init__(self, run_dir: str | os.PathLike, config: BusConfig | None = None, *,
@@ -58,17 +58,16 @@ class Bus:
         self.routes = RoutingTable(self.config.dead_after, self.config.queue_limit)
         self.faults = FaultTable(seed=self.config.seed, hop_delay=self.config.hop_delay)
         self.stats: Counter[str] = Counter()
-        self.history: deque[dict[str, Any]] = deque(maxlen=self.config.history_size)
+        self.tracelog = TraceLog(self.config.history_size)    # the tap (tracelog.py)
+        self.history = self.tracelog.history
+        self._trace = self.tracelog.record
         self._delayed: list[tuple[float, int, dict, bytes, str, str]] = []
         self._held: list[tuple[dict, bytes, str]] = []
-        self._seq = 0
-        self._unpublished: list[dict[str, Any]] = []
         self._running = False
         self._parent = os.getppid() if watch_parent else None
         self._ctx = zmq.Context()
         self.router = self._ctx.socket(zmq.ROUTER)
         self.pub = self._ctx.socket(zmq.PUB)
-        self._trace_file: Any = None
         self.gate: auth.Gate | None = None         # set by start() when there is a secret
         self.names: auth.Names | None = None       # the gate's, at hand for the hot path
         self.door_counters: dict[str, int] = {}    # a class's door's (door.py), reported
@@ -95,10 +94,7 @@ class Bus:
         self.pub.bind(before.get("trace", "tcp://127.0.0.1:0"))
         endpoints = {"bus": self.router.getsockopt_string(zmq.LAST_ENDPOINT),
                      "trace": self.pub.getsockopt_string(zmq.LAST_ENDPOINT)}
-        self._seq = _last_seq(self.run_dir / TRACE_FILE)
-        self._trace_file = open(self.run_dir / TRACE_FILE, "a", encoding="utf-8")
-        if self._trace_file.tell() and not _ends_with_newline(self.run_dir / TRACE_FILE):
-            self._trace_file.write("\n")   # a killed bus may have left half a line
+        self.tracelog.open(self.run_dir / TRACE_FILE)
         rundir.update(self.run_dir, endpoints=endpoints,
                       bus={"pid": os.getpid(), "started": time.time()})
         log.info("bus up: %s, trace tap %s (%s)", endpoints["bus"], endpoints["trace"],
@@ -130,19 +126,19 @@ class Bus:
             if now >= next_beat:
                 next_beat = now + self.config.heartbeat_interval
                 self.tick(time.time())
-            self._publish()
+            self.tracelog.publish(self.pub)
             if now >= next_flush:
                 next_flush = now + FLUSH_INTERVAL
-                self._trace_file.flush()
+                self.tracelog.flush()
         self._close()
 
     def stop(self, *_: Any) -> None:
         self._running = False
 
     def _close(self) -> None:
-        self._publish()
-        if self._trace_file:
-            self._trace_file.close()
+        if self.tracelog.file is not None:
+            self.tracelog.publish(self.pub)
+        self.tracelog.close()
         if self.gate is not None:
             self.gate.close()
         self.router.close(0)
@@ -202,73 +198,6 @@ class Bus:
         n = self.stats["bad_frames"]
         if n <= 10 or n % LOG_EVERY == 0:
             log.warning("dropped bad frame #%d from %r: %s", n, ident[:64], detail)
-
-    def process_control(self, env: dict[str, Any]) -> None:
-        method, args = env["method"], env["args"]
-        if method in (protocol.REGISTER, protocol.HEARTBEAT):
-            return
-        if method == protocol.UNREGISTER:
-            self.routes.remove(env["src"])
-            return
-        if method == protocol.DOOR_REPORT:   # one-way, from a class's door only (door.py)
-            if env["src"] == DOOR_IDENTITY and self.gate is not None:
-                try:
-                    self._door_report(**args)
-                except (TypeError, ValueError, AttributeError) as exc:
-                    self._bad(env["src"].encode(), "door_report", str(exc))
-            return
-        if method == protocol.EXPIRED:  # one-way: a caller's notice, answered with nothing
-            try:
-                self.control_expired(env["src"], **args)
-            except Exception as exc:
-                self._bad(env["src"].encode(), "bad_control", f"expired: {exc}")
-            return
-        handler = getattr(self, f"control_{method}", None)
-        if env["topic"] != protocol.CONTROL_TOPIC or handler is None:
-            return self._control_reply(env, error=ValueError(f"unknown control {method!r}"))
-        try:
-            result = handler(**args)
-        except Exception as exc:  # input from outside: answer with the error, never die
-            return self._control_reply(env, error=exc)
-        self._control_reply(env, result=result)
-
-    def _control_reply(self, env: dict[str, Any], **kw: Any) -> None:
-        reply = protocol.reply_to(env, BUS_IDENTITY, **kw)
-        self._send(env["src"], protocol.encode(reply))
-
-    # -- control requests (the lab's side) -----------------------------------------------
-    def control_history(self, since: int = 0, limit: int = HISTORY_PAGE) -> dict[str, Any]:
-        events = [e for e in self.history if e["seq"] > since][:max(0, min(limit, HISTORY_PAGE))]
-        return {"events": events, "last_seq": self._seq,
-                "oldest_seq": self.history[0]["seq"] if self.history else self._seq + 1}
-
-    def control_stats(self) -> dict[str, Any]:
-        counters = {**self.stats, **{f"door.{k}": v for k, v in self.door_counters.items()}}
-        return {"counters": counters, "queued": self.routes.queued(),
-                "held": len(self._held), "delayed": len(self._delayed), "seq": self._seq}
-
-    def control_peers(self) -> list[dict[str, Any]]:
-        return self.routes.describe()
-
-    def control_get_faults(self) -> dict[str, Any]:
-        return self.faults.describe()
-
-    def control_set_faults(self, **spec: Any) -> dict[str, Any]:
-        try:
-            self.faults.configure(spec)
-        except FaultError as exc:
-            raise ValueError(str(exc)) from None
-        self._release_held()
-        return self.faults.describe()
-
-    def control_expired(self, sender: str, call: dict[str, Any]) -> None:
-        """A caller gave up on ``call`` (the envelope it sent): make the timeout visible.
-        Only the caller itself may say so."""
-        env = protocol.decode(protocol.encode(call))  # validates every field
-        if env["src"] != sender or env["kind"] != "call":
-            raise ValueError(f"{sender} cannot expire a {env['kind']} sent by {env['src']}")
-        self._trace(env, "expired", protocol.identity(env["topic"], env["server"]),
-                    0, "call timeout")
 
     # -- routing ------------------------------------------------------------------------
     def process_message(self, env: dict[str, Any], data: bytes) -> None:
@@ -404,82 +333,6 @@ class Bus:
         if self._parent is not None and os.getppid() != self._parent:
             log.warning("parent process %d is gone: stopping", self._parent)
             self.stop()
-
-    # -- who was turned away ----------------------------------------------------------
-    def _refused(self, refusal: auth.Refusal) -> None:
-        """Count, log and trace a refused connection (the first ten, then one in
-        LOG_EVERY: a stray client must not flood the log or the dashboard)."""
-        self.stats["auth_refused"] += 1
-        self.stats[f"auth.{refusal.reason}"] += 1
-        n = self.stats["auth_refused"]
-        if n <= 10 or n % LOG_EVERY == 0:
-            log.warning("refused connection #%d to %s claiming %r (%s): %s", n,
-                        refusal.domain, refusal.claimed, refusal.peer, refusal.reason)
-            env = protocol.control(refusal.claimed, protocol.CONNECT)
-            self._trace(env, "dropped", BUS_IDENTITY, 0, f"auth: {refusal.reason}")
-
-    def _door_report(self, refusals: list[dict[str, str]] = (),   # type: ignore[assignment]
-                     cut_off: list[str] = (), counters: dict[str, int] | None = None,
-                     **_: Any) -> None:
-        """What a class's door refused and cut off since its last report, and its
-        counters: counted, logged and traced here as the bus's own refusals."""
-        for refusal in refusals:
-            try:
-                self._refused(auth.Refusal(str(refusal["domain"]), str(refusal["claimed"]),
-                                           str(refusal["reason"]), str(refusal["peer"])))
-            except (KeyError, TypeError):
-                self.stats["bad.door_report"] += 1
-        for name in cut_off:
-            self._cut_off(str(name))
-        if isinstance(counters, dict):
-            self.door_counters = counters
-
-    def _cut_off(self, name: str) -> None:
-        """A revoked student's peer: no route to it (the door closed its uplink)."""
-        self.routes.remove(name)
-        self.stats["auth.revoked"] += 1
-        log.warning("%s cut off: its student's key was revoked", name)
-        env = protocol.control(name, protocol.CONNECT)
-        self._trace(env, "dropped", BUS_IDENTITY, 0, "auth: revoked_key")
-
-    # -- the tap ------------------------------------------------------------------------
-    def _trace(self, env: dict[str, Any], phase: str, dst: str, size: int,
-               reason: str = "") -> None:
-        self._seq += 1
-        event = protocol.trace_event(self._seq, env, phase, dst, size, reason)
-        self.history.append(event)
-        self._unpublished.append(event)
-
-    def _publish(self) -> None:
-        """Send the events of one loop turn as one PUB frame and append them to the file."""
-        if self._unpublished:
-            events, self._unpublished = self._unpublished, []
-            # On disk first: a bus killed now restarts from the last seq anyone saw.
-            self._trace_file.write("".join(protocol.trace_json(e) + "\n" for e in events))
-            self._trace_file.flush()
-            self.pub.send(protocol.encode_batch(events), NOBLOCK)
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, 2)
-        return f.read(1) == b"\n"
-
-
-def _last_seq(path: Path) -> int:
-    """The last complete event's seq in an existing trace file (a restarted bus goes on)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, 2) - 65536))
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        return 0
-    for line in reversed(lines):
-        try:
-            return int(json.loads(line)["seq"])
-        except (ValueError, KeyError, TypeError):
-            continue
-    return 0
 
 
 def run(run_dir: str, config: BusConfig) -> None:

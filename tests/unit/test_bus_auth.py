@@ -340,7 +340,7 @@ def test_a_subscriber_without_the_secret_gets_nothing(secret_bus):
     while not subs["right"].poll(50):
         assert time.monotonic() < deadline, "the subscriber with the secret got nothing"
         bus._trace(protocol.envelope("fanout", "lab.x", "nobody", "ping"), "dropped", "nobody", 0)
-        bus._publish()
+        bus.tracelog.publish(bus.pub)
     assert not subs["none"].poll(200) and not subs["wrong"].poll(0)
     bus.tick(time.time())
     deadline = time.monotonic() + 5

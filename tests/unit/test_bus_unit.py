@@ -75,11 +75,11 @@ def test_close_flushes_the_trace_and_a_restart_continues_the_seq(make_bus):
     for _ in range(3):
         _send(bus, _cast())
     bus._close()
-    assert bus.router.closed and bus.pub.closed and bus._trace_file.closed
+    assert bus.router.closed and bus.pub.closed and bus.tracelog.file.closed
     lines = (bus.run_dir / TRACE_FILE).read_text().splitlines()
     assert [json.loads(line) for line in lines] == list(bus.history)
     again = make_bus()  # same run dir: same endpoints, seq goes on
-    assert again._seq == 3
+    assert again.tracelog.seq == 3
     _send(again, _cast())
     assert again.history[-1]["seq"] == 4
 

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from orchestrator import rundir
 from orchestrator.compute.manager import AUDIT_EVERY
-from orchestrator.db import MIGRATION_MOVING
+from orchestrator.db_schema import MIGRATION_MOVING
 
 from . import invariants as inv
 from .chaos_report import add_evidence, format_report, message_fates, server_actions

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from orchestrator.config import FLAVORS
-from orchestrator.db import MIGRATION_IN_PROGRESS
+from orchestrator.db_schema import MIGRATION_IN_PROGRESS
 from orchestrator.exception import MigrationError
 
 __all__ = ["INVARIANTS", "Violation", "Snapshot", "Observation", "RESTING",

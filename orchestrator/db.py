@@ -16,72 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import FLAVORS
+from .db_schema import (INSTANCE_COLUMNS, MIGRATION_COLUMNS, MIGRATION_MOVING,
+                        MIGRATION_TYPES, NEXT_GENERATION, check_instance_values, connect)
 
-__all__ = ["Database", "DB_FILE", "INSTANCE_COLUMNS", "MIGRATION_IN_PROGRESS",
-           "MIGRATION_MOVING", "MOVING_TASKS", "NotFound", "UnexpectedTaskState"]
+__all__ = ["Database", "DB_FILE", "NotFound", "UnexpectedTaskState"]
 
 DB_FILE = "lab.sqlite"
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS instances (
-    uuid TEXT PRIMARY KEY, seq INTEGER NOT NULL, name TEXT NOT NULL, flavor TEXT NOT NULL,
-    image TEXT NOT NULL, vm_state TEXT NOT NULL, task_state TEXT, host TEXT,
-    availability_zone TEXT, request_id TEXT NOT NULL, reservation_id TEXT NOT NULL,
-    num_attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
-    updated_at REAL NOT NULL, launched_at REAL, deleted INTEGER NOT NULL DEFAULT 0,
-    description TEXT);
-CREATE TABLE IF NOT EXISTS instance_actions (
-    id INTEGER PRIMARY KEY, instance_uuid TEXT NOT NULL, action TEXT NOT NULL,
-    request_id TEXT NOT NULL, start_time REAL NOT NULL, message TEXT);
-CREATE TABLE IF NOT EXISTS instance_action_events (
-    id INTEGER PRIMARY KEY, instance_uuid TEXT NOT NULL, request_id TEXT NOT NULL,
-    event TEXT NOT NULL, host TEXT, attempt INTEGER, start_time REAL NOT NULL,
-    finish_time REAL, result TEXT, details TEXT);
-CREATE TABLE IF NOT EXISTS instance_faults (
-    id INTEGER PRIMARY KEY, instance_uuid TEXT NOT NULL, code INTEGER NOT NULL,
-    message TEXT NOT NULL, details TEXT, host TEXT, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS services (
-    id INTEGER PRIMARY KEY, binary TEXT NOT NULL, host TEXT NOT NULL, topic TEXT NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0, disabled_reason TEXT, last_seen_up REAL,
-    report_count INTEGER NOT NULL DEFAULT 0, object_version TEXT,
-    generation INTEGER NOT NULL DEFAULT 0, UNIQUE (binary, host));
-CREATE TABLE IF NOT EXISTS compute_nodes (
-    host TEXT PRIMARY KEY, availability_zone TEXT NOT NULL, vcpus INTEGER NOT NULL,
-    memory_mb INTEGER NOT NULL, local_gb INTEGER NOT NULL, vcpus_used INTEGER NOT NULL,
-    memory_mb_used INTEGER NOT NULL, local_gb_used INTEGER NOT NULL,
-    running_vms INTEGER NOT NULL, failed_builds INTEGER NOT NULL DEFAULT 0,
-    instances TEXT NOT NULL DEFAULT '[]', updated_at REAL NOT NULL,
-    generation INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS migrations (
-    id INTEGER PRIMARY KEY, instance_uuid TEXT NOT NULL, migration_type TEXT NOT NULL,
-    source_compute TEXT, dest_compute TEXT, old_flavor TEXT NOT NULL,
-    new_flavor TEXT NOT NULL, status TEXT NOT NULL, request_id TEXT NOT NULL,
-    created_at REAL NOT NULL, updated_at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS instances_state ON instances (vm_state, deleted);
-CREATE INDEX IF NOT EXISTS events_instance ON instance_action_events (instance_uuid);
-CREATE INDEX IF NOT EXISTS services_generation ON services (generation);
-CREATE INDEX IF NOT EXISTS compute_nodes_generation ON compute_nodes (generation);
-"""
-# Every write to services and compute_nodes stamps the row with the table's next
-# generation, under the write lock (BEGIN IMMEDIATE): generations are in commit order, so
-# a reader that has seen everything up to G and asks for rows above G misses nothing.
-# The scheduler reads only what changed since its last look (``*_since``).
-NEXT_GENERATION = "(SELECT COALESCE(MAX(generation), 0) + 1 FROM {table})"
-INSTANCE_COLUMNS = ("vm_state", "task_state", "host", "num_attempts", "launched_at",
-                    "deleted", "availability_zone", "flavor", "image", "description")
-MIGRATION_TYPES = ("migration", "resize", "evacuation")
-MIGRATION_COLUMNS = ("status", "source_compute", "dest_compute")
-# A migration in one of these states is moving: it must keep making progress.
-MIGRATION_MOVING = ("accepted", "pre-migrating", "migrating", "post-migrating",
-                    "reverting", "confirming")
-# ...and these still hold resources somewhere (``finished`` waits for the user).
-MIGRATION_IN_PROGRESS = (*MIGRATION_MOVING, "finished")
-# ...and these ended badly (a step failed, nothing could take it, a rebuild failed).
-MIGRATION_FAILED = ("error", "failed")
-# An instance on its way somewhere (resize, revert, confirm, rebuild, evacuate).
-MOVING_TASKS = ("resize_prep", "resize_migrating", "resize_migrated", "resize_finish",
-                "resize_reverting", "resize_confirming", "rebuilding", "rebuild_spawning")
 _NAMESPACE = uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8")
 
 
@@ -93,23 +33,7 @@ class Database:
     def __init__(self, run_dir: str | Path, seed: int = 0):
         self.path = Path(run_dir) / DB_FILE
         self.seed = seed
-        self.conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        # Services start at once: the first sets WAL (persistent in the file) and the
-        # others may find the file locked meanwhile; the busy timeout does not cover it.
-        for attempt in range(100):
-            try:
-                self.conn.execute("PRAGMA journal_mode=WAL")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == 99:
-                    raise
-                time.sleep(0.05)
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        with self.transaction() as c:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    c.execute(statement)
+        self.conn = connect(self.path)
 
     def close(self) -> None:
         self.conn.close()
@@ -195,7 +119,7 @@ class Database:
         the save only happens if the instance is still in that state (Nova's guard against
         racing updates: a late or duplicated save changes nothing); otherwise it raises
         ``NotFound``-like ``UnexpectedTaskState``."""
-        _check_instance_values(values)
+        check_instance_values(values)
         values["updated_at"] = time.time()
         sets = ", ".join(f"{k}=?" for k in values)
         with self.transaction() as c:
@@ -279,7 +203,7 @@ class Database:
         instance keeps running where it was), its instance update, and optionally a
         migration's new status: one transaction. With ``expected_task_state``, only from
         that task state (UnexpectedTaskState otherwise, and nothing written)."""
-        _check_instance_values(values)
+        check_instance_values(values)
         now = time.time()
         sets = ", ".join(f"{k}=?" for k in [*values, "updated_at"])
         guard = "" if expected_task_state == "<any>" else " AND task_state IS ?"
@@ -464,14 +388,6 @@ def _insert_event(c: sqlite3.Connection, uuid_: str, request_id: str, event: str
               " VALUES (?,?,?,?,?,?,?,?,?)",
               (uuid_, request_id, event, host, attempt, start_time or now, now, result,
                details))
-
-
-def _check_instance_values(values: dict[str, Any]) -> None:
-    bad = set(values) - set(INSTANCE_COLUMNS)
-    if bad:
-        raise ValueError(f"cannot update instance field(s) {sorted(bad)}")
-    if "flavor" in values and values["flavor"] not in FLAVORS:
-        raise ValueError(f"unknown flavor {values['flavor']!r}")
 
 
 class UnexpectedTaskState(NotFound):

@@ -21,7 +21,8 @@ from .. import rundir
 from ..compute.rpcapi import ComputeAPI
 from ..conductor.rpcapi import ConductorAPI
 from ..conductor.tasks.build import BuildTask
-from ..db import MIGRATION_FAILED, MOVING_TASKS, UnexpectedTaskState
+from ..db import UnexpectedTaskState
+from ..db_schema import MIGRATION_FAILED, MOVING_TASKS
 from ..exception import Conflict
 from ..manager import Manager, record_error
 from ..messaging.protocol import MessagingTimeout, RemoteError

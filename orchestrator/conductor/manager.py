@@ -24,7 +24,8 @@ from typing import Any
 
 from ..compute.rpcapi import ComputeAPI
 from ..config import FLAVORS
-from ..db import MIGRATION_IN_PROGRESS, MIGRATION_MOVING, MOVING_TASKS, NotFound
+from ..db import NotFound
+from ..db_schema import MIGRATION_IN_PROGRESS, MIGRATION_MOVING, MOVING_TASKS
 from ..exception import BuildTimeout, MigrationError, MigrationTimeout, RebuildError
 from ..manager import Manager
 from ..messaging.transport import Transport

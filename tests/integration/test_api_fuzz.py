@@ -44,7 +44,8 @@ from lab.cloud import FINAL_STATUSES
 from orchestrator.api.limits import HEADER_CAP_BYTES, MAX_BODY_BYTES, MAX_HEADER_BYTES
 from orchestrator.api.validation import MAX_COUNT
 from orchestrator.config import IMAGES, image_id
-from orchestrator.db import DB_FILE, MIGRATION_MOVING
+from orchestrator.db import DB_FILE
+from orchestrator.db_schema import MIGRATION_MOVING
 
 CLIENT_TIMEOUT = 15.0            # seconds: an answer slower than this is a hang
 BYSTANDER = "bystander-"         # names of the normal traffic's servers

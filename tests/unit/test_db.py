@@ -1,11 +1,13 @@
 """Unit tests for orchestrator.db.Database: a real SQLite file in tmp_path, no service."""
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
 
-from orchestrator.db import DB_FILE, INSTANCE_COLUMNS, Database, NotFound, UnexpectedTaskState
+from orchestrator.db import DB_FILE, Database, NotFound, UnexpectedTaskState
+from orchestrator.db_schema import INSTANCE_COLUMNS
 
 
 @pytest.fixture
@@ -411,3 +413,17 @@ def test_set_error_with_an_expectation_never_rewrites_a_moved_instance(db):
         db.update_instance(uuid, expected_vm_state="building", task_state="scheduling")
     with pytest.raises(ValueError):
         db.set_error(uuid, 500, "x", expected={"vm_state = 'active' OR 1": 1})
+
+
+def test_connect_opens_in_wal_with_every_table_and_again_changes_nothing(tmp_path):
+    from orchestrator.db_schema import SCHEMA, connect
+    first = connect(tmp_path / DB_FILE)
+    first.execute("INSERT INTO counters VALUES ('x', 1)")
+    second = connect(tmp_path / DB_FILE)            # a second service starting
+    assert second.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in second.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
+    assert [tuple(r) for r in second.execute("SELECT value FROM counters")] == [(1,)]
+    assert not second.in_transaction
+    first.close()
+    second.close()

@@ -19,7 +19,7 @@ import logging
 import os
 import signal
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,15 +27,13 @@ import zmq
 
 from .. import respawn, rundir
 from . import auth, curve, protocol
+from .door_state import Mailboxes, Report
 
 __all__ = ["Door", "run", "MAX_NAMES", "DOOR_IDENTITY"]
 
 log = logging.getLogger("orchestrator.door")
 DOOR_IDENTITY = "door.door"
 MAX_NAMES = 24              # names one student may hold (their computes and tools)
-MAX_PENDING = 4096          # calls awaiting a student's reply, per name
-MAX_WAITING = 256           # messages held for a name while its student reconnects
-MAX_REFUSALS = 200          # refusals per report (the rest are counted)
 HWM = 10_000                # queued per student's connection before libzmq drops
 REPORT_EVERY = 0.25         # seconds between reports to the bus
 BATCH = 256
@@ -73,11 +71,10 @@ class Door:
         self.uplinks: dict[str, zmq.Socket] = {}
         self._uplink_of: dict[zmq.Socket, str] = {}
         self.owner: dict[str, str] = {}          # name with an uplink -> its student
-        self.pending: dict[str, OrderedDict[str, str]] = {}
-        self.waiting: dict[str, deque[bytes]] = {}
+        self.mail = Mailboxes(self.stats)        # calls awaiting replies, held messages
+        self.report = Report(self.stats)         # refused and cut off, for the bus
         self._revoked = self.door.registry.revoked   # revoked before: no re-open for them
         self._sockets_changed = True
-        self._report: dict[str, list] = {"refusals": [], "cut_off": []}
         self._parent, self._lab = os.getppid(), lab_pid
         self._running = False
         self.control = self._dealer(DOOR_IDENTITY)
@@ -136,7 +133,7 @@ class Door:
 
     def reopen(self) -> None:
         """Every student connects and proves their key again (after a revoke); what
-        the bus sends them meanwhile waits for them (``MAX_WAITING`` a name)."""
+        the bus sends them meanwhile waits for them (``Mailboxes``)."""
         self._close_class()
         self.names = auth.Names()
         self.door.students.clear()
@@ -168,10 +165,9 @@ class Door:
                 del self._uplink_of[sock]
                 sock.close(0)
             self.owner.pop(name, None)
-            self.pending.pop(name, None)
-            self.waiting.pop(name, None)
+            self.mail.forget(name)
             log.warning("%s cut off: its student's key was revoked", name)
-        self._report["cut_off"] += names
+        self.report.cut_off += names
         self._sockets_changed = True
 
     # -- the loop -----------------------------------------------------------------------------
@@ -270,7 +266,7 @@ class Door:
             self.names.refuse(name, rid)
         if problem:
             if problem in ("identity_mismatch", "not_your_name", "too_many_names"):
-                self._refuse(name, problem, f"{_peer(first)}, CURVE {user_id!r}")
+                self.report.refuse(name, problem, f"{_peer(first)}, CURVE {user_id!r}")
             else:
                 self.stats[f"{problem}_frames"] += 1
             return
@@ -278,7 +274,7 @@ class Door:
             self.stats["revoked_frames"] += 1
             self.names.refuse(name, rid)
             return
-        for held in self.waiting.pop(name, ()):   # what the bus sent while it was away
+        for held in self.mail.held(name):    # what the bus sent while it was away
             self._down(name, rid, held)
         if len(frames) != 2:
             return self._bad(name, "bad_frames")
@@ -289,7 +285,7 @@ class Door:
             return self._bad(name, exc.reason)
         if env["src"] != name:
             return self._bad(name, "bad_envelope")
-        if not self.door.may_send(name, env) or not self._answers_a_call(name, env):
+        if not self.door.may_send(name, env) or not self.mail.answers_a_call(name, env):
             return self._bad(name, "not_allowed",
                              f"{env['kind']} {env['topic']}.{env['method']}")
         if env["kind"] == "control" and env["method"] == "class_config":
@@ -298,13 +294,6 @@ class Door:
             self.uplink(name, student).send(data, NOBLOCK)
         except zmq.ZMQError:      # full (the bus away), or a name libzmq will not take
             self.stats["uplink_failed"] += 1
-
-    def _answers_a_call(self, name: str, env: dict[str, Any]) -> bool:
-        """A reply must answer a call the door delivered to ``name``, to its caller."""
-        if env["kind"] != "reply":
-            return True
-        caller = self.pending.get(name, {}).pop(env["reply_to"], None)
-        return caller is not None and caller == protocol.identity(env["topic"], env["server"])
 
     def _from_bus(self, name: str, sock: zmq.Socket) -> None:
         """What the bus sends ``name``: down to the student's connection holding it."""
@@ -317,19 +306,12 @@ class Door:
                 env = protocol.decode(data, 64 << 20)
             except protocol.ProtocolError:
                 continue
-            if env["kind"] == "call":
-                calls = self.pending.setdefault(name, OrderedDict())
-                calls[env["msg_id"]] = env["src"]
-                if len(calls) > MAX_PENDING:
-                    calls.popitem(last=False)
+            self.mail.delivered(name, env)
             rid = self.names.routes.get(name)
             if rid is None:      # reconnecting (the door re-opened): it waits a little
-                held = self.waiting.setdefault(name, deque(maxlen=MAX_WAITING))
-                if len(held) == MAX_WAITING:
-                    self.stats["undeliverable"] += 1
-                held.append(data)
-                continue
-            self._down(name, rid, data)
+                self.mail.hold(name, data)
+            else:
+                self._down(name, rid, data)
 
     def _down(self, name: str, rid: bytes, data: bytes) -> None:
         try:
@@ -365,16 +347,11 @@ class Door:
         if n <= 10 or n % 100 == 0:
             log.warning("dropped %s from %s (#%d): %s", reason, name, n, detail)
 
-    def _refuse(self, claimed: str, reason: str, peer: str) -> None:
-        self._report["refusals"].append({"domain": curve.ZAP_DOMAIN_CLASS_BUS,
-                                         "claimed": claimed[:auth.CLAIM_CHARS],
-                                         "reason": reason, "peer": peer[:200]})
-
     def tick(self) -> None:
         refused = [self.zap.refusals.popleft() for _ in range(len(self.zap.refusals))]
         for monitor, domain in self._monitors:
             refused += auth.handshake_refusals(monitor, domain)
-        self._report["refusals"] += [vars(r).copy() for r in refused]
+        self.report.refusals += [vars(r).copy() for r in refused]
         self.door.registry.reload()
         revoked = self.door.registry.revoked
         if revoked - self._revoked:     # someone newly revoked: cut off, everyone re-proves
@@ -388,14 +365,7 @@ class Door:
             self.stop()
 
     def _send_report(self) -> None:
-        refusals = self._report["refusals"]
-        if len(refusals) > MAX_REFUSALS:      # a flood: the first ones, the rest counted
-            self.stats["refusals_unreported"] += len(refusals) - MAX_REFUSALS
-            refusals = refusals[:MAX_REFUSALS]
-        report = {"refusals": refusals, "cut_off": self._report["cut_off"],
-                  "counters": dict(self.stats)}
-        self._report = {"refusals": [], "cut_off": []}
-        env = protocol.control(DOOR_IDENTITY, protocol.DOOR_REPORT, **report)
+        env = protocol.control(DOOR_IDENTITY, protocol.DOOR_REPORT, **self.report.take())
         try:
             self.control.send(protocol.encode(env), NOBLOCK)
         except zmq.Again:   # the bus is away: what was refused meanwhile is lost, counted

@@ -19,6 +19,7 @@ from orchestrator.compute.rpcapi import SENT_BY_COMPUTES
 from orchestrator.config import LabConfig
 from orchestrator.messaging import auth, curve, protocol
 from orchestrator.messaging import door as door_module
+from orchestrator.messaging import door_state
 from orchestrator.messaging.door import Door
 
 
@@ -203,7 +204,7 @@ def test_the_door_names_a_students_connection_by_its_first_envelope(door):
     _send(door, b"compute.alice_1", "alice",
           _env("control", "compute.alice_1", "bus", "register"))
     door.admit([b"\x00\x00\x00\x00\x07", _Frame("student:alice", b"garbage")])
-    assert [(r["claimed"], r["reason"]) for r in door._report["refusals"]] == [
+    assert [(r["claimed"], r["reason"]) for r in door.report.refusals] == [
         ("compute.bob_1", "not_your_name"), ("compute.alice_1", "identity_mismatch"),
         ("", "not_your_name")]
     assert set(door.uplinks) == {"compute.alice_1"}, "nothing refused went up"
@@ -214,18 +215,18 @@ def test_a_student_holds_at_most_max_names(door):
         _send(door, bytes([0, 0, 0, 1, i]), "alice",
               _env("control", f"compute.alice_{i}", "bus", "register"))
     assert len(door.uplinks) == door_module.MAX_NAMES
-    reasons = [r["reason"] for r in door._report["refusals"]]
+    reasons = [r["reason"] for r in door.report.refusals]
     assert reasons == ["too_many_names"] * 3
     # a refused connection stays refused: its next frames are counted, not re-refused
     _send(door, bytes([0, 0, 0, 1, door_module.MAX_NAMES]), "alice",
           _env("control", f"compute.alice_{door_module.MAX_NAMES}", "bus", "heartbeat"))
-    assert len(door._report["refusals"]) == 3 and door.stats["refused_frames"] == 1
+    assert len(door.report.refusals) == 3 and door.stats["refused_frames"] == 1
 
 
 def test_a_student_answers_only_calls_made_to_them_and_only_to_their_caller(door):
     rid = b"\x00\x00\x00\x00\x05"
     _send(door, rid, "alice", _env("control", "compute.alice_1", "bus", "register"))
-    door.pending["compute.alice_1"] = {"m1": "conductor.conductor1"}
+    door.mail.pending["compute.alice_1"] = {"m1": "conductor.conductor1"}
     forged = protocol.reply_to(_env("call", "scheduler.scheduler1", "conductor",
                                     "select_destinations"), "compute.alice_1", result={})
     _send(door, rid, "alice", forged)          # a call to someone else: refused
@@ -235,11 +236,11 @@ def test_a_student_answers_only_calls_made_to_them_and_only_to_their_caller(door
     wrong_caller["reply_to"] = "m1"
     _send(door, rid, "alice", wrong_caller)   # the right call, to the wrong caller
     assert door.stats["bad.not_allowed"] == 2
-    door.pending["compute.alice_1"] = {"m1": "conductor.conductor1"}
+    door.mail.pending["compute.alice_1"] = {"m1": "conductor.conductor1"}
     right = protocol.reply_to(_env("call", "conductor.conductor1", "compute", "x",
                                    msg_id="m1"), "compute.alice_1", result={})
     _send(door, rid, "alice", right)
-    assert door.stats["bad.not_allowed"] == 2 and door.pending["compute.alice_1"] == {}
+    assert door.stats["bad.not_allowed"] == 2 and door.mail.pending["compute.alice_1"] == {}
 
 
 def test_a_student_may_send_what_a_compute_sends_and_drive_only_their_own(door):
@@ -282,7 +283,8 @@ def test_a_revoked_student_is_cut_off_even_when_the_zap_thread_read_the_revoke_f
     sent, report = [], door._send_report
 
     def record() -> None:
-        sent.append({k: list(v) for k, v in door._report.items()})
+        sent.append({"refusals": list(door.report.refusals),
+                     "cut_off": list(door.report.cut_off)})
         report()
     door._send_report = record
     rid = b"\x00\x00\x00\x00\x05"
@@ -314,7 +316,7 @@ def test_a_revoked_student_who_only_watches_is_cut_off_too(door, keys):
 
 
 def test_a_flood_of_refusals_is_reported_in_part_and_counted(door):
-    for i in range(door_module.MAX_REFUSALS + 50):
+    for i in range(door_state.MAX_REFUSALS + 50):
         _send(door, bytes([0, 0, 2, 0, i % 256]) + bytes([i // 256]), "alice",
               _env("control", "compute.bob_1", "bus", "register"))
     sent, real = [], door.control
@@ -324,7 +326,7 @@ def test_a_flood_of_refusals_is_reported_in_part_and_counted(door):
         door.tick()
     finally:
         door.control = real
-    assert len(sent[-1]["args"]["refusals"]) == door_module.MAX_REFUSALS
+    assert len(sent[-1]["args"]["refusals"]) == door_state.MAX_REFUSALS
     assert door.stats["refusals_unreported"] == 50
 
 

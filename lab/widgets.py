@@ -17,94 +17,15 @@ import time
 from typing import Any, Callable
 
 import ipywidgets as w
-import traitlets
 
 from .cluster import LabError
 from .controls import SERVICES, STOPPED_MESSAGE, ControlModel
+from . import widget_parts as parts
+from .widget_parts import CheckList
 
 __all__ = ["ControlPanel", "CheckList", "REFRESH_SECONDS"]
 
 REFRESH_SECONDS = 1.0
-COLORS = {"up": "#2e7d32", "failing": "#bf360c", "paused": "#1565c0", "down": "#c62828",
-          "unreachable": "#6a1b9a", "stopped": "#616161"}
-
-
-def _badge(state: str) -> str:
-    return (f"<span style='background:{COLORS.get(state, '#555')};color:white;"
-            f"padding:2px 8px;border-radius:8px;font-size:14px'>{html.escape(state)}</span>")
-
-
-def _state_html(name: str, state: str, detail: str = "") -> str:
-    """A row's name in bold and its state's badge, ``detail`` on a second line in small
-    print (so the row stays narrow): all of it escaped (an HTML widget's value is markup;
-    a host or a message is not)."""
-    tail = (f"<div style='font-size:12px;color:#444;line-height:1.2'>{html.escape(detail)}"
-            f"</div>") if detail else ""
-    return f"<div style='line-height:1.4'><b>{html.escape(name)}</b> {_badge(state)}</div>{tail}"
-
-
-def _state_cell(width: str) -> w.HTML:
-    """A fixed-width cell: a badge changing from "up" to "paused" moves nothing."""
-    return w.HTML(layout=w.Layout(width=width, flex="0 0 auto"))
-
-
-def _row(children: list[w.Widget], css: str = "lab-row") -> w.HBox:
-    """A row that wraps on a narrow screen (a projector) instead of squashing; ``css``
-    names it on the page (the browser tests find the rows by it)."""
-    row = w.HBox(children, layout=w.Layout(flex_flow="row wrap", align_items="center"))
-    row.add_class(css)
-    return row
-
-
-def _labelled(label: str, widget: w.Widget) -> w.HBox:
-    return w.HBox([w.Label(label, layout=w.Layout(width="90px")), widget])
-
-
-CHECK = "\u2713 "       # what a chosen option's button starts with
-
-
-class CheckList(w.VBox):
-    """Options to choose several of, as buttons: a chosen one is green with a check mark
-    ("✓ RamFilter"), the others plain, so the choice reads from across a room (a
-    SelectMultiple's grey highlight did not). ``value`` is the tuple of chosen options in
-    the options' order, as a SelectMultiple's; ``disabled`` disables every button."""
-
-    value = traitlets.Tuple()
-    disabled = traitlets.Bool(False)
-
-    def __init__(self, options: list[str], description: str):
-        self._painting = False
-        self.buttons = {o: w.ToggleButton(description=o, tooltip=o,
-                                          layout=w.Layout(width="auto", margin="1px 2px"))
-                        for o in options}
-        super().__init__([w.Label(description), w.HBox(list(self.buttons.values()),
-                                                      layout=w.Layout(flex_flow="row wrap"))])
-        self.add_class("lab-checklist")
-        for button in self.buttons.values():
-            button.observe(self._toggled, names="value")
-        self.observe(self._paint, names="value")
-        self.observe(lambda change: [setattr(b, "disabled", change["new"])
-                                     for b in self.buttons.values()], names="disabled")
-
-    def _toggled(self, _change: dict[str, Any]) -> None:
-        if self._painting:  # one new value, not one per button while it is painted
-            return
-        chosen = tuple(o for o, b in self.buttons.items() if b.value)
-        if chosen != self.value:
-            self.value = chosen
-
-    def _paint(self, change: dict[str, Any]) -> None:
-        self._painting = True
-        try:
-            for option, button in self.buttons.items():
-                on = option in change["new"]
-                button.value = on
-                button.description = f"{CHECK}{option}" if on else option
-                button.button_style = "success" if on else ""
-        finally:
-            self._painting = False
-
-
 class ControlPanel:
     def __init__(self, model: ControlModel, auto_refresh: bool = True):
         self.model = model
@@ -173,7 +94,7 @@ class ControlPanel:
                       readout_format=".0%", style={"description_width": "36px"},
                       layout=w.Layout(width="200px", flex="0 0 auto"))
         return {     # one row of about 820 px: JupyterLab's notebook at its default width
-            "state": _state_cell("220px"),
+            "state": parts.state_cell("220px"),
             "reschedule": self._on_value(w.FloatSlider(description="fail", **slider),
                                          lambda v: m.set_failure(host, reschedule=v)),
             "fatal": self._on_value(w.FloatSlider(description="fatal", **slider),
@@ -186,7 +107,7 @@ class ControlPanel:
 
     def _service_row(self, name: str) -> dict[str, w.Widget]:
         act = self.model.service_action
-        return {"state": _state_cell("170px"),
+        return {"state": parts.state_cell("170px"),
                 "crash": self._button("crash", lambda: act(name, "crash"), "danger"),
                 "shutdown": self._button("shut down", lambda: act(name, "shutdown"), "warning"),
                 "restart": self._button("restart", lambda: act(name, "restart")),
@@ -271,25 +192,27 @@ class ControlPanel:
 
     # -- tabs ---------------------------------------------------------------------------------
     def _computes_tab(self) -> w.Widget:
-        return w.VBox([_row([row["state"], row["reschedule"], row["fatal"], row["crash"],
-                             row["shutdown"], row["restart"]], "lab-compute-row")
+        return w.VBox([parts.row([row["state"], row["reschedule"], row["fatal"], row["crash"],
+                                  row["shutdown"], row["restart"]], "lab-compute-row")
                        for row in self.computes.values()])
 
     def _services_tab(self) -> w.Widget:
-        return w.VBox([_row([row["state"], row["crash"], row["shutdown"], row["restart"],
-                             row["pause"], row["resume"]], "lab-service-row")
+        return w.VBox([parts.row([row["state"], row["crash"], row["shutdown"], row["restart"],
+                                  row["pause"], row["resume"]], "lab-service-row")
                        for row in self.services.values()])
 
     def _workflow_tab(self) -> w.Widget:
         b = self.workflow
-        return w.VBox([_labelled("flow", b["flow"]), w.HBox([b["local_mode"], b["alternates"]]),
-                       _row([b["resize_via_conductor"], b["object_pinning"]]),
+        return w.VBox([parts.labelled("flow", b["flow"]),
+                       w.HBox([b["local_mode"], b["alternates"]]),
+                       parts.row([b["resize_via_conductor"], b["object_pinning"]]),
                        b["max_attempts"], w.HBox([b["filters"], b["weighers"]])])
 
     def _network_tab(self) -> w.Widget:
         b = self.network
-        return w.VBox([_row([b["link"], b["method"]]), _row([b["drop"], b["delay"], b["apply"]]),
-                       _row([b["host"], b["partition"], b["heal"]])])
+        return w.VBox([parts.row([b["link"], b["method"]]),
+                       parts.row([b["drop"], b["delay"], b["apply"]]),
+                       parts.row([b["host"], b["partition"], b["heal"]])])
 
     def _boot_tab(self) -> w.Widget:
         b = self.boot
@@ -298,12 +221,12 @@ class ControlPanel:
 
     def _move_tab(self) -> w.Widget:
         b = self.move
-        return w.VBox([_row([b["server"], b["action"], b["flavor"], b["go"]]),
+        return w.VBox([parts.row([b["server"], b["action"], b["flavor"], b["go"]]),
                        w.HTML("migrate / resize end in VERIFY_RESIZE: confirm or revert. "
                               "evacuate needs the server's compute to be down.")])
 
     def _speed_tab(self) -> w.Widget:
-        return w.VBox([_labelled("preset", self.speed["preset"]), self.speed["speed"]])
+        return w.VBox([parts.labelled("preset", self.speed["preset"]), self.speed["speed"]])
 
     def controls(self) -> list[w.Widget]:
         """Every widget that acts on the lab (buttons, sliders, toggles, dropdowns...)."""
@@ -339,12 +262,12 @@ class ControlPanel:
     def _paint(self, snap: dict[str, Any]) -> None:
         for c in snap["computes"]:
             row = self._compute_row_of(c["host"])
-            row["state"].value = _state_html(
+            row["state"].value = parts.state_html(
                 c["host"], c["state"], f"{c['instances']} vms, {c['free_ram_mb']} MB / "
                                        f"{c['free_vcpus']} vCPU free")
             row["reschedule"].value, row["fatal"].value = c["reschedule"], c["fatal"]
         for s in snap["services"]:
-            self.services[s["name"]]["state"].value = _state_html(s["name"], s["state"])
+            self.services[s["name"]]["state"].value = parts.state_html(s["name"], s["state"])
         wf = snap["workflow"]
         for key in ("flow", "local_mode", "alternates", "max_attempts",
                     "resize_via_conductor", "object_pinning"):
@@ -355,7 +278,7 @@ class ControlPanel:
         done, total = snap["progress"]
         self.boot["progress"].max, self.boot["progress"].value = max(total, 1), done
         self.boot["progress"].description = f"{done}/{total} done"
-        self.boot["table"].value = _instances_html(snap["instances"])
+        self.boot["table"].value = parts.instances_html(snap["instances"])
         options = [(f"{r['name']} ({r['status']}, {r['host'] or 'no host'})", r["id"])
                    for r in snap["instances"]]
         if list(self.move["server"].options) != options:
@@ -372,9 +295,9 @@ class ControlPanel:
         """The last paint of a stopped lab: its state, why nothing acts, nothing enabled."""
         self.stop_auto_refresh()
         for c in snap["computes"]:
-            self._compute_row_of(c["host"])["state"].value = _state_html(c["host"], c["state"])
+            self._compute_row_of(c["host"])["state"].value = parts.state_html(c["host"], c["state"])
         for s in snap["services"]:
-            self.services[s["name"]]["state"].value = _state_html(s["name"], s["state"])
+            self.services[s["name"]]["state"].value = parts.state_html(s["name"], s["state"])
         for widget in self.controls():
             widget.disabled = True
         self.status.value = f"<span style='color:#616161'>{html.escape(snap['message'])}</span>"
@@ -407,17 +330,3 @@ class ControlPanel:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-
-
-def _instances_html(rows: list[dict[str, Any]], limit: int = 50) -> str:
-    head = "".join(f"<th style='text-align:left;padding:2px 8px;border-bottom:1px solid #999'>{h}</th>" for h in
-                   ("name", "status", "task state", "host", "attempts", "fault"))
-    body = []
-    for r in rows[-limit:]:
-        cells = [r["name"], r["status"], r["task_state"], r["host"], str(r["attempts"]),
-                 r["fault"][:80]]
-        body.append("<tr>" + "".join(f"<td style='padding:0 8px'>{html.escape(c)}</td>"
-                                     for c in cells) + "</tr>")
-    more = f"<p>({len(rows) - limit} older not shown)</p>" if len(rows) > limit else ""
-    return (f"<table style='border-collapse:collapse'><tr>{head}</tr>{''.join(body)}</table>"
-            f"{more}")

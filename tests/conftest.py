@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from typing import Any, Callable, Iterator
 
@@ -35,6 +36,24 @@ def _wait_until(predicate: Callable[[], Any], timeout: float, what: str = "condi
 @pytest.fixture
 def wait_until() -> Callable[..., Any]:
     return _wait_until
+
+
+@pytest.fixture
+def zombie() -> Iterator[subprocess.Popen]:
+    """A child that has exited and is not reaped yet (``Z`` in /proc): its pid exists,
+    but nothing runs. Reaped when the test ends."""
+    if not os.path.exists("/proc/self/stat"):
+        pytest.skip("a zombie is told by /proc")
+    proc = subprocess.Popen(["true"])
+
+    def state() -> str:
+        with open(f"/proc/{proc.pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][:1]
+    try:     # never proc.poll() here: it would reap it
+        _wait_until(lambda: state() == "Z", 10, "`true` exiting", interval=0.005)
+        yield proc
+    finally:
+        proc.wait()
 
 
 @pytest.fixture

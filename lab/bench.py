@@ -5,7 +5,8 @@
 - ``startup``: a lab ready and stopped, peak RSS (``lab.bench_startup``);
 - ``scale``: 10 to 1,000 hosts, select_destinations' cost (``lab.bench_scale``);
 - ``moves``: resize paths and object backporting (``lab.bench_moves``);
-- ``classroom``: what a class costs a hub (``lab.bench_classroom``).
+- ``classroom``: what a class costs a hub (``lab.bench_classroom``);
+- ``curve``: a class's CURVE door against the lab's own bus (``lab.bench_curve``).
 
 Speed targets live here, never in timed tests. Every figure is a ratio against a
 baseline measured in the same run, because these machines are noisy: the bus is compared
@@ -233,7 +234,7 @@ def main(argv: list[str]) -> int:
         return importlib.import_module(SUITES[argv[0]], __package__).main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m lab bench")
     parser.add_argument("suite", choices=["bus", "moves", *SUITES], nargs="?", default="bus",
-                        help="builds, startup, scale and classroom take their own "
+                        help="builds, startup, scale, classroom and curve take their own "
                              "options: python -m lab bench scale --help")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--calls", type=int, default=2000, help="bus: calls per round")

@@ -9,9 +9,11 @@ connection, as fast as the API answers. Figures come from the trace, not from po
   to the last build's final save (JSON ``builds_per_s``);
 - **latency**, p50 and p99: from a build's first message (the API's cast, sent just
   before its 202) to its final save, the one that makes it ACTIVE;
-- **messages per build**: every routed message of the build's request (the workflow,
-  the database proxy's calls and replies, the compute's instance-info fanout);
-- **efficiency**: builds/s × messages per build ÷ the bus's raw capacity, messages a
+- **bus messages per build**: every routed message of the build's request (the workflow,
+  the database proxy's calls and replies, the compute's instance-info fanout): what the
+  bus carries, so more than the lessons' "messages per build" (``lab.metrics``: the
+  workflow and database-proxy methods only) by the fanouts;
+- **efficiency**: builds/s × bus messages per build ÷ the bus's raw capacity, messages a
   second through a raw pyzmq broker (``lab.bench_raw``) measured in the same run just
   before and after the lab's rounds: how much of what the machine can move as messages
   the lab turns into builds.
@@ -176,7 +178,7 @@ def bench_builds(computes: int = 8, builds: int = 2000, clients: int = 4,
                          "builds_per_s": active / wall, "wall_s": wall,
                          "latency_p50_ms": _pct(latencies, 0.5) * 1e3,
                          "latency_p99_ms": _pct(latencies, 0.99) * 1e3,
-                         "messages_per_build": messages / builds})
+                         "bus_messages_per_build": messages / builds})
             say(f"round {r + 1}/{rounds}: {rows[-1]['builds_per_s']:.0f} builds/s, "
                 f"p50 {rows[-1]['latency_p50_ms']:.0f} ms")
     capacity.append(raw_capacity())
@@ -188,11 +190,11 @@ def _result(rows: list[dict[str, Any]], capacity: list[float], computes: int,
             clients: int, options: dict[str, Any]) -> dict[str, Any]:
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     raw = statistics.median(capacity)
-    efficiency = med["builds_per_s"] * med["messages_per_build"] / raw
+    efficiency = med["builds_per_s"] * med["bus_messages_per_build"] / raw
     return {"computes": computes, "clients": clients, "rounds": len(rows),
             "options": options, **{k: med[k] for k in (
                 "builds", "active", "builds_per_s", "api_accept_per_s", "wall_s",
-                "latency_p50_ms", "latency_p99_ms", "messages_per_build")},
+                "latency_p50_ms", "latency_p99_ms", "bus_messages_per_build")},
             "raw_messages_per_s": raw, "raw_runs": capacity, "efficiency": efficiency,
             "per_round": rows, "goals": dict(GOALS),
             "met": {"builds_per_s": med["builds_per_s"] >= GOALS["builds_per_s_min"],
@@ -212,9 +214,9 @@ def format_builds(r: dict[str, Any]) -> str:
         f"API accepted/s           {r['api_accept_per_s']:8.0f}",
         f"202 -> ACTIVE p50 (ms)   {r['latency_p50_ms']:8.1f}",
         f"202 -> ACTIVE p99 (ms)   {r['latency_p99_ms']:8.1f}",
-        f"messages per build       {r['messages_per_build']:8.1f}",
+        f"bus messages per build   {r['bus_messages_per_build']:8.1f}",
         f"raw broker messages/s    {r['raw_messages_per_s']:8.0f}",
-        f"efficiency               {r['efficiency']:8.1%}  (builds/s x messages per "
+        f"efficiency               {r['efficiency']:8.1%}  (builds/s x bus messages per "
         f"build / raw messages/s)"])
 
 

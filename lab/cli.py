@@ -37,6 +37,7 @@ from .lab import Lab
 
 __all__ = ["main"]
 
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Start a lab and keep it until Ctrl-C (services may be killed meanwhile: that is
     what lessons do; only losing the bus ends it)."""

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from orchestrator.messaging.tracelog import TRACE_FILE
+
 from .housekeeping import KEEP_LAST, prune, survey
 
 __all__ = ["add_commands", "cmd_trace", "cmd_replay", "cmd_clean"]
@@ -19,7 +21,7 @@ EXTENSIONS = {"jsonl": "jsonl", "chrome": "json", "shiviz": "log"}
 def cmd_trace(args: argparse.Namespace) -> int:
     from .remote import resolve_run_dir
     from .trace import Trace
-    path = Path(args.file) if args.file else resolve_run_dir(args.run_dir) / "trace.jsonl"
+    path = Path(args.file) if args.file else resolve_run_dir(args.run_dir) / TRACE_FILE
     trace = Trace.load(path)
     if not args.export:
         print(trace.summary_text())

@@ -36,7 +36,7 @@ from typing import Any, Callable
 from orchestrator import rundir
 from orchestrator.api.clouds import CLOUDS_YAML
 from orchestrator.db import DB_FILE
-from orchestrator.messaging.bus import TRACE_FILE
+from orchestrator.messaging.tracelog import TRACE_FILE
 from orchestrator.rundir import LAB_JSON, read
 from orchestrator.scheduler.plugins import PLUGIN_DIR
 

@@ -18,14 +18,16 @@ from typing import Any, Callable
 
 import ipywidgets as w
 
+from . import widget_parts as parts
 from .cluster import LabError
 from .controls import SERVICES, STOPPED_MESSAGE, ControlModel
-from . import widget_parts as parts
 from .widget_parts import CheckList
 
 __all__ = ["ControlPanel", "CheckList", "REFRESH_SECONDS"]
 
 REFRESH_SECONDS = 1.0
+
+
 class ControlPanel:
     def __init__(self, model: ControlModel, auto_refresh: bool = True):
         self.model = model

@@ -71,8 +71,6 @@ def run(name: str, run_dir: Path, host: str, hosts: Sequence[str] = ()) -> objec
     return SERVICES[name].main(run_dir, host)
 
 
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestrator",
                                      description="Run one Conductor Lab service.")

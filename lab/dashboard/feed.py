@@ -14,7 +14,7 @@ from typing import Any
 
 from orchestrator import rundir
 from orchestrator.messaging.blocking import BlockingClient
-from orchestrator.messaging.bus import TRACE_FILE
+from orchestrator.messaging.tracelog import TRACE_FILE
 from orchestrator.messaging.tap import TraceTap
 
 from ..api_client import ApiClient

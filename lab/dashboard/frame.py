@@ -43,6 +43,7 @@ def view_url(url: str, layout: str = "notebook", metrics: Iterable[str] = ()) ->
         return url
     return url + ("&" if "?" in url else "?") + "&".join(query)
 
+
 _CHECK_JS = (
     "var f=this;setTimeout(function(){var ok=false;"
     "try{ok=!!(f.contentWindow&&f.contentWindow.Bokeh);}catch(e){ok=true;}"

@@ -320,8 +320,6 @@ class Topology:
                                NOTE_COLORS["error" if failed else "active"])
 
 
-
-
 def captions(snap: dict[str, Any]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     """From the feed's snapshot (``states``, ``hypervisors``, ``failures``): each service's
     state (a compute with injected failures is ``failing``) and each compute's numbers

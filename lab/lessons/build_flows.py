@@ -32,7 +32,7 @@ __all__ = ["Step", "steps", "reply_of", "call_and_reply", "wait_for", "boot_each
 
 Step = tuple[str, str, str, str]   # (kind, src, dst, method), short names
 Event = dict[str, Any]
-# The builds' share of lab.trace.RESCHEDULE_METHODS (lessons 01-02 are about builds).
+# The builds' share of lab.metrics.RESCHEDULE_METHODS (lessons 01-02 are about builds).
 BUILD_RESCHEDULES = ("build_instances", "run_instance")
 
 

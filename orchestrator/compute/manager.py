@@ -49,6 +49,7 @@ __all__ = ["ComputeManager", "BUILD_STEPS", "CRASH_EXIT_CODE"]
 
 log = logging.getLogger("orchestrator.compute")
 BUILD_STEPS = ("networking", "block_device_mapping", "spawning")
+BUILD_EVENT = "compute_build_and_run_instance"     # the instance action event it records
 AUDIT_EVERY = 8       # reports between two audits of the claims against the database
 
 
@@ -214,15 +215,12 @@ class ComputeManager(Manager):
             await self._reschedule(ctx, instance_uuid, request_spec, retry, host_list, flow,
                                    exc)
         except BuildAbortException as exc:
-            await self.conductor.action_event(ctx, instance_uuid,
-                                              "compute_build_and_run_instance", self.host,
-                                              "Error", f"{type(exc).__name__}: {exc}")
+            await self.node.event(ctx, instance_uuid, BUILD_EVENT, "Error",
+                                  f"{type(exc).__name__}: {exc}")
             await self.node.abort(ctx, instance_uuid, exc)
         else:
             self.node.failed_builds = 0
-            await self.conductor.action_event(ctx, instance_uuid,
-                                              "compute_build_and_run_instance", self.host,
-                                              "Success")
+            await self.node.event(ctx, instance_uuid, BUILD_EVENT, "Success")
             await self.node.report_resources(ctx)
 
     async def _build(self, ctx: dict[str, Any], uuid: str, attempt: int) -> None:
@@ -255,8 +253,7 @@ class ComputeManager(Manager):
         attempt = ctx["attempt"]
         reason = f"{type(exc).__name__}: {exc}"
         try:    # the record of the failure; losing it must not stop the hand-back
-            await self.conductor.action_event(ctx, uuid, "compute_build_and_run_instance",
-                                              self.host, "Error", reason)
+            await self.node.event(ctx, uuid, BUILD_EVENT, "Error", reason)
         except MessagingTimeout:
             log.warning("the failure event of %s was lost: handing it back anyway", uuid)
         if flow == "legacy" and attempt >= self.config.max_attempts:

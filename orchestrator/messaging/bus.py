@@ -35,12 +35,12 @@ import zmq
 from .. import rundir
 from ..config import BusConfig
 from . import auth, protocol
-from .bus_control import BUS_IDENTITY, DOOR_IDENTITY, LOG_EVERY, ControlVerbs
+from .bus_control import LOG_EVERY, ControlVerbs
 from .faults import FaultTable
 from .routing import RoutingTable
 from .tracelog import TRACE_FILE, TraceLog
 
-__all__ = ["Bus", "BUS_IDENTITY", "DOOR_IDENTITY", "TRACE_FILE"]
+__all__ = ["Bus", "run"]
 
 log = logging.getLogger("orchestrator.bus")
 FLUSH_INTERVAL = 0.2          # trace.jsonl is flushed this often
@@ -136,7 +136,7 @@ class Bus(ControlVerbs):
         self._running = False
 
     def _close(self) -> None:
-        if self.tracelog.file is not None:
+        if self.tracelog.file is not None:     # else never started: nothing was traced
             self.tracelog.publish(self.pub)
         self.tracelog.close()
         if self.gate is not None:
@@ -322,7 +322,7 @@ class Bus(ControlVerbs):
                 self._refused(refusal)
         for identity in self.routes.expire(now):
             log.warning("%s missed heartbeats for %.1fs: down", identity, self.config.dead_after)
-        beat = protocol.encode(protocol.envelope("control", BUS_IDENTITY, "",
+        beat = protocol.encode(protocol.envelope("control", protocol.BUS_IDENTITY, "",
                                                  protocol.HEARTBEAT))
         for peer in self.routes.peers.values():
             self._send(peer.identity, beat)

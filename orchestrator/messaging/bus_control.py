@@ -16,15 +16,14 @@ from collections import Counter
 from typing import Any
 
 from . import auth, protocol
+from .protocol import BUS_IDENTITY, DOOR_IDENTITY
 from .faults import FaultError, FaultTable
 from .routing import RoutingTable
 from .tracelog import HISTORY_PAGE, TraceLog
 
-__all__ = ["ControlVerbs", "BUS_IDENTITY", "DOOR_IDENTITY", "LOG_EVERY"]
+__all__ = ["ControlVerbs", "LOG_EVERY"]
 
 log = logging.getLogger("orchestrator.bus")
-BUS_IDENTITY = "bus.bus"
-DOOR_IDENTITY = "door.door"   # a class's door (door.py): its reports, and only its
 LOG_EVERY = 100               # bad frames, refusals: log the first 10, then one in LOG_EVERY
 
 

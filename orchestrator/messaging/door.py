@@ -28,11 +28,11 @@ import zmq
 from .. import respawn, rundir
 from . import auth, curve, protocol
 from .door_state import Mailboxes, Report
+from .protocol import BUS_IDENTITY, DOOR_IDENTITY
 
-__all__ = ["Door", "run", "MAX_NAMES", "DOOR_IDENTITY"]
+__all__ = ["Door", "run", "MAX_NAMES"]
 
 log = logging.getLogger("orchestrator.door")
-DOOR_IDENTITY = "door.door"
 MAX_NAMES = 24              # names one student may hold (their computes and tools)
 HWM = 10_000                # queued per student's connection before libzmq drops
 REPORT_EVERY = 0.25         # seconds between reports to the bus
@@ -328,7 +328,7 @@ class Door:
                 return
 
     def _reply(self, rid: bytes, env: dict[str, Any], result: Any) -> None:
-        reply = protocol.reply_to(env, "bus.bus", result=result)
+        reply = protocol.reply_to(env, BUS_IDENTITY, result=result)
         try:
             self.router.send_multipart([rid, protocol.encode(reply)], NOBLOCK)
         except zmq.ZMQError:

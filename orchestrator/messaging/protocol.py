@@ -152,13 +152,16 @@ __all__ = [
     "envelope", "reply_to", "encode", "decode", "identity", "split_identity",
     "trace_event", "trace_json", "new_id", "AUTH_MECHANISM", "ZAP_DOMAIN_BUS",
     "ZAP_DOMAIN_TRACE", "AUTH_REFUSALS", "REGISTER", "HEARTBEAT", "UNREGISTER", "EXPIRED",
-    "DOOR_REPORT", "CONNECT", "control", "encode_batch", "decode_batch",
+    "DOOR_REPORT", "CONNECT", "control", "encode_batch", "decode_batch", "BUS_IDENTITY",
+    "DOOR_IDENTITY",
 ]
 
 VERSION = 1
 KINDS = frozenset({"cast", "call", "reply", "fanout", "notification", "control"})
 PHASES = ("routed", "queued", "dropped", "delayed", "expired")
 CONTROL_TOPIC = "bus"
+BUS_IDENTITY = "bus.bus"      # the bus's own name: its replies, heartbeats, refusals
+DOOR_IDENTITY = "door.door"   # a class's door (door.py): its reports, and only its
 MAX_MESSAGE_BYTES = 1 << 20
 AUTH_MECHANISM = "PLAIN"
 ZAP_DOMAIN_BUS = "conductor-lab.bus"      # the ROUTER: username = name, password = secret

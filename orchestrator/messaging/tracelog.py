@@ -23,7 +23,6 @@ __all__ = ["TraceLog", "TRACE_FILE", "HISTORY_PAGE"]
 
 TRACE_FILE = "trace.jsonl"
 HISTORY_PAGE = 5000           # trace events per history reply
-NOBLOCK = int(zmq.NOBLOCK)
 
 
 class TraceLog:
@@ -49,11 +48,12 @@ class TraceLog:
     def publish(self, pub: zmq.Socket) -> None:
         """Write this turn's events to the file, then send them as one PUB frame."""
         if self._unpublished:
+            if self.file is None:
+                raise RuntimeError("the trace log is not open: open() it first")
             events, self._unpublished = self._unpublished, []
-            assert self.file is not None, "open() the trace log first"
             self.file.write("".join(protocol.trace_json(e) + "\n" for e in events))
             self.file.flush()
-            pub.send(protocol.encode_batch(events), NOBLOCK)
+            pub.send(protocol.encode_batch(events), zmq.NOBLOCK)
 
     def page(self, since: int = 0, limit: int = HISTORY_PAGE) -> dict[str, Any]:
         """The ``history`` control call's answer: events after ``since``, at most

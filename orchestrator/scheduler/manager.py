@@ -223,7 +223,6 @@ class SchedulerManager(Manager):
                 instance_uuid=uuid, request_spec=request_spec, retry=host_retry,
                 flow="legacy")
 
-
     def prep_resize(self, ctx: dict[str, Any], instance_uuid: str, flavor: str,
                     retry: dict[str, Any] | None = None,
                     migration_id: int | None = None) -> None:

@@ -57,7 +57,7 @@ def test_bench_builds_startup_and_scale_json(tmp_path):
     assert out.returncode == 0, out.stderr
     builds = json.loads(out.stdout)
     assert builds["active"] == 40 and builds["builds_per_s"] > 0
-    assert builds["messages_per_build"] >= 17 and 0 < builds["efficiency"] < 1
+    assert builds["bus_messages_per_build"] >= 17 and 0 < builds["efficiency"] < 1
     out = run("-m", "lab", "bench", "startup", "--computes", "2", "--per-process", "2",
               "--runs", "1", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -2,7 +2,6 @@
 receiver registers; a full queue drops and says so."""
 from __future__ import annotations
 
-
 import pytest
 
 
@@ -77,6 +76,7 @@ def test_cast_queued_while_unreachable_is_delivered_when_server_reregisters(
     # Until the bus's ZeroMQ notices the closed connection, a cast may still be written
     # into the dead pipe (routed, and lost with it): cast until one is queued. Each
     # iteration waits for its own event.
+
     def queued() -> str | None:
         mid = client.cast("echo", "record", server="e1", i=1)
         event = tap.wait_for(lambda e: e["msg_id"] == mid)

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from orchestrator.messaging import protocol
-from orchestrator.messaging.bus import TRACE_FILE
+from orchestrator.messaging.tracelog import TRACE_FILE
 from orchestrator.messaging.tap import TraceTap
 
 TYPES = {"seq": int, "ts": float, "sent": float, "attempt": int, "bytes": int}   # the rest are str

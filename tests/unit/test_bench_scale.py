@@ -32,7 +32,7 @@ def test_build_times_span_first_message_to_the_last_save_call():
 def test_builds_result_takes_medians_and_the_efficiency():
     row = {"builds": 100, "active": 100, "timed": 100, "api_accept_per_s": 400.0,
            "builds_per_s": 300.0, "wall_s": 0.33, "latency_p50_ms": 10.0,
-           "latency_p99_ms": 30.0, "messages_per_build": 17.0}
+           "latency_p99_ms": 30.0, "bus_messages_per_build": 17.0}
     r = _result([row, {**row, "builds_per_s": 500.0}, {**row, "builds_per_s": 400.0}],
                 [60_000.0, 70_000.0], 8, 4, {})
     assert r["builds_per_s"] == 400.0

@@ -12,7 +12,9 @@ import zmq
 from orchestrator import rundir
 from orchestrator.config import BusConfig
 from orchestrator.messaging import protocol
-from orchestrator.messaging.bus import BUS_IDENTITY, TRACE_FILE, Bus
+from orchestrator.messaging.bus import Bus
+from orchestrator.messaging.protocol import BUS_IDENTITY
+from orchestrator.messaging.tracelog import TRACE_FILE
 
 FAST = dict(heartbeat_interval=0.1, dead_after=0.6)
 

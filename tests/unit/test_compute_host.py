@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from orchestrator import rundir
+from orchestrator.compute.failures import decide
 from orchestrator.compute.host import ComputeHost, InstanceGone
 from orchestrator.compute.manager import ComputeManager
 from orchestrator.compute.migration import MigrationManager
@@ -90,11 +91,16 @@ def test_an_unknown_object_version_is_refused_at_once():
         node(version="banana")
 
 
-def test_the_verdict_is_seeded_by_host_key_and_attempt():
+def test_the_verdict_is_the_labs_seeded_decision_for_this_host():
     host, _ = node(failures={"reschedule": 0.5})
-    outcomes = [host.verdict(f"u-{i}", 1).outcome for i in range(40)]
-    assert outcomes == [host.verdict(f"u-{i}", 1).outcome for i in range(40)]
+    keys = [(f"u-{i}", attempt) for i in range(40) for attempt in (1, 2)]
+    outcomes = [host.verdict(key, attempt).outcome for key, attempt in keys]
+    assert outcomes == [decide(host.failure, 3, key, "compute1", attempt).outcome
+                        for key, attempt in keys]
     assert set(outcomes) == {None, "reschedule"}
+    elsewhere = [decide(host.failure, 3, key, "compute2", attempt).outcome
+                 for key, attempt in keys]
+    assert outcomes != elsewhere                    # the host is part of the seed
 
 
 def test_the_managers_share_one_host_and_it_follows_set_config(tmp_path):

@@ -67,6 +67,8 @@ def test_nothing_that_is_not_a_positive_int_isalive(pid):
 def test_a_zombie_is_notalive(zombie):
     os.kill(zombie.pid, 0)                 # the pid still exists ...
     assert alive(zombie.pid) is False     # ... but a zombie is not running
+    zombie.wait()
+    assert alive(zombie.pid) is False     # reaped: gone
 
 
 # -- find_labs ----------------------------------------------------------------------------------

@@ -189,6 +189,7 @@ anim = CustomJS(args=dict(messages=messages, dots=dots, pause=pause, speed_slide
 doc.js_on_event("document_ready", anim)
 jump.js_on_event("button_click", CustomJS(code=JUMP_JS))
 
+
 def rebuild() -> None:
     """Start the view over (new filters, or a replay seek): a fresh model re-reads the
     whole history, so counters stay exact and rows match the filters."""
